@@ -1,0 +1,65 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both set up .venv themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 3000
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test lint typecheck unit integration infra-test e2e synth deploy layer clean
+
+# One stamp per extra set, rebuilt only when pyproject.toml changes, so a second `make run` starts in seconds.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.stamp-local: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[local]'
+	touch $@
+
+$(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[local,test,infra]'
+	touch $@ $(VENV)/.stamp-local $(VENV)/.stamp-infra
+
+$(VENV)/.stamp-infra: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[infra]'
+	touch $@
+
+run: $(VENV)/.stamp-local
+	$(BIN)/python -m wabacast_local --port $(PORT)
+
+test: $(VENV)/.stamp-test lint typecheck
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests
+
+lint: $(VENV)/.stamp-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.stamp-test
+	$(BIN)/mypy layers/shared local functions infra
+
+unit: $(VENV)/.stamp-test
+	$(BIN)/python -m pytest tests/unit
+
+integration: $(VENV)/.stamp-test
+	$(BIN)/python -m pytest tests/integration
+
+infra-test: $(VENV)/.stamp-test
+	$(BIN)/python -m pytest tests/infra
+
+e2e: $(VENV)/.stamp-test
+	$(BIN)/python -m pytest tests/e2e
+
+# The Lambda layer (dependencies for Linux + the wabacast package), built with pip's platform flags: no Docker.
+layer: $(VENV)/.stamp-infra
+	$(BIN)/python infra/build_layer.py
+
+synth: $(VENV)/.stamp-infra
+	$(BIN)/python infra/app.py
+
+deploy: layer
+	npx --yes aws-cdk@2 deploy --app "$(BIN)/python infra/app.py" --require-approval broadening
+
+clean:
+	rm -rf $(VENV) cdk.out build .wabacast .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,30 @@
+"""API Lambda: the Powertools resolver for every /api route. Thin: build once, resolve each event."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from wabacast.api.app import build_app
+from wabacast.container import build_services
+from wabacast.settings import Settings
+
+logger = Logger()
+tracer = Tracer()
+
+
+@cache
+def _app() -> APIGatewayHttpResolver:
+    # Settings are read on the first invocation, not at import: the local runner sets the environment first.
+    return build_app(build_services(Settings.from_env()), logger)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _app().resolve(event, context)

@@ -1,0 +1,242 @@
+"""WhatsApp sender accounts, their global phone-number claims, and the business's primary/default pointers.
+
+The primary and default accounts are pointers on the business item, so "exactly one primary, at most one
+default" holds by construction; every change to them is a conditional write on the pointer's expected value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from wabacast.adapters.dynamodb.base import (
+    Item,
+    TableGateway,
+    TransactionCancelled,
+    business_pk,
+    to_attributes,
+)
+from wabacast.adapters.dynamodb.businesses import BUSINESS_SK
+from wabacast.domain.models import Account, Business, Page
+from wabacast.errors import ConcurrentModificationError, ConflictError
+from wabacast.storage.table import PARTITION_KEY, SORT_KEY
+
+ACCOUNT_PREFIX = "ACCOUNT#"
+_CLAIM_SK = "#CLAIM"
+_DERIVED = {"is_primary", "is_default"}
+_STORAGE_ONLY = {PARTITION_KEY, SORT_KEY, "type"}
+
+
+def phone_claim_pk(phone_number: str) -> str:
+    return f"PHONE#{phone_number}"
+
+
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {PARTITION_KEY: {"S": pk}, SORT_KEY: {"S": sk}}
+
+
+@dataclass
+class _BusinessPointerUpdate:
+    """Builds one conditional UpdateItem on the business item."""
+
+    business_id: str
+    sets: list[str] = field(default_factory=list)
+    removes: list[str] = field(default_factory=list)
+    conditions: list[str] = field(default_factory=lambda: ["attribute_exists(PK)"])
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def expect_pointer(self, attribute: str, expected: str | None) -> None:
+        if expected is None:
+            self.conditions.append(f"attribute_not_exists({attribute})")
+        else:
+            placeholder = f":expected_{attribute}"
+            self.conditions.append(f"{attribute} = {placeholder}")
+            self.values[placeholder] = {"S": expected}
+
+    def point(self, attribute: str, account_id: str | None) -> None:
+        if account_id is None:
+            self.removes.append(attribute)
+        else:
+            placeholder = f":new_{attribute}"
+            self.sets.append(f"{attribute} = {placeholder}")
+            self.values[placeholder] = {"S": account_id}
+
+    def add_to_count(self, delta: int, *, require_count: int | None = None) -> None:
+        self.sets.append("account_count = if_not_exists(account_count, :zero) + :delta")
+        self.values[":zero"] = {"N": "0"}
+        self.values[":delta"] = {"N": str(delta)}
+        if require_count is not None:
+            self.conditions.append("account_count = :required_count")
+            self.values[":required_count"] = {"N": str(require_count)}
+
+    def operation(self) -> dict[str, Any] | None:
+        if not self.sets and not self.removes and len(self.conditions) == 1:
+            return None
+        expression = ""
+        if self.sets:
+            expression += "SET " + ", ".join(self.sets)
+        if self.removes:
+            expression += " REMOVE " + ", ".join(self.removes)
+        update: dict[str, Any] = {
+            "Key": _key(business_pk(self.business_id), BUSINESS_SK),
+            "ConditionExpression": " AND ".join(self.conditions),
+        }
+        if self.values:
+            update["ExpressionAttributeValues"] = self.values
+        if expression:
+            update["UpdateExpression"] = expression.strip()
+            return {"Update": update}
+        return {"ConditionCheck": update}
+
+
+class AccountRepository:
+    def __init__(self, table: TableGateway) -> None:
+        self._table = table
+
+    # Reading -------------------------------------------------------------------------------------------------
+    def get(self, business: Business, account_id: str) -> Account | None:
+        item = self._table.get(business_pk(business.id), f"{ACCOUNT_PREFIX}{account_id}")
+        return self._to_account(item, business) if item else None
+
+    def list(self, business: Business, limit: int, next_token: str | None) -> Page[Account]:
+        items, token = self._table.query_page(
+            partition_attribute=PARTITION_KEY,
+            partition_value=business_pk(business.id),
+            sort_attribute=SORT_KEY,
+            sort_prefix=ACCOUNT_PREFIX,
+            limit=limit,
+            next_token=next_token,
+        )
+        return Page[Account](items=[self._to_account(item, business) for item in items], next_token=token)
+
+    # Writing -------------------------------------------------------------------------------------------------
+    def create(self, account: Account, business: Business) -> None:
+        """Account, phone claim and the business's pointers/count, in one transaction.
+
+        `business` is the state the caller read: if its pointers changed meanwhile the transaction is refused
+        (ConcurrentModificationError) and the caller re-reads and decides again.
+        """
+        pointers = _BusinessPointerUpdate(account.business_id)
+        pointers.add_to_count(1)
+        self._repoint(pointers, account, business)
+        operations = [
+            {"Put": {"Item": self._to_item(account), "ConditionExpression": "attribute_not_exists(PK)"}},
+            {"Put": {"Item": self._claim_item(account), "ConditionExpression": "attribute_not_exists(PK)"}},
+            pointers.operation(),
+        ]
+        self._run(operations, claim_index=1)
+
+    def update(self, before: Account, after: Account, business: Business) -> None:
+        operations: list[dict[str, Any] | None] = [
+            {
+                "Put": {
+                    "Item": self._to_item(after),
+                    "ConditionExpression": "updated_at = :seen",
+                    "ExpressionAttributeValues": {":seen": {"S": before.updated_at.isoformat()}},
+                }
+            }
+        ]
+        claim_index = None
+        if after.phone_number != before.phone_number:
+            operations.append(
+                {
+                    "Delete": {
+                        "Key": _key(phone_claim_pk(before.phone_number), _CLAIM_SK),
+                        "ConditionExpression": "account_id = :account",
+                        "ExpressionAttributeValues": {":account": {"S": before.id}},
+                    }
+                }
+            )
+            claim_index = len(operations)
+            operations.append(
+                {"Put": {"Item": self._claim_item(after), "ConditionExpression": "attribute_not_exists(PK)"}}
+            )
+        pointers = _BusinessPointerUpdate(after.business_id)
+        self._repoint(pointers, after, business)
+        operations.append(pointers.operation())
+        self._run(operations, claim_index=claim_index)
+
+    def delete(self, account: Account, business: Business, account_count: int) -> None:
+        pointers = _BusinessPointerUpdate(account.business_id)
+        pointers.add_to_count(-1, require_count=account_count)
+        pointers.expect_pointer("primary_account_id", business.primary_account_id)
+        pointers.expect_pointer("default_account_id", business.default_account_id)
+        if account.is_primary:
+            pointers.point("primary_account_id", None)
+        if account.is_default:
+            pointers.point("default_account_id", None)
+        operations = [
+            {
+                "Delete": {
+                    "Key": _key(business_pk(account.business_id), f"{ACCOUNT_PREFIX}{account.id}"),
+                    "ConditionExpression": "attribute_exists(PK)",
+                }
+            },
+            {
+                "Delete": {
+                    "Key": _key(phone_claim_pk(account.phone_number), _CLAIM_SK),
+                    "ConditionExpression": "account_id = :account",
+                    "ExpressionAttributeValues": {":account": {"S": account.id}},
+                }
+            },
+            pointers.operation(),
+        ]
+        self._run(operations, claim_index=None)
+
+    # Helpers -------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _repoint(pointers: _BusinessPointerUpdate, account: Account, business: Business) -> None:
+        """Move (or clear) the business's pointers so they agree with the account's flags."""
+        for attribute, flag, current in (
+            ("primary_account_id", account.is_primary, business.primary_account_id),
+            ("default_account_id", account.is_default, business.default_account_id),
+        ):
+            if flag and current != account.id:
+                pointers.expect_pointer(attribute, current)
+                pointers.point(attribute, account.id)
+            elif not flag and current == account.id:
+                pointers.expect_pointer(attribute, current)
+                pointers.point(attribute, None)
+
+    def _run(self, operations: list[dict[str, Any] | None], *, claim_index: int | None) -> None:
+        try:
+            self._table.transact([operation for operation in operations if operation is not None])
+        except TransactionCancelled as cancelled:
+            if claim_index is not None and cancelled.failed(claim_index):
+                raise ConflictError(
+                    "phoneNumber is already registered to a WhatsApp account", field="phoneNumber"
+                ) from None
+            raise ConcurrentModificationError(
+                "the account or its business changed while this request ran; retry it"
+            ) from None
+
+    @staticmethod
+    def _to_item(account: Account) -> dict[str, Any]:
+        data = account.model_dump(mode="json", exclude=_DERIVED)
+        return to_attributes(
+            {
+                **data,
+                PARTITION_KEY: business_pk(account.business_id),
+                SORT_KEY: f"{ACCOUNT_PREFIX}{account.id}",
+                "type": "Account",
+            }
+        )
+
+    @staticmethod
+    def _claim_item(account: Account) -> dict[str, Any]:
+        return to_attributes(
+            {
+                PARTITION_KEY: phone_claim_pk(account.phone_number),
+                SORT_KEY: _CLAIM_SK,
+                "type": "PhoneClaim",
+                "business_id": account.business_id,
+                "account_id": account.id,
+            }
+        )
+
+    @staticmethod
+    def _to_account(item: Item, business: Business) -> Account:
+        data = {key: value for key, value in item.items() if key not in _STORAGE_ONLY}
+        data["is_primary"] = business.primary_account_id == data["id"]
+        data["is_default"] = business.default_account_id == data["id"]
+        return Account.model_validate(data)

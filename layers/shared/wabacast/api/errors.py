@@ -1,0 +1,128 @@
+"""Every error leaves the API as {"error": {"code", "message", "field"}} with one status per exception class."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+
+from wabacast.api.models import ErrorBody, ErrorDetail, ErrorResponse
+from wabacast.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    WabacastError,
+)
+
+STATUS_BY_ERROR: dict[type[WabacastError], HTTPStatus] = {
+    InvalidInputError: HTTPStatus.UNPROCESSABLE_ENTITY,
+    NotFoundError: HTTPStatus.NOT_FOUND,
+    ConflictError: HTTPStatus.CONFLICT,
+    AuthenticationError: HTTPStatus.UNAUTHORIZED,
+    PermissionDeniedError: HTTPStatus.FORBIDDEN,
+}
+
+# OpenAPI descriptions of the error statuses, so the schema documents every status the API answers.
+_DESCRIPTIONS = {
+    400: "Malformed request (invalid JSON or token)",
+    401: "Missing or invalid API key",
+    403: "The key may not use this route",
+    404: "Not found (or owned by another business)",
+    409: "The resource's state forbids the change",
+    415: "The body is not JSON",
+    422: "A field breaks a rule; `error.field` names it",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, dict[str, Any]]:
+    return {
+        status: {"description": _DESCRIPTIONS[status], "content": {"application/json": {"model": ErrorResponse}}}
+        for status in statuses
+    }
+
+
+def error_response(
+    status: HTTPStatus, code: str, message: str, field: str | None = None, details: Sequence[ErrorDetail] = ()
+) -> Response[ErrorResponse]:
+    body = ErrorResponse(error=ErrorBody(code=code, message=message, field=field, details=list(details) or None))
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=body.model_dump_json(by_alias=True, exclude_none=True),
+    )
+
+
+def _field_of(location: Sequence[str | int]) -> str | None:
+    """("body", "audience", "recipients", 3, "phoneNumber") -> "audience.recipients[3].phoneNumber"."""
+    parts = list(location)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    field = ""
+    for part in parts:
+        if isinstance(part, int):
+            field += f"[{part}]"
+        elif not str(part).startswith("function-after") and "[" not in str(part):
+            field += f".{part}" if field else str(part)
+    return field or None
+
+
+def _readable(message: str) -> str:
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
+
+
+def register_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None:
+    @app.exception_handler(WabacastError)
+    def domain_error(error: WabacastError) -> Response[ErrorResponse]:
+        status = next(
+            (status for kind, status in STATUS_BY_ERROR.items() if isinstance(error, kind)),
+            HTTPStatus.BAD_REQUEST,
+        )
+        return error_response(status, error.code, error.message, error.field)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(error: RequestValidationError) -> Response[ErrorResponse]:
+        problems = error.errors()
+        if any(problem.get("type") == "json_invalid" for problem in problems):
+            return error_response(HTTPStatus.BAD_REQUEST, "MALFORMED_JSON", "the request body is not valid JSON")
+        details = []
+        for problem in problems:
+            field = _field_of(problem.get("loc", ()))
+            text = _readable(str(problem.get("msg", "is invalid")))
+            if problem.get("type") == "missing":
+                text = "is required"
+            elif problem.get("type") == "extra_forbidden":
+                text = "is not a known field"
+            details.append(ErrorDetail(field=field, message=f"{field}: {text}" if field else text))
+        first = details[0] if details else ErrorDetail(message="the request is invalid")
+        return error_response(
+            HTTPStatus.UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", first.message, first.field, details
+        )
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def unsupported_content(_: RequestUnsupportedContentType) -> Response[ErrorResponse]:
+        return error_response(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json"
+        )
+
+    @app.not_found
+    def route_not_found(_: RouteNotFoundError) -> Response[ErrorResponse]:
+        return error_response(HTTPStatus.NOT_FOUND, "NOT_FOUND", "no such route")
+
+    @app.exception_handler(Exception)
+    def unexpected(error: Exception) -> Response[ErrorResponse]:
+        # Log type and traceback; the message of an AWS error could carry request data, never credentials.
+        logger.exception("unhandled error", extra={"error_type": type(error).__name__})
+        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; it has been logged")

@@ -1,0 +1,347 @@
+"""HTTP input and output models: camelCase JSON, owned by the API (the domain stays snake_case)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from wabacast.domain.models import (
+    MAX_INLINE_RECIPIENTS,
+    Account,
+    AccountLimits,
+    AccountStatus,
+    ActiveHours,
+    ApiKey,
+    Attributes,
+    Business,
+    Contact,
+    CredentialsSummary,
+    MessagingTier,
+    OptOut,
+    OptOutSource,
+    Provider,
+    QualityRating,
+    Queue,
+    QueueCounters,
+    QueueStatus,
+    Recipient,
+    Tag,
+    Template,
+    TimeZoneName,
+    Variables,
+    VerificationStatus,
+)
+from wabacast.phone import PhoneNumber
+
+Name = Field(min_length=1, max_length=200)
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+# Errors ------------------------------------------------------------------------------------------------------
+class ErrorDetail(ApiModel):
+    field: str | None = None
+    message: str
+
+
+class ErrorBody(ApiModel):
+    code: str = Field(examples=["VALIDATION_ERROR"])
+    message: str
+    field: str | None = Field(default=None, description="The input at fault, as a dotted path")
+    details: list[ErrorDetail] | None = Field(default=None, description="Every problem found, when several")
+
+
+class ErrorResponse(ApiModel):
+    error: ErrorBody
+
+
+# Businesses and keys (admin) ---------------------------------------------------------------------------------
+class BusinessCreateIn(ApiModel):
+    name: str = Name
+    timezone: TimeZoneName = "UTC"
+
+
+class BusinessOut(ApiModel):
+    id: str
+    name: str
+    timezone: str
+    primary_account_id: str | None
+    default_account_id: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, business: Business) -> BusinessOut:
+        return cls.model_validate(business.model_dump())
+
+
+class BusinessCreatedOut(BusinessOut):
+    api_key: str = Field(description="Shown once; only its hash is stored")
+    key_id: str
+
+
+class BusinessListOut(ApiModel):
+    items: list[BusinessOut]
+    next_token: str | None
+
+
+class KeyCreateIn(ApiModel):
+    label: str | None = Field(default=None, max_length=100)
+
+
+class KeyOut(ApiModel):
+    key_id: str
+    label: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyOut:
+        return cls(key_id=key.key_id, label=key.label, created_at=key.created_at)
+
+
+class KeyCreatedOut(KeyOut):
+    api_key: str = Field(description="Shown once; only its hash is stored")
+
+
+class KeyListOut(ApiModel):
+    items: list[KeyOut]
+    next_token: str | None
+
+
+# Accounts ----------------------------------------------------------------------------------------------------
+_CREDENTIALS_DOC = (
+    "Write-only. twilio: {accountSid, authToken, messagingServiceSid?}; "
+    "meta: {phoneNumberId, wabaId, accessToken, appSecret}; sandbox: none."
+)
+
+
+class AccountCreateIn(ApiModel):
+    display_name: str = Name
+    phone_number: PhoneNumber
+    provider: Provider
+    credentials: dict[str, str] | None = Field(default=None, description=_CREDENTIALS_DOC)
+    status: AccountStatus = AccountStatus.ACTIVE
+    is_primary: bool = False
+    is_default: bool = False
+    limits: AccountLimits = Field(default_factory=AccountLimits)
+    verification_status: VerificationStatus = VerificationStatus.UNKNOWN
+    quality_rating: QualityRating = QualityRating.UNKNOWN
+    messaging_tier: MessagingTier = MessagingTier.TIER_1K
+
+
+class AccountUpdateIn(ApiModel):
+    """Partial update: only the fields sent change. The provider cannot change."""
+
+    display_name: str | None = Field(default=None, min_length=1, max_length=200)
+    phone_number: PhoneNumber | None = None
+    credentials: dict[str, str] | None = Field(default=None, description=_CREDENTIALS_DOC)
+    status: AccountStatus | None = None
+    is_primary: bool | None = None
+    is_default: bool | None = None
+    limits: AccountLimits | None = None
+    verification_status: VerificationStatus | None = None
+    quality_rating: QualityRating | None = None
+    messaging_tier: MessagingTier | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> AccountUpdateIn:
+        for name in self.model_fields_set - {"credentials"}:
+            if getattr(self, name) is None:
+                raise ValueError(f"{to_camel(name)} cannot be null; leave it out to keep the stored value")
+        return self
+
+
+class AccountOut(ApiModel):
+    id: str
+    display_name: str
+    phone_number: str
+    provider: Provider
+    credentials: CredentialsSummary
+    status: AccountStatus
+    is_primary: bool
+    is_default: bool
+    limits: AccountLimits
+    verification_status: VerificationStatus
+    quality_rating: QualityRating
+    messaging_tier: MessagingTier
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, account: Account) -> AccountOut:
+        return cls.model_validate(account.model_dump(exclude={"business_id"}))
+
+
+class AccountListOut(ApiModel):
+    items: list[AccountOut]
+    next_token: str | None
+
+
+# Queues ------------------------------------------------------------------------------------------------------
+class AudienceIn(ApiModel):
+    recipients: list[Recipient] = Field(default_factory=list, max_length=MAX_INLINE_RECIPIENTS)
+    contact_tags: list[Tag] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> AudienceIn:
+        if not self.recipients and not self.contact_tags:
+            raise ValueError("needs at least one of recipients or contactTags")
+        return self
+
+
+class ScheduleIn(ApiModel):
+    start_at: datetime | None = Field(
+        default=None, description="ISO 8601; without an offset it is read in the schedule's time zone"
+    )
+    timezone: TimeZoneName | None = Field(default=None, description="IANA name; default: the business's")
+    active_hours: ActiveHours | None = None
+
+
+class QueueCreateIn(ApiModel):
+    name: str = Name
+    account_id: str | None = Field(default=None, description="Default: the business's default, else primary account")
+    template: Template
+    variables: Variables = Field(default_factory=dict)
+    audience: AudienceIn
+    priority: int = Field(default=5, ge=1, le=10, description="10 is the most urgent")
+    schedule: ScheduleIn = Field(default_factory=ScheduleIn)
+    max_attempts: int = Field(default=3, ge=1, le=10)
+
+
+class QueueUpdateIn(ApiModel):
+    """Partial update: each field sent replaces the stored one whole."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    account_id: str | None = None
+    template: Template | None = None
+    variables: Variables | None = None
+    audience: AudienceIn | None = None
+    priority: int | None = Field(default=None, ge=1, le=10)
+    schedule: ScheduleIn | None = None
+    max_attempts: int | None = Field(default=None, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> QueueUpdateIn:
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{to_camel(name)} cannot be null; leave it out to keep the stored value")
+        return self
+
+
+class AudienceOut(ApiModel):
+    recipients: list[Recipient] | None = Field(description="Inline recipients; omitted from listings")
+    contact_tags: list[str]
+    recipient_count: int
+
+
+class ScheduleOut(ApiModel):
+    start_at: datetime | None
+    timezone: str
+    active_hours: ActiveHours | None
+
+
+class QueueOut(ApiModel):
+    id: str
+    name: str
+    account_id: str
+    template: Template
+    variables: dict[str, str]
+    audience: AudienceOut
+    priority: int
+    schedule: ScheduleOut
+    max_attempts: int
+    status: QueueStatus
+    status_reason: str | None
+    counters: QueueCounters
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, queue: Queue, *, with_recipients: bool = True) -> QueueOut:
+        data: dict[str, Any] = queue.model_dump(exclude={"business_id", "audience"})
+        data["audience"] = AudienceOut(
+            recipients=queue.audience.recipients if with_recipients else None,
+            contact_tags=queue.audience.contact_tags,
+            recipient_count=len(queue.audience.recipients),
+        )
+        return cls.model_validate(data)
+
+
+class QueueListOut(ApiModel):
+    items: list[QueueOut]
+    next_token: str | None
+
+
+# Contacts and opt-outs ---------------------------------------------------------------------------------------
+class ContactIn(ApiModel):
+    phone_number: PhoneNumber
+    name: str | None = Field(default=None, max_length=200)
+    tags: list[Tag] | None = Field(default=None, max_length=50)
+    attributes: Attributes | None = None
+    timezone: TimeZoneName | None = None
+
+
+class ContactsUpsertIn(ApiModel):
+    contacts: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=1000,
+        description="Rows shaped like ContactIn (phoneNumber, name?, tags?, attributes?, timezone?); "
+        "each row is validated on its own and rejected rows are reported, not fatal",
+    )
+
+
+class RejectedRowOut(ApiModel):
+    index: int
+    phone_number: str | None
+    field: str | None
+    message: str
+
+
+class ContactsUpsertOut(ApiModel):
+    created: int
+    updated: int
+    rejected: list[RejectedRowOut]
+
+
+class ContactOut(ApiModel):
+    phone_number: str
+    name: str | None
+    tags: list[str]
+    attributes: dict[str, str | int | float | bool]
+    timezone: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, contact: Contact) -> ContactOut:
+        return cls.model_validate(contact.model_dump())
+
+
+class ContactListOut(ApiModel):
+    items: list[ContactOut]
+    next_token: str | None
+
+
+class OptOutIn(ApiModel):
+    phone_number: PhoneNumber
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class OptOutOut(ApiModel):
+    phone_number: str
+    reason: str | None
+    source: OptOutSource
+    created_at: datetime
+
+    @classmethod
+    def of(cls, opt_out: OptOut) -> OptOutOut:
+        return cls.model_validate(opt_out.model_dump())
+
+
+class OptOutListOut(ApiModel):
+    items: list[OptOutOut]
+    next_token: str | None

@@ -1,0 +1,350 @@
+"""Domain models: what wabacast knows about businesses, accounts, queues, contacts and opt-outs.
+
+Plain snake_case pydantic models, independent of HTTP (see wabacast.api.models) and of DynamoDB
+(see wabacast.adapters.dynamodb). Rules that hold everywhere a value enters live here as annotated types.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+from enum import StrEnum
+from typing import Annotated, Generic, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from wabacast.phone import PhoneNumber
+
+
+class Provider(StrEnum):
+    TWILIO = "twilio"
+    META = "meta"
+    SANDBOX = "sandbox"
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+    PENDING = "PENDING"
+
+
+class QualityRating(StrEnum):
+    GREEN = "GREEN"
+    YELLOW = "YELLOW"
+    RED = "RED"
+    UNKNOWN = "UNKNOWN"
+
+
+class VerificationStatus(StrEnum):
+    VERIFIED = "VERIFIED"
+    NOT_VERIFIED = "NOT_VERIFIED"
+    EXPIRED = "EXPIRED"
+    UNKNOWN = "UNKNOWN"
+
+
+class MessagingTier(StrEnum):
+    """Meta's business-initiated conversation limits per 24 h."""
+
+    TIER_50 = "TIER_50"
+    TIER_250 = "TIER_250"
+    TIER_1K = "TIER_1K"
+    TIER_10K = "TIER_10K"
+    TIER_100K = "TIER_100K"
+    TIER_UNLIMITED = "TIER_UNLIMITED"
+
+
+class QueueStatus(StrEnum):
+    DRAFT = "DRAFT"
+    SCHEDULED = "SCHEDULED"
+    PROCESSING = "PROCESSING"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+    FAILED = "FAILED"
+
+
+# A queue in one of these states may send soon: its account must stay.
+QUEUE_STATUSES_HOLDING_ACCOUNT = (QueueStatus.SCHEDULED, QueueStatus.PROCESSING, QueueStatus.PAUSED)
+QUEUE_STATUSES_FINISHED = (QueueStatus.COMPLETED, QueueStatus.CANCELLED, QueueStatus.FAILED)
+
+
+class Weekday(StrEnum):
+    MON = "MON"
+    TUE = "TUE"
+    WED = "WED"
+    THU = "THU"
+    FRI = "FRI"
+    SAT = "SAT"
+    SUN = "SUN"
+
+
+class ApiKeyRole(StrEnum):
+    ADMIN = "admin"
+    BUSINESS = "business"
+
+
+def _check_timezone(name: str) -> str:
+    # ZoneInfo accepts file paths like "../../etc/passwd"-ish keys poorly; checking the catalogue is exact.
+    if name not in _timezone_names():
+        raise ValueError("must be an IANA time zone name such as 'Europe/Madrid' or 'UTC'")
+    try:
+        ZoneInfo(name)
+    except ZoneInfoNotFoundError:
+        raise ValueError("must be an IANA time zone name such as 'Europe/Madrid' or 'UTC'") from None
+    return name
+
+
+_TIMEZONES: frozenset[str] = frozenset()
+
+
+def _timezone_names() -> frozenset[str]:
+    global _TIMEZONES  # noqa: PLW0603 - computed once, lazily: available_timezones() walks the tz database
+    if not _TIMEZONES:
+        _TIMEZONES = frozenset(available_timezones())
+    return _TIMEZONES
+
+
+TimeZoneName = Annotated[str, Field(examples=["Europe/Madrid"]), AfterValidator(_check_timezone)]
+
+_TEMPLATE_NAME = r"^[a-z0-9_]{1,512}$"
+_LANGUAGE = r"^[a-z]{2,3}(_[A-Z]{2,4})?$"
+_CONTENT_SID = r"^HX[0-9a-fA-F]{32}$"
+TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+Tag = Annotated[str, Field(pattern=TAG_PATTERN, examples=["vip"])]
+_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_VARIABLE_KEY = r"^[A-Za-z0-9_]{1,64}$"
+
+# "{{contact.name}}", "{{contact.phoneNumber}}", "{{contact.attributes.city}}" or the short "{{contact.city}}".
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+_PLACEHOLDER_PATH = re.compile(r"^contact\.(name|phoneNumber|attributes\.[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][A-Za-z0-9_]*)$")
+
+
+def _check_variable_value(value: str) -> str:
+    for match in _PLACEHOLDER.finditer(value):
+        if not _PLACEHOLDER_PATH.match(match.group(1)):
+            raise ValueError(
+                f"placeholder '{match.group(0)}' is not supported; use {{{{contact.name}}}}, "
+                "{{contact.phoneNumber}} or {{contact.attributes.<name>}}"
+            )
+    if "{{" in _PLACEHOLDER.sub("", value) or "}}" in _PLACEHOLDER.sub("", value):
+        raise ValueError("has an unbalanced '{{' or '}}'")
+    return value
+
+
+VariableValue = Annotated[str, Field(max_length=1024), AfterValidator(_check_variable_value)]
+Variables = Annotated[
+    dict[Annotated[str, Field(pattern=_VARIABLE_KEY)], VariableValue],
+    Field(max_length=100, description="Template variables by position or name; values may hold {{contact.*}}"),
+]
+
+
+def _check_attributes(value: dict[str, str | int | float | bool]) -> dict[str, str | int | float | bool]:
+    for name, item in value.items():
+        if not _ATTRIBUTE_NAME.match(name):
+            raise ValueError(f"attribute name '{name}' must match {_ATTRIBUTE_NAME.pattern}")
+        if isinstance(item, str) and len(item) > 1024:
+            raise ValueError(f"attribute '{name}' is longer than 1024 characters")
+    return value
+
+
+Attributes = Annotated[
+    dict[str, str | int | float | bool], Field(max_length=50), AfterValidator(_check_attributes)
+]
+
+
+class DomainModel(BaseModel):
+    # camelCase aliases so the API can embed domain value objects as they are; storage dumps snake_case names.
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class Business(DomainModel):
+    id: str
+    name: str
+    timezone: str
+    primary_account_id: str | None = None
+    default_account_id: str | None = None
+    created_at: datetime
+
+
+class ApiKey(DomainModel):
+    key_id: str
+    role: ApiKeyRole
+    business_id: str | None = None
+    label: str | None = None
+    created_at: datetime
+
+
+class AccountLimits(DomainModel):
+    messages_per_second: int = Field(default=80, ge=1, le=1000)
+    daily_recipient_limit: int = Field(default=1000, ge=1, le=10_000_000)
+
+
+class CredentialsSummary(DomainModel):
+    """What may be shown about stored credentials: never the secret itself."""
+
+    configured: bool
+    hint: str | None = None
+
+
+class TwilioCredentials(DomainModel):
+    account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
+    auth_token: str = Field(pattern=r"^[0-9a-fA-F]{32}$", repr=False)
+    messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-fA-F]{32}$")
+
+    def hint(self) -> str:
+        return f"{self.account_sid[:2]}...{self.account_sid[-4:]}"
+
+
+class MetaCredentials(DomainModel):
+    phone_number_id: str = Field(pattern=r"^[0-9]{5,32}$")
+    waba_id: str = Field(pattern=r"^[0-9]{5,32}$")
+    access_token: str = Field(min_length=20, max_length=4096, repr=False)
+    app_secret: str = Field(pattern=r"^[0-9a-fA-F]{32}$", repr=False)
+
+    def hint(self) -> str:
+        return f"...{self.phone_number_id[-4:]}"
+
+
+ProviderCredentials = TwilioCredentials | MetaCredentials
+
+
+class Account(DomainModel):
+    id: str
+    business_id: str
+    display_name: str
+    phone_number: str
+    provider: Provider
+    status: AccountStatus
+    is_primary: bool
+    is_default: bool
+    limits: AccountLimits
+    verification_status: VerificationStatus
+    quality_rating: QualityRating
+    messaging_tier: MessagingTier
+    credentials: CredentialsSummary
+    created_at: datetime
+    updated_at: datetime
+
+
+class Template(DomainModel):
+    name: str = Field(pattern=_TEMPLATE_NAME, description="Approved template name (lowercase, digits, _)")
+    language: str = Field(pattern=_LANGUAGE, examples=["en_US"], description="Template language code")
+    content_sid: str | None = Field(
+        default=None, pattern=_CONTENT_SID, description="Twilio Content SID (HX...); required for Twilio accounts"
+    )
+
+
+class Recipient(DomainModel):
+    phone_number: PhoneNumber
+    variables: Variables = Field(default_factory=dict)
+
+
+MAX_INLINE_RECIPIENTS = 1000
+
+
+class Audience(DomainModel):
+    recipients: list[Recipient] = Field(default_factory=list, max_length=MAX_INLINE_RECIPIENTS)
+    contact_tags: list[Tag] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Audience:
+        if not self.recipients and not self.contact_tags:
+            raise ValueError("needs at least one of recipients or contactTags")
+        return self
+
+
+_HH_MM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class ActiveHours(DomainModel):
+    """A daily sending window in the schedule's time zone; end before start means it runs past midnight."""
+
+    start: str = Field(pattern=_HH_MM, examples=["09:00"])
+    end: str = Field(pattern=_HH_MM, examples=["18:00"])
+    days: list[Weekday] | None = Field(default=None, min_length=1, max_length=7)
+
+    @model_validator(mode="after")
+    def _valid_window(self) -> ActiveHours:
+        if self.start == self.end:
+            raise ValueError("start and end must differ (an empty window would never send)")
+        if self.days is not None and len(set(self.days)) != len(self.days):
+            raise ValueError("days must not repeat")
+        return self
+
+    def start_time(self) -> time:
+        return time.fromisoformat(self.start)
+
+    def end_time(self) -> time:
+        return time.fromisoformat(self.end)
+
+
+class Schedule(DomainModel):
+    start_at: datetime | None = None
+    timezone: str
+    active_hours: ActiveHours | None = None
+
+
+class QueueCounters(DomainModel):
+    total: int = 0
+    pending: int = 0
+    sent: int = 0
+    delivered: int = 0
+    read: int = 0
+    failed: int = 0
+    opted_out: int = 0
+    skipped: int = 0
+
+
+class Queue(DomainModel):
+    id: str
+    business_id: str
+    name: str
+    account_id: str
+    template: Template
+    variables: dict[str, str]
+    audience: Audience
+    priority: int = Field(ge=1, le=10)
+    schedule: Schedule
+    max_attempts: int = Field(ge=1, le=10)
+    status: QueueStatus
+    status_reason: str | None = None
+    counters: QueueCounters
+    created_at: datetime
+    updated_at: datetime
+
+
+class Contact(DomainModel):
+    phone_number: str
+    name: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    attributes: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    timezone: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OptOutSource(StrEnum):
+    API = "api"
+    STOP_REPLY = "stop_reply"
+    PROVIDER = "provider"
+
+
+class OptOut(DomainModel):
+    phone_number: str
+    reason: str | None = None
+    source: OptOutSource
+    created_at: datetime
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a listing; `next_token` is opaque to callers and None on the last page."""
+
+    items: list[T]
+    next_token: str | None = None

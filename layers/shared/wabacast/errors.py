@@ -1,0 +1,50 @@
+"""Domain exceptions. The API maps each class to one HTTP status in one place (wabacast.api.errors)."""
+
+from __future__ import annotations
+
+
+class WabacastError(Exception):
+    """Base class: a machine-readable code, a human message and, where one input is at fault, its field."""
+
+    code = "ERROR"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInputError(WabacastError):
+    """The request is well-formed but breaks a rule that needs the stored state (or another field) to check."""
+
+    code = "VALIDATION_ERROR"
+
+
+class NotFoundError(WabacastError):
+    """Missing, or belonging to another business: the two are indistinguishable on purpose."""
+
+    code = "NOT_FOUND"
+
+
+class ConflictError(WabacastError):
+    """The resource's current state forbids the change (hierarchy rules, queue status, uniqueness)."""
+
+    code = "CONFLICT"
+
+
+class AuthenticationError(WabacastError):
+    """No valid API key."""
+
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDeniedError(WabacastError):
+    """A valid key that may not do this (a business key on admin routes, or the reverse)."""
+
+    code = "FORBIDDEN"
+
+
+class ConcurrentModificationError(ConflictError):
+    """Someone else changed the same items between our read and our write; retrying may succeed."""
+
+    code = "CONCURRENT_MODIFICATION"

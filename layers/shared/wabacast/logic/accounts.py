@@ -1,0 +1,244 @@
+"""WhatsApp sender accounts: hierarchy (one primary, at most one default), credentials, deletion rules."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from wabacast.clock import Clock, utc_now
+from wabacast.domain.models import (
+    Account,
+    AccountLimits,
+    AccountStatus,
+    Business,
+    CredentialsSummary,
+    MessagingTier,
+    MetaCredentials,
+    Page,
+    Provider,
+    ProviderCredentials,
+    QualityRating,
+    TwilioCredentials,
+    VerificationStatus,
+)
+from wabacast.errors import ConcurrentModificationError, ConflictError, InvalidInputError, NotFoundError
+from wabacast.ids import new_id
+from wabacast.logic.ports import AccountStore, BusinessStore, QueueStore, SecretStore
+
+# Optimistic writes retry this many times when a concurrent request moved the business's pointers.
+MAX_ATTEMPTS = 4
+
+
+class AccountDraft(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    display_name: str
+    phone_number: str
+    provider: Provider
+    credentials: dict[str, Any] | None = None
+    status: AccountStatus = AccountStatus.ACTIVE
+    is_primary: bool = False
+    is_default: bool = False
+    limits: AccountLimits = Field(default_factory=AccountLimits)
+    verification_status: VerificationStatus = VerificationStatus.UNKNOWN
+    quality_rating: QualityRating = QualityRating.UNKNOWN
+    messaging_tier: MessagingTier = MessagingTier.TIER_1K
+
+
+class AccountPatch(BaseModel):
+    """Only the fields that were sent are applied (`model_fields_set`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    display_name: str | None = None
+    phone_number: str | None = None
+    credentials: dict[str, Any] | None = None
+    status: AccountStatus | None = None
+    is_primary: bool | None = None
+    is_default: bool | None = None
+    limits: AccountLimits | None = None
+    verification_status: VerificationStatus | None = None
+    quality_rating: QualityRating | None = None
+    messaging_tier: MessagingTier | None = None
+
+
+_CREDENTIAL_MODELS: dict[Provider, type[TwilioCredentials] | type[MetaCredentials]] = {
+    Provider.TWILIO: TwilioCredentials,
+    Provider.META: MetaCredentials,
+}
+
+
+def parse_credentials(provider: Provider, raw: dict[str, Any] | None) -> ProviderCredentials | None:
+    """Validate credentials against the provider's shape; errors name the field as the client sent it."""
+    model = _CREDENTIAL_MODELS.get(provider)
+    if model is None:
+        if raw:
+            raise InvalidInputError("credentials: sandbox accounts take no credentials", field="credentials")
+        return None
+    if raw is None:
+        raise InvalidInputError(f"credentials: required for {provider.value} accounts", field="credentials")
+    camel_fields = {to_camel(name): name for name in model.model_fields}
+    unknown = sorted(set(raw) - set(camel_fields))
+    if unknown:
+        raise InvalidInputError(
+            f"credentials.{unknown[0]}: not a {provider.value} credential field "
+            f"(expected {', '.join(sorted(camel_fields))})",
+            field=f"credentials.{unknown[0]}",
+        )
+    try:
+        return model.model_validate({camel_fields[key]: value for key, value in raw.items()})
+    except ValidationError as error:
+        first = error.errors(include_input=False)[0]
+        name = to_camel(str(first["loc"][0])) if first["loc"] else ""
+        field = f"credentials.{name}" if name else "credentials"
+        # Never echo the value: it may be a token.
+        raise InvalidInputError(f"{field}: {first['msg']}", field=field) from None
+
+
+def _summary(credentials: ProviderCredentials | None) -> CredentialsSummary:
+    if credentials is None:
+        return CredentialsSummary(configured=False)
+    return CredentialsSummary(configured=True, hint=credentials.hint())
+
+
+def _after(previous: datetime, now: datetime) -> datetime:
+    """A timestamp strictly later than `previous`: updated_at doubles as the optimistic-lock version."""
+    return now if now > previous else previous + timedelta(microseconds=1)
+
+
+class AccountService:
+    def __init__(
+        self,
+        businesses: BusinessStore,
+        accounts: AccountStore,
+        queues: QueueStore,
+        secrets: SecretStore,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._businesses = businesses
+        self._accounts = accounts
+        self._queues = queues
+        self._secrets = secrets
+        self._clock = clock
+
+    def list(self, business_id: str, limit: int, next_token: str | None) -> Page[Account]:
+        business = self._business(business_id)
+        return self._accounts.list(business, limit, next_token)
+
+    def get(self, business_id: str, account_id: str) -> Account:
+        return self._account(self._business(business_id), account_id)
+
+    def create(self, business_id: str, draft: AccountDraft) -> Account:
+        credentials = parse_credentials(draft.provider, draft.credentials)
+        account_id = new_id("acc")
+        secret_name = self._secrets.name_for_account(business_id, account_id)
+        secret_written = False
+        try:
+            for _ in range(MAX_ATTEMPTS):
+                business = self._business(business_id)
+                now = self._clock()
+                account = Account(
+                    id=account_id,
+                    business_id=business_id,
+                    display_name=draft.display_name,
+                    phone_number=draft.phone_number,
+                    provider=draft.provider,
+                    status=draft.status,
+                    # The first account of a business becomes its primary, whatever was asked.
+                    is_primary=draft.is_primary or business.primary_account_id is None,
+                    is_default=draft.is_default,
+                    limits=draft.limits,
+                    verification_status=draft.verification_status,
+                    quality_rating=draft.quality_rating,
+                    messaging_tier=draft.messaging_tier,
+                    credentials=_summary(credentials),
+                    created_at=now,
+                    updated_at=now,
+                )
+                if credentials is not None and not secret_written:
+                    self._secrets.put(secret_name, credentials.model_dump(), self._tags(account))
+                    secret_written = True
+                try:
+                    self._accounts.create(account, business)
+                    return account
+                except ConcurrentModificationError:
+                    continue
+            raise ConcurrentModificationError("too many concurrent changes to this business's accounts; retry")
+        except BaseException:
+            if secret_written:
+                self._secrets.delete(secret_name)
+            raise
+
+    def update(self, business_id: str, account_id: str, patch: AccountPatch) -> Account:
+        changes = patch.model_dump(include=patch.model_fields_set, exclude={"credentials"})
+        secret_written = False
+        for _ in range(MAX_ATTEMPTS):
+            business = self._business(business_id)
+            before = self._account(business, account_id)
+            if before.is_primary and changes.get("is_primary") is False:
+                raise ConflictError(
+                    "isPrimary: a business always has a primary account; make another account primary instead",
+                    field="isPrimary",
+                )
+            summary = before.credentials
+            if "credentials" in patch.model_fields_set:
+                credentials = parse_credentials(before.provider, patch.credentials)
+                summary = _summary(credentials)
+                if credentials is not None and not secret_written:
+                    name = self._secrets.name_for_account(business_id, account_id)
+                    self._secrets.put(name, credentials.model_dump(), self._tags(before))
+                    secret_written = True
+            after = before.model_copy(
+                update={**changes, "credentials": summary, "updated_at": _after(before.updated_at, self._clock())}
+            )
+            after = Account.model_validate(after.model_dump())
+            try:
+                self._accounts.update(before, after, business)
+                return after
+            except ConcurrentModificationError:
+                continue
+        raise ConcurrentModificationError("too many concurrent changes to this account; retry")
+
+    def delete(self, business_id: str, account_id: str) -> None:
+        for _ in range(MAX_ATTEMPTS):
+            business, account_count = self._businesses.get_with_account_count(business_id)
+            account = self._account(business, account_id)
+            if account.is_primary and account_count > 1:
+                raise ConflictError(
+                    "the primary account cannot be deleted while the business has other accounts; "
+                    "make another account primary first",
+                    field="isPrimary",
+                )
+            if self._queues.holds_account(business_id, account_id):
+                raise ConflictError(
+                    "the account is used by a queue that is SCHEDULED, PROCESSING or PAUSED; "
+                    "cancel or finish those queues first",
+                    field="accountId",
+                )
+            try:
+                self._accounts.delete(account, business, account_count)
+            except ConcurrentModificationError:
+                continue
+            if account.provider != Provider.SANDBOX:
+                self._secrets.delete(self._secrets.name_for_account(business_id, account_id))
+            return
+        raise ConcurrentModificationError("too many concurrent changes to this business's accounts; retry")
+
+    def _business(self, business_id: str) -> Business:
+        business = self._businesses.get(business_id)
+        if business is None:
+            raise NotFoundError("business not found")
+        return business
+
+    def _account(self, business: Business, account_id: str) -> Account:
+        account = self._accounts.get(business, account_id)
+        if account is None:
+            raise NotFoundError("account not found")
+        return account
+
+    @staticmethod
+    def _tags(account: Account) -> dict[str, str]:
+        return {"wabacast:business": account.business_id, "wabacast:account": account.id}

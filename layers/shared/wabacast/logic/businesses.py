@@ -1,0 +1,61 @@
+"""Businesses (tenants) and their API keys: the admin side."""
+
+from __future__ import annotations
+
+from wabacast.clock import Clock, utc_now
+from wabacast.domain.models import ApiKey, ApiKeyRole, Business, Page
+from wabacast.errors import NotFoundError
+from wabacast.ids import new_id
+from wabacast.logic.keys import Principal, bearer_token, generate_api_key, hash_api_key
+from wabacast.logic.ports import BusinessStore
+
+
+class BusinessService:
+    def __init__(self, store: BusinessStore, clock: Clock = utc_now) -> None:
+        self._store = store
+        self._clock = clock
+
+    def create(self, name: str, timezone: str) -> tuple[Business, ApiKey, str]:
+        business = Business(id=new_id("biz"), name=name, timezone=timezone, created_at=self._clock())
+        key, plaintext = self._new_key(ApiKeyRole.BUSINESS, business.id, label="initial")
+        self._store.create(business, key, hash_api_key(plaintext))
+        return business, key, plaintext
+
+    def get(self, business_id: str) -> Business:
+        business = self._store.get(business_id)
+        if business is None:
+            raise NotFoundError("business not found")
+        return business
+
+    def list(self, limit: int, next_token: str | None) -> Page[Business]:
+        return self._store.list(limit, next_token)
+
+    def issue_key(self, business_id: str, label: str | None) -> tuple[ApiKey, str]:
+        key, plaintext = self._new_key(ApiKeyRole.BUSINESS, business_id, label=label)
+        self._store.add_key(key, hash_api_key(plaintext))
+        return key, plaintext
+
+    def issue_admin_key(self, label: str | None) -> tuple[ApiKey, str]:
+        key, plaintext = self._new_key(ApiKeyRole.ADMIN, None, label=label)
+        self._store.add_key(key, hash_api_key(plaintext))
+        return key, plaintext
+
+    def list_keys(self, business_id: str, limit: int, next_token: str | None) -> Page[ApiKey]:
+        self.get(business_id)
+        return self._store.list_keys(business_id, limit, next_token)
+
+    def revoke_key(self, business_id: str, key_id: str) -> None:
+        self._store.delete_key(business_id, key_id)
+
+    def authenticate(self, authorization: str | None) -> Principal | None:
+        token = bearer_token(authorization)
+        if token is None:
+            return None
+        key = self._store.find_key(hash_api_key(token))
+        if key is None:
+            return None
+        return Principal(role=key.role, key_id=key.key_id, business_id=key.business_id)
+
+    def _new_key(self, role: ApiKeyRole, business_id: str | None, label: str | None) -> tuple[ApiKey, str]:
+        key = ApiKey(key_id=new_id("key"), role=role, business_id=business_id, label=label, created_at=self._clock())
+        return key, generate_api_key()
