@@ -17,7 +17,6 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
     APIGatewayAuthorizerResponseV2,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from wabacast.container import build_business_service
 from wabacast.logic.businesses import BusinessService
 from wabacast.settings import Settings

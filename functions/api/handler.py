@@ -9,7 +9,6 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from wabacast.api.app import build_app
 from wabacast.container import build_services
 from wabacast.settings import Settings

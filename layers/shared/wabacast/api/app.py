@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import ValidationError
 
-from wabacast.api.errors import _field_of, _readable, error_responses, register_error_handlers
+from wabacast.api.errors import _field_of, _readable, documented, register_error_handlers
 from wabacast.api.models import (
     AccountCreateIn,
     AccountListOut,
@@ -67,7 +67,7 @@ def _phone_in_path(raw: str) -> str:
         raise InvalidInputError(f"phoneNumber: {error}", field="phoneNumber") from None
 
 
-def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:  # noqa: C901 - one place for routes
+def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
     register_error_handlers(app, logger)
     page_size = services.settings.default_page_size
@@ -89,8 +89,8 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:  # 
         if role != ApiKeyRole.ADMIN:
             raise PermissionDeniedError("this route needs an admin API key")
 
-    read = error_responses(401, 403, 404)
-    write = error_responses(400, 401, 403, 404, 409, 415, 422)
+    read = (401, 403, 404)
+    write = (400, 401, 403, 404, 409, 415, 422)
 
     # Documentation ------------------------------------------------------------------------------------------
     app.enable_swagger(
@@ -104,106 +104,110 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:  # 
 
     @app.get(OPENAPI_PATH, include_in_schema=False)
     def openapi() -> Response[str]:
-        return _json(HTTPStatus.OK, app.get_openapi_json_schema(
-            title="wabacast API",
-            version="1.0.0",
-            security_schemes={"bearerAuth": HTTPBearer(description="API key: Authorization: Bearer <key>")},
-            security=[{"bearerAuth": []}],
-        ))
+        return _json(
+            HTTPStatus.OK,
+            app.get_openapi_json_schema(
+                title="wabacast API",
+                version="1.0.0",
+                security_schemes={"bearerAuth": HTTPBearer(description="API key: Authorization: Bearer <key>")},
+                security=[{"bearerAuth": []}],
+            ),
+        )
 
     # Admin: businesses and keys ------------------------------------------------------------------------------
-    @app.post(f"{ADMIN}/businesses", tags=["admin"], responses={201: {"description": "Created"}, **write})
+    @app.post(f"{ADMIN}/businesses", tags=["admin"], responses=documented(201, "Created", *write))
     def create_business(body: Annotated[BusinessCreateIn, Body()]) -> Response[BusinessCreatedOut]:
         admin()
         business, key, plaintext = services.businesses.create(body.name, body.timezone)
         out = BusinessCreatedOut(**BusinessOut.of(business).model_dump(), api_key=plaintext, key_id=key.key_id)
         return Response(HTTPStatus.CREATED, content_types.APPLICATION_JSON, out)
 
-    @app.get(f"{ADMIN}/businesses", tags=["admin"], responses={200: {"description": "A page"}, **read})
+    @app.get(f"{ADMIN}/businesses", tags=["admin"], responses=documented(200, "A page", *read, 422))
     def list_businesses(limit: Limit = page_size, next_token: NextToken = None) -> BusinessListOut:
         admin()
         page = services.businesses.list(limit, next_token)
         return BusinessListOut(items=[BusinessOut.of(item) for item in page.items], next_token=page.next_token)
 
-    @app.get(f"{ADMIN}/businesses/<business_id>/keys", tags=["admin"],
-             responses={200: {"description": "A page"}, **read})
-    def list_keys(business_id: Annotated[str, Path()], limit: Limit = page_size,
-                  next_token: NextToken = None) -> KeyListOut:
+    @app.get(f"{ADMIN}/businesses/<business_id>/keys", tags=["admin"], responses=documented(200, "A page", *read, 422))
+    def list_keys(
+        business_id: Annotated[str, Path()], limit: Limit = page_size, next_token: NextToken = None
+    ) -> KeyListOut:
         admin()
         page = services.businesses.list_keys(business_id, limit, next_token)
         return KeyListOut(items=[KeyOut.of(item) for item in page.items], next_token=page.next_token)
 
-    @app.post(f"{ADMIN}/businesses/<business_id>/keys", tags=["admin"],
-              responses={201: {"description": "Created"}, **write})
-    def create_key(business_id: Annotated[str, Path()],
-                   body: Annotated[KeyCreateIn | None, Body()] = None) -> Response[KeyCreatedOut]:
+    @app.post(f"{ADMIN}/businesses/<business_id>/keys", tags=["admin"], responses=documented(201, "Created", *write))
+    def create_key(
+        business_id: Annotated[str, Path()], body: Annotated[KeyCreateIn | None, Body()] = None
+    ) -> Response[KeyCreatedOut]:
         admin()
         key, plaintext = services.businesses.issue_key(business_id, body.label if body else None)
         out = KeyCreatedOut(**KeyOut.of(key).model_dump(), api_key=plaintext)
         return Response(HTTPStatus.CREATED, content_types.APPLICATION_JSON, out)
 
-    @app.delete(f"{ADMIN}/businesses/<business_id>/keys/<key_id>", tags=["admin"],
-                responses={204: {"description": "Revoked"}, **read})
+    @app.delete(
+        f"{ADMIN}/businesses/<business_id>/keys/<key_id>", tags=["admin"], responses=documented(204, "Revoked", *read)
+    )
     def revoke_key(business_id: Annotated[str, Path()], key_id: Annotated[str, Path()]) -> Response[None]:
         admin()
         services.businesses.revoke_key(business_id, key_id)
         return Response(HTTPStatus.NO_CONTENT)
 
     # Accounts ------------------------------------------------------------------------------------------------
-    @app.get(f"{WHATSAPP}/accounts", tags=["accounts"], responses={200: {"description": "A page"}, **read})
+    @app.get(f"{WHATSAPP}/accounts", tags=["accounts"], responses=documented(200, "A page", *read, 422))
     def list_accounts(limit: Limit = page_size, next_token: NextToken = None) -> AccountListOut:
         page = services.accounts.list(tenant(), limit, next_token)
         return AccountListOut(items=[AccountOut.of(item) for item in page.items], next_token=page.next_token)
 
-    @app.get(f"{WHATSAPP}/accounts/<account_id>", tags=["accounts"], responses={200: {"description": "OK"}, **read})
+    @app.get(f"{WHATSAPP}/accounts/<account_id>", tags=["accounts"], responses=documented(200, "OK", *read))
     def get_account(account_id: Annotated[str, Path()]) -> AccountOut:
         return AccountOut.of(services.accounts.get(tenant(), account_id))
 
-    @app.post(f"{WHATSAPP}/accounts", tags=["accounts"], responses={201: {"description": "Created"}, **write})
+    @app.post(f"{WHATSAPP}/accounts", tags=["accounts"], responses=documented(201, "Created", *write))
     def create_account(body: Annotated[AccountCreateIn, Body()]) -> Response[AccountOut]:
         business_id = tenant()
         draft = AccountDraft.model_validate(body.model_dump())
         account = services.accounts.create(business_id, draft)
         return Response(HTTPStatus.CREATED, content_types.APPLICATION_JSON, AccountOut.of(account))
 
-    @app.put(f"{WHATSAPP}/accounts/<account_id>", tags=["accounts"], responses={200: {"description": "OK"}, **write})
+    @app.put(f"{WHATSAPP}/accounts/<account_id>", tags=["accounts"], responses=documented(200, "OK", *write))
     def update_account(account_id: Annotated[str, Path()], body: Annotated[AccountUpdateIn, Body()]) -> AccountOut:
         business_id = tenant()
         patch = AccountPatch.model_validate(body.model_dump(include=body.model_fields_set))
         return AccountOut.of(services.accounts.update(business_id, account_id, patch))
 
-    @app.delete(f"{WHATSAPP}/accounts/<account_id>", tags=["accounts"],
-                responses={204: {"description": "Deleted"}, **error_responses(401, 403, 404, 409)})
+    @app.delete(
+        f"{WHATSAPP}/accounts/<account_id>", tags=["accounts"], responses=documented(204, "Deleted", 401, 403, 404, 409)
+    )
     def delete_account(account_id: Annotated[str, Path()]) -> Response[None]:
         services.accounts.delete(tenant(), account_id)
         return Response(HTTPStatus.NO_CONTENT)
 
     # Queues --------------------------------------------------------------------------------------------------
-    @app.get(f"{WHATSAPP}/queue", tags=["queues"], responses={200: {"description": "A page"}, **read, 
-                                                              **error_responses(400, 422)})
+    @app.get(f"{WHATSAPP}/queue", tags=["queues"], responses=documented(200, "A page", *read, 422))
     def list_queues(
         status: Annotated[QueueStatus | None, Query()] = None,
         account_id: Annotated[str | None, Query(alias="accountId")] = None,
         limit: Limit = page_size,
         next_token: NextToken = None,
     ) -> QueueListOut:
-        page = services.queues.list(tenant(), status=status, account_id=account_id, limit=limit,
-                                    next_token=next_token)
-        return QueueListOut(items=[QueueOut.of(item, with_recipients=False) for item in page.items],
-                            next_token=page.next_token)
+        page = services.queues.list(tenant(), status=status, account_id=account_id, limit=limit, next_token=next_token)
+        return QueueListOut(
+            items=[QueueOut.of(item, with_recipients=False) for item in page.items], next_token=page.next_token
+        )
 
-    @app.get(f"{WHATSAPP}/queue/<queue_id>", tags=["queues"], responses={200: {"description": "OK"}, **read})
+    @app.get(f"{WHATSAPP}/queue/<queue_id>", tags=["queues"], responses=documented(200, "OK", *read))
     def get_queue(queue_id: Annotated[str, Path()]) -> QueueOut:
         return QueueOut.of(services.queues.get(tenant(), queue_id))
 
-    @app.post(f"{WHATSAPP}/queue", tags=["queues"], responses={201: {"description": "Created"}, **write})
+    @app.post(f"{WHATSAPP}/queue", tags=["queues"], responses=documented(201, "Created", *write))
     def create_queue(body: Annotated[QueueCreateIn, Body()]) -> Response[QueueOut]:
         business_id = tenant()
         draft = QueueDraft.model_validate(body.model_dump())
         queue = services.queues.create(business_id, draft)
         return Response(HTTPStatus.CREATED, content_types.APPLICATION_JSON, QueueOut.of(queue))
 
-    @app.put(f"{WHATSAPP}/queue/<queue_id>", tags=["queues"], responses={200: {"description": "OK"}, **write})
+    @app.put(f"{WHATSAPP}/queue/<queue_id>", tags=["queues"], responses=documented(200, "OK", *write))
     def update_queue(queue_id: Annotated[str, Path()], body: Annotated[QueueUpdateIn, Body()]) -> QueueOut:
         business_id = tenant()
         values = body.model_dump(include=body.model_fields_set)
@@ -212,14 +216,15 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:  # 
         patch = QueuePatch.model_validate(values)
         return QueueOut.of(services.queues.update(business_id, queue_id, patch))
 
-    @app.delete(f"{WHATSAPP}/queue/<queue_id>", tags=["queues"],
-                responses={204: {"description": "Deleted"}, **error_responses(401, 403, 404, 409)})
+    @app.delete(
+        f"{WHATSAPP}/queue/<queue_id>", tags=["queues"], responses=documented(204, "Deleted", 401, 403, 404, 409)
+    )
     def delete_queue(queue_id: Annotated[str, Path()]) -> Response[None]:
         services.queues.delete(tenant(), queue_id)
         return Response(HTTPStatus.NO_CONTENT)
 
     # Contacts and opt-outs -----------------------------------------------------------------------------------
-    @app.post(f"{WHATSAPP}/contacts", tags=["contacts"], responses={200: {"description": "Upserted"}, **write})
+    @app.post(f"{WHATSAPP}/contacts", tags=["contacts"], responses=documented(200, "Upserted", *write))
     def upsert_contacts(body: Annotated[ContactsUpsertIn, Body()]) -> ContactsUpsertOut:
         business_id = tenant()
         rows: list[tuple[int, ContactDraft]] = []
@@ -231,45 +236,56 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:  # 
                 problem = error.errors(include_input=False)[0]
                 field = _field_of(problem["loc"])
                 phone = raw.get("phoneNumber")
-                rejected.append(Rejection(
-                    index=index,
-                    phone_number=phone if isinstance(phone, str) else None,
-                    field=field,
-                    message=f"{field}: {_readable(problem['msg'])}" if field else _readable(problem["msg"]),
-                ))
+                rejected.append(
+                    Rejection(
+                        index=index,
+                        phone_number=phone if isinstance(phone, str) else None,
+                        field=field,
+                        message=f"{field}: {_readable(problem['msg'])}" if field else _readable(problem["msg"]),
+                    )
+                )
                 continue
             rows.append((index, ContactDraft.model_validate(row.model_dump(include=row.model_fields_set))))
         result = services.contacts.upsert(business_id, rows, rejected)
         return ContactsUpsertOut.model_validate(result.model_dump())
 
-    @app.get(f"{WHATSAPP}/contacts", tags=["contacts"], responses={200: {"description": "A page"}, **read,
-                                                                   **error_responses(400, 422)})
-    def list_contacts(tag: Annotated[Tag | None, Query()] = None, limit: Limit = page_size,
-                      next_token: NextToken = None) -> ContactListOut:
+    @app.get(f"{WHATSAPP}/contacts", tags=["contacts"], responses=documented(200, "A page", *read, 422))
+    def list_contacts(
+        tag: Annotated[Tag | None, Query()] = None, limit: Limit = page_size, next_token: NextToken = None
+    ) -> ContactListOut:
         page = services.contacts.list(tenant(), tag=tag, limit=limit, next_token=next_token)
         return ContactListOut(items=[ContactOut.of(item) for item in page.items], next_token=page.next_token)
 
-    @app.delete(f"{WHATSAPP}/contacts/<phone_number>", tags=["contacts"],
-                responses={204: {"description": "Deleted"}, **error_responses(401, 403, 404, 422)})
+    @app.delete(
+        f"{WHATSAPP}/contacts/<phone_number>",
+        tags=["contacts"],
+        responses=documented(204, "Deleted", 401, 403, 404, 422),
+    )
     def delete_contact(phone_number: Annotated[str, Path()]) -> Response[None]:
         business_id = tenant()
         services.contacts.delete(business_id, _phone_in_path(phone_number))
         return Response(HTTPStatus.NO_CONTENT)
 
-    @app.post(f"{WHATSAPP}/opt-outs", tags=["opt-outs"],
-              responses={201: {"description": "Recorded"}, 200: {"description": "Already opted out"}, **write})
+    @app.post(
+        f"{WHATSAPP}/opt-outs",
+        tags=["opt-outs"],
+        responses=documented(201, "Recorded", *write, extra={200: "Already opted out"}),
+    )
     def add_opt_out(body: Annotated[OptOutIn, Body()]) -> Response[OptOutOut]:
         opt_out, created = services.contacts.opt_out(tenant(), body.phone_number, body.reason)
         status = HTTPStatus.CREATED if created else HTTPStatus.OK
         return Response(status, content_types.APPLICATION_JSON, OptOutOut.of(opt_out))
 
-    @app.get(f"{WHATSAPP}/opt-outs", tags=["opt-outs"], responses={200: {"description": "A page"}, **read})
+    @app.get(f"{WHATSAPP}/opt-outs", tags=["opt-outs"], responses=documented(200, "A page", *read, 422))
     def list_opt_outs(limit: Limit = page_size, next_token: NextToken = None) -> OptOutListOut:
         page = services.contacts.list_opt_outs(tenant(), limit, next_token)
         return OptOutListOut(items=[OptOutOut.of(item) for item in page.items], next_token=page.next_token)
 
-    @app.delete(f"{WHATSAPP}/opt-outs/<phone_number>", tags=["opt-outs"],
-                responses={204: {"description": "Removed"}, **error_responses(401, 403, 404, 422)})
+    @app.delete(
+        f"{WHATSAPP}/opt-outs/<phone_number>",
+        tags=["opt-outs"],
+        responses=documented(204, "Removed", 401, 403, 404, 422),
+    )
     def remove_opt_out(phone_number: Annotated[str, Path()]) -> Response[None]:
         business_id = tenant()
         services.contacts.remove_opt_out(business_id, _phone_in_path(phone_number))

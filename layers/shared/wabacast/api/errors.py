@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -13,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from wabacast.api.models import ErrorBody, ErrorDetail, ErrorResponse
 from wabacast.errors import (
@@ -34,7 +34,7 @@ STATUS_BY_ERROR: dict[type[WabacastError], HTTPStatus] = {
 
 # OpenAPI descriptions of the error statuses, so the schema documents every status the API answers.
 _DESCRIPTIONS = {
-    400: "Malformed request (invalid JSON or token)",
+    400: "The body is not valid JSON",
     401: "Missing or invalid API key",
     403: "The key may not use this route",
     404: "Not found (or owned by another business)",
@@ -44,16 +44,24 @@ _DESCRIPTIONS = {
 }
 
 
-def error_responses(*statuses: int) -> dict[int, dict[str, Any]]:
-    return {
-        status: {"description": _DESCRIPTIONS[status], "content": {"application/json": {"model": ErrorResponse}}}
-        for status in statuses
-    }
+def documented(
+    status: int, description: str, *error_statuses: int, extra: dict[int, str] | None = None
+) -> dict[int, OpenAPIResponse]:
+    """OpenAPI responses of a route: its success (schema from the return annotation) and every error status."""
+    responses: dict[int, OpenAPIResponse] = {status: {"description": description}}
+    for other_status, other_description in (extra or {}).items():
+        responses[other_status] = {"description": other_description}
+    for error_status in error_statuses:
+        responses[error_status] = {
+            "description": _DESCRIPTIONS[error_status],
+            "content": {"application/json": {"model": ErrorResponse}},
+        }
+    return responses
 
 
 def error_response(
     status: HTTPStatus, code: str, message: str, field: str | None = None, details: Sequence[ErrorDetail] = ()
-) -> Response[ErrorResponse]:
+) -> Response[str]:
     body = ErrorResponse(error=ErrorBody(code=code, message=message, field=field, details=list(details) or None))
     return Response(
         status_code=status,
@@ -85,7 +93,7 @@ def _readable(message: str) -> str:
 
 def register_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None:
     @app.exception_handler(WabacastError)
-    def domain_error(error: WabacastError) -> Response[ErrorResponse]:
+    def domain_error(error: WabacastError) -> Response[str]:
         status = next(
             (status for kind, status in STATUS_BY_ERROR.items() if isinstance(error, kind)),
             HTTPStatus.BAD_REQUEST,
@@ -93,7 +101,7 @@ def register_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None
         return error_response(status, error.code, error.message, error.field)
 
     @app.exception_handler(RequestValidationError)
-    def invalid_request(error: RequestValidationError) -> Response[ErrorResponse]:
+    def invalid_request(error: RequestValidationError) -> Response[str]:
         problems = error.errors()
         if any(problem.get("type") == "json_invalid" for problem in problems):
             return error_response(HTTPStatus.BAD_REQUEST, "MALFORMED_JSON", "the request body is not valid JSON")
@@ -107,22 +115,20 @@ def register_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None
                 text = "is not a known field"
             details.append(ErrorDetail(field=field, message=f"{field}: {text}" if field else text))
         first = details[0] if details else ErrorDetail(message="the request is invalid")
-        return error_response(
-            HTTPStatus.UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", first.message, first.field, details
-        )
+        return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", first.message, first.field, details)
 
     @app.exception_handler(RequestUnsupportedContentType)
-    def unsupported_content(_: RequestUnsupportedContentType) -> Response[ErrorResponse]:
+    def unsupported_content(_: RequestUnsupportedContentType) -> Response[str]:
         return error_response(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json"
         )
 
     @app.not_found
-    def route_not_found(_: RouteNotFoundError) -> Response[ErrorResponse]:
+    def route_not_found(_: RouteNotFoundError) -> Response[str]:
         return error_response(HTTPStatus.NOT_FOUND, "NOT_FOUND", "no such route")
 
     @app.exception_handler(Exception)
-    def unexpected(error: Exception) -> Response[ErrorResponse]:
+    def unexpected(error: Exception) -> Response[str]:
         # Log type and traceback; the message of an AWS error could carry request data, never credentials.
         logger.exception("unhandled error", extra={"error_type": type(error).__name__})
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; it has been logged")

@@ -100,7 +100,8 @@ _TIMEZONES: frozenset[str] = frozenset()
 
 
 def _timezone_names() -> frozenset[str]:
-    global _TIMEZONES  # noqa: PLW0603 - computed once, lazily: available_timezones() walks the tz database
+    # Computed once, lazily: available_timezones() walks the whole tz database.
+    global _TIMEZONES
     if not _TIMEZONES:
         _TIMEZONES = frozenset(available_timezones())
     return _TIMEZONES
@@ -118,7 +119,9 @@ _VARIABLE_KEY = r"^[A-Za-z0-9_]{1,64}$"
 
 # "{{contact.name}}", "{{contact.phoneNumber}}", "{{contact.attributes.city}}" or the short "{{contact.city}}".
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
-_PLACEHOLDER_PATH = re.compile(r"^contact\.(name|phoneNumber|attributes\.[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][A-Za-z0-9_]*)$")
+_PLACEHOLDER_PATH = re.compile(
+    r"^contact\.(name|phoneNumber|attributes\.[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][A-Za-z0-9_]*)$"
+)
 
 
 def _check_variable_value(value: str) -> str:
@@ -149,16 +152,12 @@ def _check_attributes(value: dict[str, str | int | float | bool]) -> dict[str, s
     return value
 
 
-Attributes = Annotated[
-    dict[str, str | int | float | bool], Field(max_length=50), AfterValidator(_check_attributes)
-]
+Attributes = Annotated[dict[str, str | int | float | bool], Field(max_length=50), AfterValidator(_check_attributes)]
 
 
 class DomainModel(BaseModel):
     # camelCase aliases so the API can embed domain value objects as they are; storage dumps snake_case names.
-    model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, alias_generator=to_camel, populate_by_name=True
-    )
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, alias_generator=to_camel, populate_by_name=True)
 
 
 class Business(DomainModel):

@@ -72,8 +72,12 @@ class ContactService:
             previous = existing.get(draft.phone_number)
             if previous is None:
                 created += 1
-                contact = Contact(phone_number=draft.phone_number, created_at=now, updated_at=now,
-                                  **{key: value for key, value in sent.items() if value is not None})
+                contact = Contact(
+                    phone_number=draft.phone_number,
+                    created_at=now,
+                    updated_at=now,
+                    **{key: value for key, value in sent.items() if value is not None},
+                )
                 changes.append((contact, []))
             else:
                 merged = {**previous.model_dump(), **{key: value for key, value in sent.items()}, "updated_at": now}
@@ -90,8 +94,9 @@ class ContactService:
     def delete(self, business_id: str, phone_number: str) -> None:
         self._store.delete(business_id, phone_number)
 
-    def opt_out(self, business_id: str, phone_number: str, reason: str | None,
-                source: OptOutSource = OptOutSource.API) -> tuple[OptOut, bool]:
+    def opt_out(
+        self, business_id: str, phone_number: str, reason: str | None, source: OptOutSource = OptOutSource.API
+    ) -> tuple[OptOut, bool]:
         opt_out = OptOut(phone_number=phone_number, reason=reason, source=source, created_at=self._clock())
         return self._store.add_opt_out(business_id, opt_out)
 

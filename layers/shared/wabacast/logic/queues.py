@@ -145,8 +145,9 @@ class QueueService:
     def delete(self, business_id: str, queue_id: str) -> None:
         queue = self.get(business_id, queue_id)
         if queue.status in _NOT_DELETABLE:
-            raise ConflictError(f"a queue that is {queue.status.value} cannot be deleted; pause or cancel it first",
-                                field="status")
+            raise ConflictError(
+                f"a queue that is {queue.status.value} cannot be deleted; pause or cancel it first", field="status"
+            )
         self._queues.delete(queue, forbidden=_NOT_DELETABLE)
 
     # Rules ---------------------------------------------------------------------------------------------------
@@ -160,8 +161,9 @@ class QueueService:
         """The queue's account: the one named, else the business's default, else its primary; ACTIVE."""
         chosen = account_id or business.default_account_id or business.primary_account_id
         if chosen is None:
-            raise InvalidInputError("accountId: the business has no WhatsApp account yet; create one first",
-                                    field="accountId")
+            raise InvalidInputError(
+                "accountId: the business has no WhatsApp account yet; create one first", field="accountId"
+            )
         account = self._accounts.get(business, chosen)
         if account is None:
             raise InvalidInputError("accountId: account not found", field="accountId")

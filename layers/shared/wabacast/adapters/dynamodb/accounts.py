@@ -6,13 +6,14 @@ default" holds by construction; every change to them is a conditional write on t
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from typing import Any
 
 from wabacast.adapters.dynamodb.base import (
     Item,
     TableGateway,
-    TransactionCancelled,
+    TransactionCancelledError,
     business_pk,
     to_attributes,
 )
@@ -127,7 +128,7 @@ class AccountRepository:
         self._run(operations, claim_index=1)
 
     def update(self, before: Account, after: Account, business: Business) -> None:
-        operations: list[dict[str, Any] | None] = [
+        operations: builtins.list[dict[str, Any] | None] = [
             {
                 "Put": {
                     "Item": self._to_item(after),
@@ -198,10 +199,10 @@ class AccountRepository:
                 pointers.expect_pointer(attribute, current)
                 pointers.point(attribute, None)
 
-    def _run(self, operations: list[dict[str, Any] | None], *, claim_index: int | None) -> None:
+    def _run(self, operations: builtins.list[dict[str, Any] | None], *, claim_index: int | None) -> None:
         try:
             self._table.transact([operation for operation in operations if operation is not None])
-        except TransactionCancelled as cancelled:
+        except TransactionCancelledError as cancelled:
             if claim_index is not None and cancelled.failed(claim_index):
                 raise ConflictError(
                     "phoneNumber is already registered to a WhatsApp account", field="phoneNumber"

@@ -53,7 +53,7 @@ def from_attributes(attributes: AttributeMap) -> Item:
     return {key: _plain(_deserializer.deserialize(value)) for key, value in attributes.items()}
 
 
-class TransactionCancelled(Exception):
+class TransactionCancelledError(Exception):
     """A transaction's condition failed; `reasons` holds one code per item ("None" where it passed)."""
 
     def __init__(self, reasons: Sequence[str]) -> None:
@@ -108,17 +108,16 @@ class TableGateway:
         }
         if index_name:
             request["IndexName"] = index_name
-        start_key = decode_token(
-            next_token, partition_attribute=partition_attribute, partition_value=partition_value
-        )
+        start_key = decode_token(next_token, partition_attribute=partition_attribute, partition_value=partition_value)
         if start_key:
             request["ExclusiveStartKey"] = start_key
         response = self.client.query(**request)
         items = [from_attributes(item) for item in response.get("Items", [])]
         return items, encode_token(response.get("LastEvaluatedKey"))
 
-    def exists_in(self, *, index_name: str, partition_attribute: str, partition_value: str, sort_attribute: str,
-                  sort_prefix: str) -> bool:
+    def exists_in(
+        self, *, index_name: str, partition_attribute: str, partition_value: str, sort_attribute: str, sort_prefix: str
+    ) -> bool:
         response = self.client.query(
             TableName=self.table_name,
             IndexName=index_name,
@@ -130,7 +129,7 @@ class TableGateway:
         return bool(response.get("Items"))
 
     def transact(self, operations: list[dict[str, Any]]) -> None:
-        """TransactWriteItems; raises TransactionCancelled with per-item reasons when a condition fails."""
+        """TransactWriteItems; raises TransactionCancelledError with per-item reasons when a condition fails."""
         for operation in operations:
             body = next(iter(operation.values()))
             body["TableName"] = self.table_name
@@ -142,8 +141,8 @@ class TableGateway:
             reasons = [reason.get("Code", "None") for reason in error.response.get("CancellationReasons", [])]
             if "TransactionConflict" in reasons or not any(code == "ConditionalCheckFailed" for code in reasons):
                 # Not a business rule: another transaction touched the same items, or throttling.
-                raise TransactionCancelled(reasons or ["TransactionConflict"]) from error
-            raise TransactionCancelled(reasons) from error
+                raise TransactionCancelledError(reasons or ["TransactionConflict"]) from error
+            raise TransactionCancelledError(reasons) from error
 
     def batch_get(self, keys: Iterable[tuple[str, str]]) -> list[Item]:
         """BatchGetItem in chunks of 100, retrying unprocessed keys."""
@@ -164,9 +163,7 @@ class TableGateway:
     def batch_write(self, puts: Sequence[AttributeMap], deletes: Sequence[tuple[str, str]] = ()) -> None:
         """BatchWriteItem in chunks of 25, retrying unprocessed items until all are written."""
         requests: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in puts]
-        requests += [
-            {"DeleteRequest": {"Key": {PARTITION_KEY: {"S": pk}, SORT_KEY: {"S": sk}}}} for pk, sk in deletes
-        ]
+        requests += [{"DeleteRequest": {"Key": {PARTITION_KEY: {"S": pk}, SORT_KEY: {"S": sk}}}} for pk, sk in deletes]
         for start in range(0, len(requests), BATCH_WRITE_SIZE):
             chunk: dict[str, Any] = {self.table_name: requests[start : start + BATCH_WRITE_SIZE]}
             attempt = 0

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from wabacast.adapters.dynamodb.base import (
     Item,
     TableGateway,
-    TransactionCancelled,
+    TransactionCancelledError,
     business_pk,
     from_attributes,
     to_attributes,
@@ -90,7 +91,7 @@ class BusinessRepository:
             )
         try:
             self._table.transact(operations)
-        except TransactionCancelled as cancelled:
+        except TransactionCancelledError as cancelled:
             if cancelled.failed(2):
                 raise NotFoundError("business not found") from None
             raise
@@ -114,7 +115,11 @@ class BusinessRepository:
         self._table.transact(
             [
                 {"Delete": {"Key": {PARTITION_KEY: {"S": listing_pk}, SORT_KEY: {"S": f"{_KEY_ITEM_PREFIX}{key_id}"}}}},
-                {"Delete": {"Key": {PARTITION_KEY: {"S": key_lookup_pk(item["key_hash"])}, SORT_KEY: {"S": _KEY_LOOKUP_SK}}}},
+                {
+                    "Delete": {
+                        "Key": {PARTITION_KEY: {"S": key_lookup_pk(item["key_hash"])}, SORT_KEY: {"S": _KEY_LOOKUP_SK}}
+                    }
+                },
             ]
         )
 
@@ -122,7 +127,7 @@ class BusinessRepository:
         item = self._table.get(key_lookup_pk(key_hash), _KEY_LOOKUP_SK, consistent=False)
         return ApiKey.model_validate(_strip(item)) if item else None
 
-    def _key_puts(self, key: ApiKey, key_hash: str) -> list[dict[str, Any]]:
+    def _key_puts(self, key: ApiKey, key_hash: str) -> builtins.list[dict[str, Any]]:
         data = key.model_dump(mode="json", exclude_none=True)
         listing_pk = business_pk(key.business_id) if key.business_id else ADMIN_KEYS_PK
         lookup = {**data, PARTITION_KEY: key_lookup_pk(key_hash), SORT_KEY: _KEY_LOOKUP_SK, "type": "ApiKeyLookup"}

@@ -63,7 +63,9 @@ class ContactRepository:
                         {PARTITION_KEY: tag_pk(business_id, tag), SORT_KEY: contact.phone_number, "type": "TagMember"}
                     )
                 )
-            deletes.extend((tag_pk(business_id, tag), contact.phone_number) for tag in set(old_tags) - set(contact.tags))
+            deletes.extend(
+                (tag_pk(business_id, tag), contact.phone_number) for tag in set(old_tags) - set(contact.tags)
+            )
         self._table.batch_write(puts, deletes)
 
     def list(self, business_id: str, *, tag: str | None, limit: int, next_token: str | None) -> Page[Contact]:
@@ -98,9 +100,9 @@ class ContactRepository:
         if item is None:
             raise NotFoundError("contact not found", field="phoneNumber")
         tags = item.get("tags", [])
-        self._table.batch_write([], [(pk, f"{CONTACT_PREFIX}{phone_number}")] + [
-            (tag_pk(business_id, tag), phone_number) for tag in tags
-        ])
+        self._table.batch_write(
+            [], [(pk, f"{CONTACT_PREFIX}{phone_number}")] + [(tag_pk(business_id, tag), phone_number) for tag in tags]
+        )
 
     # Opt-outs ------------------------------------------------------------------------------------------------
     def add_opt_out(self, business_id: str, opt_out: OptOut) -> tuple[OptOut, bool]:

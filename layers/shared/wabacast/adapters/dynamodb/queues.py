@@ -6,14 +6,14 @@ import json
 import zlib
 from typing import Any
 
+from wabacast.adapters.dynamodb.accounts import ACCOUNT_PREFIX
 from wabacast.adapters.dynamodb.base import (
     Item,
     TableGateway,
-    TransactionCancelled,
+    TransactionCancelledError,
     business_pk,
     to_attributes,
 )
-from wabacast.adapters.dynamodb.accounts import ACCOUNT_PREFIX
 from wabacast.domain.models import QUEUE_STATUSES_HOLDING_ACCOUNT, Page, Queue, QueueStatus
 from wabacast.errors import ConcurrentModificationError, ConflictError, InvalidInputError, NotFoundError
 from wabacast.phone import FROM_STORAGE
@@ -109,7 +109,7 @@ class QueueRepository:
                     self._account_exists(queue),
                 ]
             )
-        except TransactionCancelled as cancelled:
+        except TransactionCancelledError as cancelled:
             if cancelled.failed(1):
                 raise InvalidInputError("accountId: account not found", field="accountId") from None
             raise ConcurrentModificationError("the queue changed while this request ran; retry it") from None
@@ -134,7 +134,7 @@ class QueueRepository:
             operations.append(self._account_exists(after))
         try:
             self._table.transact(operations)
-        except TransactionCancelled as cancelled:
+        except TransactionCancelledError as cancelled:
             if len(operations) > 1 and cancelled.failed(1):
                 raise InvalidInputError("accountId: account not found", field="accountId") from None
             raise ConcurrentModificationError("the queue changed while this request ran; retry it") from None
@@ -144,7 +144,10 @@ class QueueRepository:
         try:
             self._table.client.delete_item(
                 TableName=self._table.table_name,
-                Key={PARTITION_KEY: {"S": business_pk(queue.business_id)}, SORT_KEY: {"S": f"{QUEUE_PREFIX}{queue.id}"}},
+                Key={
+                    PARTITION_KEY: {"S": business_pk(queue.business_id)},
+                    SORT_KEY: {"S": f"{QUEUE_PREFIX}{queue.id}"},
+                },
                 ConditionExpression=f"attribute_exists(PK) AND NOT #status IN ({', '.join(values)})",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=values,
