@@ -1,0 +1,1 @@
+"""AWS CDK app for wabacast: one stack, one construct per capability (see infra/capabilities/)."""

@@ -1,0 +1,131 @@
+"""Build the Lambda layer folder: build/layer/python/ = third-party dependencies for Lambda + the `wabacast` package.
+
+No Docker: pip downloads the manylinux aarch64 / CPython 3.12 wheels (`--only-binary=:all:`), so the result matches
+the functions' runtime (Python 3.12, ARM64) whatever machine builds it. The dependency list is the `dependencies`
+of pyproject.toml minus what the Lambda runtime already provides (boto3 and its own dependencies), so the layer and
+the local environment cannot drift apart.
+
+Run with `make layer` (or `.venv/bin/python infra/build_layer.py`); `make synth` / `make deploy` package the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable instead of infra/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from infra.paths import LAYER_DIR, PYPROJECT, SHARED_PACKAGE_DIR
+
+PLATFORM = "manylinux2014_aarch64"
+PYTHON_VERSION = "3.12"
+# In the Lambda Python runtime already: shipping them would only shadow the runtime's copies with other versions.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
+# Lambda's limit for a function's code plus all its layers, unzipped.
+LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
+
+
+def distribution_name(requirement: str) -> str:
+    """`aws-lambda-powertools[tracer]==3.37.0` -> `aws-lambda-powertools` (normalised: lower case, `-`)."""
+    name = requirement
+    for separator in ("[", "=", "<", ">", "!", "~", ";", " "):
+        name = name.split(separator, 1)[0]
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+def layer_requirements(pyproject: Path = PYPROJECT) -> list[str]:
+    """The runtime dependencies of pyproject.toml that the layer must ship."""
+    with pyproject.open("rb") as file:
+        dependencies: list[str] = tomllib.load(file)["project"]["dependencies"]
+    return [req for req in dependencies if distribution_name(req) not in RUNTIME_PROVIDED]
+
+
+def pip_install_command(target: Path, requirements: Sequence[str]) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--no-compile",  # .pyc files compiled by the build machine's Python would be dead weight on 3.12
+        "--target",
+        str(target),
+        "--only-binary=:all:",
+        "--platform",
+        PLATFORM,
+        "--python-version",
+        PYTHON_VERSION,
+        "--implementation",
+        "cp",
+        *requirements,
+    ]
+
+
+def remove_runtime_provided(site_packages: Path) -> list[str]:
+    """Delete packages the runtime provides that came in as transitive dependencies (aws-xray-sdk pulls botocore)."""
+    removed: list[str] = []
+    for name in RUNTIME_PROVIDED:
+        module = name.replace("-", "_")
+        paths = [site_packages / module, *site_packages.glob(f"{module}-*.dist-info")]
+        for path in paths:
+            if path.is_dir():
+                shutil.rmtree(path)
+                removed.append(path.name)
+    return removed
+
+
+def copy_shared_package(site_packages: Path, source: Path = SHARED_PACKAGE_DIR) -> Path:
+    destination = site_packages / source.name
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return destination
+
+
+def directory_size(path: Path) -> int:
+    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file() and not file.is_symlink())
+
+
+def build(layer_dir: Path = LAYER_DIR) -> int:
+    """Rebuild `layer_dir` from scratch and return its unzipped size in bytes."""
+    site_packages = layer_dir / "python"
+    if layer_dir.exists():
+        shutil.rmtree(layer_dir)
+    site_packages.mkdir(parents=True)
+
+    requirements = layer_requirements()
+    print(f"Installing {len(requirements)} requirements for {PLATFORM} / CPython {PYTHON_VERSION}:")
+    for requirement in requirements:
+        print(f"  {requirement}")
+    subprocess.run(pip_install_command(site_packages, requirements), check=True)  # noqa: S603 (fixed argv)
+
+    removed = remove_runtime_provided(site_packages)
+    shutil.rmtree(site_packages / "bin", ignore_errors=True)  # console scripts with this machine's shebang: unusable
+    if removed:
+        print(f"Removed (provided by the Lambda runtime): {', '.join(sorted(removed))}")
+    copied = copy_shared_package(site_packages)
+    print(f"Copied {SHARED_PACKAGE_DIR.relative_to(PYPROJECT.parent)} -> {copied}")
+
+    size = directory_size(layer_dir)
+    print(f"Layer {layer_dir}: {size / 1024 / 1024:.1f} MB unzipped (Lambda limit: 250 MB for code + all layers)")
+    return size
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--layer-dir", type=Path, default=LAYER_DIR, help=f"output folder (default: {LAYER_DIR})")
+    args = parser.parse_args(argv)
+    size = build(args.layer_dir)
+    if size >= LAMBDA_UNZIPPED_LIMIT_BYTES:
+        print("ERROR: the layer is over Lambda's 250 MB unzipped limit", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

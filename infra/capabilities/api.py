@@ -1,0 +1,237 @@
+"""API capability: the API and authorizer functions and the HTTP API in front of them.
+
+Routes:
+  ANY /api/{proxy+}      -> API function, behind the API-key Lambda authorizer (simple responses, cached 60 s)
+  GET /api/openapi.json  -> API function, public (the OpenAPI document)
+  GET /api/docs          -> API function, public (Swagger UI)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.capabilities.data import DataStore
+from infra.capabilities.runtime import LambdaRuntime
+from infra.nag import acknowledge, wildcard_resource_rule
+
+CODE_FOLDER = "api"  # functions/api holds both handlers
+API_HANDLER = "handler.lambda_handler"
+AUTHORIZER_HANDLER = "authorizer.lambda_handler"
+# Secrets are named {SECRETS_PREFIX}/{businessId}/accounts/{accountId}; the API function may only touch these.
+SECRETS_PREFIX = "wabacast"
+PROTECTED_ROUTE = "/api/{proxy+}"
+PUBLIC_ROUTES = ("/api/openapi.json", "/api/docs")
+AUTHORIZATION_HEADER = "$request.header.Authorization"
+
+# Transactions have no IAM action of their own: TransactWriteItems is authorized item by item against
+# PutItem / UpdateItem / DeleteItem / ConditionCheckItem, TransactGetItems against GetItem.
+API_TABLE_ACTIONS = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+)
+API_SECRET_ACTIONS = (
+    "secretsmanager:CreateSecret",
+    "secretsmanager:DeleteSecret",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:TagResource",
+)
+AUTHORIZER_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
+
+# HTTP API context variables only, no request headers: the API key (Authorization header) is never logged.
+ACCESS_LOG_FORMAT = {
+    "requestId": "$context.requestId",
+    "requestTime": "$context.requestTime",
+    "ip": "$context.identity.sourceIp",
+    "userAgent": "$context.identity.userAgent",
+    "httpMethod": "$context.httpMethod",
+    "routeKey": "$context.routeKey",
+    "path": "$context.path",
+    "protocol": "$context.protocol",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "responseLatency": "$context.responseLatency",
+    "integrationStatus": "$context.integrationStatus",
+    "integrationLatency": "$context.integrationLatency",
+    "integrationError": "$context.integrationErrorMessage",
+    "authorizerError": "$context.authorizer.error",
+    "errorMessage": "$context.error.message",
+}
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Tunables with production defaults; another environment can pass its own."""
+
+    api_memory_mb: int = 1024
+    api_timeout_seconds: int = 29  # HTTP API stops waiting for an integration after 30 s
+    authorizer_memory_mb: int = 512
+    authorizer_timeout_seconds: int = 10
+    authorizer_cache_ttl_seconds: int = 60
+    throttle_rate_limit: int = 100  # requests per second, steady state, for the whole stage
+    throttle_burst_limit: int = 200
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class _AccessLogSettings:
+    """aws-cdk-lib has no concrete class for the IAccessLogSettings interface."""
+
+    def __init__(self, destination: apigwv2.IAccessLogDestination, log_format: apigw.AccessLogFormat) -> None:
+        self._destination = destination
+        self._format = log_format
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw.AccessLogFormat | None:
+        return self._format
+
+
+class Api(Construct):
+    """The API function (table + account secrets), the authorizer (API-key lookup) and the HTTP API."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        runtime: LambdaRuntime,
+        data: DataStore,
+        settings: ApiSettings | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        settings = settings or ApiSettings()
+        stack = cdk.Stack.of(self)
+        table = data.table
+
+        self.function = runtime.function(
+            self,
+            "ApiFunction",
+            code_folder=CODE_FOLDER,
+            handler=API_HANDLER,
+            description="wabacast HTTP API",
+            memory_mb=settings.api_memory_mb,
+            timeout=cdk.Duration.seconds(settings.api_timeout_seconds),
+            environment={"TABLE_NAME": table.table_name, "SECRETS_PREFIX": SECRETS_PREFIX},
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="TableReadWrite",
+                actions=list(API_TABLE_ACTIONS),
+                resources=[table.table_arn, *data.index_arns],
+            )
+        )
+        self.secrets_arn_pattern = stack.format_arn(
+            service="secretsmanager",
+            resource="secret",
+            resource_name=f"{SECRETS_PREFIX}/*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="AccountSecrets",
+                actions=list(API_SECRET_ACTIONS),
+                resources=[self.secrets_arn_pattern],
+            )
+        )
+        assert self.function.role is not None
+        acknowledge(
+            self.function.role,
+            wildcard_resource_rule(
+                f"arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:{SECRETS_PREFIX}/*"
+            ),
+            "One secret per WhatsApp account, named wabacast/{businessId}/accounts/{accountId} and created at run "
+            "time when a tenant registers an account, so the names cannot be known at deploy time. The wildcard is "
+            "limited to the wabacast/ prefix in this account and region.",
+        )
+
+        self.authorizer_function = runtime.function(
+            self,
+            "AuthorizerFunction",
+            code_folder=CODE_FOLDER,
+            handler=AUTHORIZER_HANDLER,
+            description="wabacast API-key authorizer",
+            memory_mb=settings.authorizer_memory_mb,
+            timeout=cdk.Duration.seconds(settings.authorizer_timeout_seconds),
+            environment={"TABLE_NAME": table.table_name},
+        )
+        self.authorizer_function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ApiKeyLookup",
+                actions=list(AUTHORIZER_TABLE_ACTIONS),
+                resources=[table.table_arn],
+            )
+        )
+
+        self.http_api = apigwv2.HttpApi(
+            self,
+            "HttpApi",
+            description="wabacast: multi-tenant WhatsApp bulk messaging",
+            create_default_stage=False,  # the stage below adds access logs and throttling
+        )
+        self.access_log_group = logs.LogGroup(self, "AccessLogs", retention=runtime.log_retention)
+        self.stage = apigwv2.HttpStage(
+            self,
+            "DefaultStage",
+            http_api=self.http_api,
+            auto_deploy=True,
+            access_log_settings=_AccessLogSettings(
+                apigwv2.LogGroupLogDestination(self.access_log_group),
+                apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FORMAT)),
+            ),
+            throttle=apigwv2.ThrottleSettings(
+                rate_limit=settings.throttle_rate_limit,
+                burst_limit=settings.throttle_burst_limit,
+            ),
+        )
+
+        integration = integrations.HttpLambdaIntegration("ApiIntegration", self.function)
+        self.authorizer = authorizers.HttpLambdaAuthorizer(
+            "ApiKeyAuthorizer",
+            self.authorizer_function,
+            response_types=[authorizers.HttpLambdaResponseType.SIMPLE],
+            identity_source=[AUTHORIZATION_HEADER],
+            results_cache_ttl=cdk.Duration.seconds(settings.authorizer_cache_ttl_seconds),
+        )
+        self.http_api.add_routes(
+            path=PROTECTED_ROUTE,
+            methods=[apigwv2.HttpMethod.ANY],
+            integration=integration,
+            authorizer=self.authorizer,
+        )
+        for path in PUBLIC_ROUTES:
+            for route in self.http_api.add_routes(path=path, methods=[apigwv2.HttpMethod.GET], integration=integration):
+                # Scoped to these two routes: any other route without an authorizer still fails cdk-nag.
+                acknowledge(
+                    route,
+                    "AwsSolutions-APIG4",
+                    "Public on purpose: the OpenAPI document and the Swagger UI page only describe the API and "
+                    "return no tenant data; every other route goes through the API-key authorizer.",
+                )
+
+    @property
+    def url(self) -> str:
+        """Base URL of the API (the `$default` stage), ending with `/`."""
+        url = self.stage.url
+        assert url is not None
+        return url

@@ -1,0 +1,16 @@
+"""Where the CDK app finds its inputs, relative to the repository root (not the current directory)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = REPO_ROOT / "pyproject.toml"
+CDK_JSON = REPO_ROOT / "cdk.json"
+# The shared `wabacast` package, copied into the layer.
+SHARED_PACKAGE_DIR = REPO_ROOT / "layers" / "shared" / "wabacast"
+# Lambda code assets: functions/api holds both the API handler and the authorizer.
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+# Output of `make layer` (infra/build_layer.py): build/layer/python/... is the layer's content.
+LAYER_DIR = REPO_ROOT / "build" / "layer"
+CDK_OUT_DIR = REPO_ROOT / "cdk.out"

@@ -1,0 +1,46 @@
+"""The wabacast stack: composes one construct per capability and exposes them for the next ones to use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from constructs import Construct
+
+from infra.capabilities.api import Api, ApiSettings
+from infra.capabilities.data import DataStore
+from infra.capabilities.runtime import LambdaRuntime
+from infra.paths import FUNCTIONS_DIR
+
+
+class WabacastStack(cdk.Stack):
+    """Everything wabacast runs on.
+
+    `layer_dir` is the folder built by infra/build_layer.py (it holds `python/`); `functions_dir` holds one folder
+    per code asset (`api/`, ...). Tests pass small temporary folders for both.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        layer_dir: Path,
+        functions_dir: Path = FUNCTIONS_DIR,
+        api_settings: ApiSettings | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+
+        self.data = DataStore(self, "Data")
+        self.runtime = LambdaRuntime(self, "Runtime", layer_dir=layer_dir, functions_dir=functions_dir)
+        self.api = Api(self, "Api", runtime=self.runtime, data=self.data, settings=api_settings)
+
+        cdk.CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the HTTP API (ends with /)")
+        cdk.CfnOutput(self, "TableName", value=self.table.table_name, description="The DynamoDB table")
+
+    @property
+    def table(self) -> dynamodb.Table:
+        return self.data.table

@@ -1,0 +1,71 @@
+"""infra/app.py and cdk.json: how `make synth` / `make deploy` enter the app."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from infra import app
+from infra.paths import CDK_JSON, FUNCTIONS_DIR, LAYER_DIR, REPO_ROOT
+
+
+def test_app_refuses_to_synthesize_without_the_layer_and_says_how_to_build_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN no build/layer folder
+    monkeypatch.setattr(app, "LAYER_DIR", tmp_path / "build" / "layer")
+
+    # WHEN running the app
+    exit_code = app.main()
+
+    # THEN it stops before building anything, with the command to run
+    assert exit_code == 1
+    assert "run `make layer` first" in capsys.readouterr().err
+
+
+def test_app_reads_the_layer_and_code_from_the_repository_not_the_current_directory() -> None:
+    # GIVEN / WHEN the default inputs of the app
+    # THEN they are the repository's build/layer and functions folders, wherever the app is started from
+    assert LAYER_DIR == REPO_ROOT / "build" / "layer"
+    assert FUNCTIONS_DIR == REPO_ROOT / "functions"
+    assert app.missing_inputs(LAYER_DIR, FUNCTIONS_DIR) == app.missing_inputs()
+
+
+def test_cdk_json_runs_the_same_app_as_make_synth_with_the_recommended_feature_flags() -> None:
+    # GIVEN cdk.json, which the CDK CLI reads
+    config = json.loads(CDK_JSON.read_text())
+
+    # WHEN / THEN the CLI runs infra/app.py with the project's venv, and app.py passes the same context to App()
+    assert config["app"] == ".venv/bin/python infra/app.py"
+    assert app.load_context() == config["context"]
+    assert config["context"]["@aws-cdk/aws-iam:minimizePolicies"] is True
+
+
+def _module_level_names(source: str) -> set[str]:
+    names: set[str] = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(target.id for target in node.targets if isinstance(target, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
+@pytest.mark.parametrize("handler", ["handler.lambda_handler", "authorizer.lambda_handler"])
+def test_the_handlers_the_stack_points_at_exist_in_functions_api(handler: str) -> None:
+    # GIVEN the handler the stack configures, as module.function inside functions/api
+    module, function = handler.split(".")
+    source = FUNCTIONS_DIR / "api" / f"{module}.py"
+    if not source.exists():
+        pytest.skip(f"{source} is not written yet")
+
+    # WHEN reading that module
+    names = _module_level_names(source.read_text())
+
+    # THEN it defines the function Lambda will call
+    assert function in names
