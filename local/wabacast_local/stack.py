@@ -1,0 +1,230 @@
+"""The local stack: the cloud architecture rebuilt in one process, with moto standing in for AWS.
+
+`LocalStack.start()` brings the pieces up in dependency order and `stop()` takes them down in reverse. A piece that
+runs in the background (the HTTP listener, the emulator, later an SQS poller playing Lambda's event source mapping
+or a ticker playing EventBridge Scheduler) is a `Component`; register it with `self._start(...)` and it is stopped
+for you, also when a later step of the startup fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from wabacast.bootstrap import create_resources, issue_admin_key
+from wabacast.settings import Settings
+
+from wabacast_local.emulator import MotoEmulator
+from wabacast_local.http_api import HttpApi, LambdaAuthorizer, LambdaInvoker, Route
+from wabacast_local.http_server import HttpApiServer
+from wabacast_local.lambda_runtime import FunctionConfig, LocalLambdaFunction
+from wabacast_local.seed import create_demo_business
+from wabacast_local.state import StateFile
+
+LOGGER = logging.getLogger(__name__)
+
+# Fake credentials: moto accepts anything, and real ones must never be picked up by a local run.
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+# Settings from the developer's shell that could send a local run to a real account or another endpoint.
+_FOREIGN_AWS_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+
+
+class StartupError(RuntimeError):
+    """A startup failure with a cause the message fully explains (no traceback needed)."""
+
+
+def default_functions_dir() -> Path:
+    """`functions/` of the checkout this package is installed from (the install is editable: `pip install -e`)."""
+    return Path(__file__).resolve().parents[2] / "functions"
+
+
+@dataclass(frozen=True)
+class LocalStackConfig:
+    host: str = "127.0.0.1"
+    port: int = 3000
+    state_dir: Path = Path(".wabacast")
+    # Cloud: 60 s. Locally 0, so a revoked or rotated key stops working at once.
+    authorizer_cache_ttl_seconds: float = 0.0
+    table_name: str = "wabacast-local"
+    secrets_prefix: str = "wabacast"
+    region: str = "us-east-1"
+    functions_dir: Path = field(default_factory=default_functions_dir)
+
+
+@dataclass(frozen=True)
+class StackEndpoints:
+    """What a developer needs to use the running stack (also written to local.json)."""
+
+    api_url: str
+    admin_api_key: str
+    api_key: str
+    demo_business_id: str
+    aws_endpoint_url: str
+
+    @property
+    def docs_url(self) -> str:
+        return f"{self.api_url}/api/docs"
+
+
+class Component(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+ComponentT = TypeVar("ComponentT", bound=Component)
+
+
+def lambda_environment(config: LocalStackConfig, aws_endpoint_url: str) -> dict[str, str]:
+    """The environment the functions get in the cloud, pointed at the emulator."""
+    return {
+        "TABLE_NAME": config.table_name,
+        "SECRETS_PREFIX": config.secrets_prefix,
+        "AWS_ENDPOINT_URL": aws_endpoint_url,
+        "AWS_REGION": config.region,
+        "AWS_DEFAULT_REGION": config.region,
+        **LOCAL_CREDENTIALS,
+        # No shared config or instance metadata either: nothing outside this process decides where calls go.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "wabacast",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "wabacast",
+    }
+
+
+def apply_lambda_environment(environ: MutableMapping[str, str], variables: dict[str, str]) -> None:
+    for name in [*_FOREIGN_AWS_VARIABLES, *(key for key in environ if key.startswith("AWS_ENDPOINT_URL_"))]:
+        environ.pop(name, None)
+    environ.update(variables)
+
+
+def api_routes(api: LambdaInvoker, authorizer: LambdaAuthorizer) -> list[Route]:
+    """The routes of the cloud HTTP API (infra/capabilities/api.py): the API description is public, everything
+    else goes through the authorizer. No CORS configuration in the cloud, so none here: OPTIONS is an ANY request."""
+    return [
+        Route("GET", "/api/openapi.json", api),
+        Route("GET", "/api/docs", api),
+        Route("ANY", "/api/{proxy+}", api, authorizer),
+    ]
+
+
+class LocalStack:
+    def __init__(self, config: LocalStackConfig) -> None:
+        self.config = config
+        self.state = StateFile(config.state_dir)
+        self._components: list[Component] = []
+        self._owns_state_file = False
+
+    def start(self) -> StackEndpoints:
+        """Start everything; on failure, stop what was started and re-raise."""
+        try:
+            return self._start_all()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_all(self) -> StackEndpoints:
+        # Each step needs the ones before it. A later capability adds its step here: e.g. a sandbox provider
+        # server before the functions (its URL goes into their environment), an SQS poller or a schedule ticker
+        # after them (they invoke functions), each registered with self._start so that stop() stops it.
+        api_code_root = self._check_function_code()
+        emulator = self._start(MotoEmulator())
+        settings = self._configure_functions_environment(emulator.endpoint_url)
+        # The same table definition as the CDK stack (wabacast.storage.table), created by the shared bootstrap.
+        create_resources(settings)
+        server = self._start(HttpApiServer(self._build_http_api(api_code_root), self.config.host, self.config.port))
+        # Only once the port is ours: a second stack that fails to bind must not hide the first one's file.
+        # The previous run's file is stale anyway, its keys died with its in-memory emulator.
+        self.state.remove()
+        self._owns_state_file = True
+        endpoints = self._seed(settings, server.url, emulator.endpoint_url)
+        self.state.update(
+            {
+                "apiUrl": endpoints.api_url,
+                "docsUrl": endpoints.docs_url,
+                "adminApiKey": endpoints.admin_api_key,
+                "apiKey": endpoints.api_key,
+                "demoBusinessId": endpoints.demo_business_id,
+                "awsEndpointUrl": endpoints.aws_endpoint_url,
+                "region": self.config.region,
+                "tableName": self.config.table_name,
+                "pid": os.getpid(),
+            }
+        )
+        return endpoints
+
+    def _check_function_code(self) -> Path:
+        """Fail before starting anything when the Lambda code is not where it should be."""
+        api_code_root = self.config.functions_dir / "api"
+        for handler_file in ("handler.py", "authorizer.py"):
+            if not (api_code_root / handler_file).is_file():
+                raise StartupError(f"{api_code_root / handler_file} not found (see --functions-dir)")
+        return api_code_root
+
+    def _configure_functions_environment(self, aws_endpoint_url: str) -> Settings:
+        # Before any handler module is loaded: handlers and boto3 read their settings from the process environment
+        # (all functions share this process, so they share one environment, as they share one configuration).
+        apply_lambda_environment(os.environ, lambda_environment(self.config, aws_endpoint_url))
+        return Settings.from_env()
+
+    def _build_http_api(self, api_code_root: Path) -> HttpApi:
+        """The API and authorizer functions (sizes as in infra/capabilities/api.py) behind the cloud's routes."""
+        region = self.config.region
+        api_function = LocalLambdaFunction.from_file(
+            FunctionConfig(name="wabacast-api", timeout_seconds=29, memory_limit_in_mb=1024, region=region),
+            api_code_root / "handler.py",
+        )
+        authorizer_function = LocalLambdaFunction.from_file(
+            FunctionConfig(name="wabacast-authorizer", timeout_seconds=10, memory_limit_in_mb=512, region=region),
+            api_code_root / "authorizer.py",
+        )
+        authorizer = LambdaAuthorizer(authorizer_function, result_ttl_seconds=self.config.authorizer_cache_ttl_seconds)
+        return HttpApi(routes=api_routes(api_function, authorizer), region=region)
+
+    def _seed(self, settings: Settings, api_url: str, aws_endpoint_url: str) -> StackEndpoints:
+        """An admin key (an operator task, no API for it) and a demo business created through the API."""
+        admin_api_key = issue_admin_key(settings, label="local stack")
+        business = create_demo_business(api_url, admin_api_key)
+        return StackEndpoints(
+            api_url=api_url,
+            admin_api_key=admin_api_key,
+            api_key=business.api_key,
+            demo_business_id=business.id,
+            aws_endpoint_url=aws_endpoint_url,
+        )
+
+    def _start(self, component: ComponentT) -> ComponentT:
+        LOGGER.debug("starting %s", component.name)
+        component.start()
+        self._components.append(component)
+        return component
+
+    def stop(self) -> None:
+        """Stop components in reverse start order; one failing to stop does not keep the others running."""
+        if self._owns_state_file:
+            self.state.remove()
+            self._owns_state_file = False
+        while self._components:
+            component = self._components.pop()
+            try:
+                component.stop()
+            except Exception:
+                LOGGER.exception("stopping %s failed", component.name)

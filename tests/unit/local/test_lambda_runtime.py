@@ -1,0 +1,159 @@
+"""Loading handlers by file path and invoking them like the Lambda service does."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+from wabacast_local.lambda_runtime import FunctionConfig, FunctionError, LocalLambdaFunction, load_handler
+
+
+def write_handler(directory, source, file_name="handler.py"):
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / file_name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def test_handlers_with_the_same_file_name_do_not_collide(tmp_path):
+    # GIVEN two functions whose code roots both have a handler.py
+    first = write_handler(tmp_path / "one", "def lambda_handler(event, context):\n    return 'one'\n")
+    second = write_handler(tmp_path / "two", "def lambda_handler(event, context):\n    return 'two'\n")
+    path_before = list(sys.path)
+
+    # WHEN both are loaded
+    first_handler = load_handler(first, "fn-one")
+    second_handler = load_handler(second, "fn-two")
+
+    # THEN each keeps its own module, and no code root was put on sys.path
+    assert first_handler({}, None) == "one"
+    assert second_handler({}, None) == "two"
+    assert first_handler.__module__ != second_handler.__module__
+    assert sys.path == path_before
+
+
+def test_handler_module_is_importable_by_name_for_pydantic_and_dataclasses(tmp_path):
+    # GIVEN a handler defining a pydantic model with a forward reference (resolved through sys.modules)
+    path = write_handler(
+        tmp_path / "api",
+        """
+        from __future__ import annotations
+        from pydantic import BaseModel
+
+        class Item(BaseModel):
+            child: Child | None = None
+
+        class Child(BaseModel):
+            name: str
+
+        Item.model_rebuild()
+
+        def lambda_handler(event, context):
+            return Item.model_validate(event).model_dump()
+        """,
+    )
+
+    # WHEN loaded and invoked
+    handler = load_handler(path, "models")
+
+    # THEN the model works
+    assert handler({"child": {"name": "x"}}, None) == {"child": {"name": "x"}}
+
+
+def test_missing_handler_function_is_an_import_error(tmp_path):
+    path = write_handler(tmp_path / "api", "x = 1\n")
+    with pytest.raises(ImportError, match="lambda_handler"):
+        load_handler(path, "no-handler")
+
+
+def test_context_has_what_powertools_reads():
+    # GIVEN a function that returns its context's attributes
+    def handler(event, context):
+        return {
+            "function_name": context.function_name,
+            "function_version": context.function_version,
+            "memory_limit_in_mb": context.memory_limit_in_mb,
+            "invoked_function_arn": context.invoked_function_arn,
+            "aws_request_id": context.aws_request_id,
+            "log_group_name": context.log_group_name,
+            "remaining": context.get_remaining_time_in_millis(),
+        }
+
+    function = LocalLambdaFunction(FunctionConfig(name="wabacast-api", timeout_seconds=29, region="eu-west-1"), handler)
+
+    # WHEN invoked twice
+    first = function.invoke({})
+    second = function.invoke({})
+
+    # THEN the context looks like Lambda's, with a fresh request id per invocation
+    assert first["function_name"] == "wabacast-api"
+    assert first["function_version"] == "$LATEST"
+    assert first["memory_limit_in_mb"] == 256
+    assert first["invoked_function_arn"] == "arn:aws:lambda:eu-west-1:123456789012:function:wabacast-api"
+    assert first["log_group_name"] == "/aws/lambda/wabacast-api"
+    assert 0 < first["remaining"] <= 29_000
+    assert first["aws_request_id"] != second["aws_request_id"]
+
+
+def test_event_crosses_a_json_boundary():
+    # GIVEN a handler that mutates its event
+    def handler(event, context):
+        event["mutated"] = True
+        return event
+
+    function = LocalLambdaFunction(FunctionConfig(name="fn"), handler)
+    event = {"a": (1, 2)}
+
+    # WHEN invoked
+    result = function.invoke(event)
+
+    # THEN it got a JSON copy (tuples become lists) and the caller's event is untouched
+    assert result == {"a": [1, 2], "mutated": True}
+    assert event == {"a": (1, 2)}
+
+
+def test_unserializable_event_or_result_fails():
+    function = LocalLambdaFunction(FunctionConfig(name="fn"), lambda event, context: {"when": object()})
+    with pytest.raises(FunctionError):
+        function.invoke({})
+
+
+def test_handler_exception_is_a_function_error():
+    def handler(event, context):
+        raise ValueError("bad")
+
+    function = LocalLambdaFunction(FunctionConfig(name="fn"), handler)
+    with pytest.raises(FunctionError, match="ValueError"):
+        function.invoke({})
+
+
+def test_invocations_of_one_function_never_overlap():
+    # GIVEN a slow handler that tracks how many invocations run at once
+    running = 0
+    most_at_once = 0
+    counter_lock = threading.Lock()
+
+    def handler(event, context):
+        nonlocal running, most_at_once
+        with counter_lock:
+            running += 1
+            most_at_once = max(most_at_once, running)
+        time.sleep(0.02)
+        with counter_lock:
+            running -= 1
+        return event
+
+    function = LocalLambdaFunction(FunctionConfig(name="fn"), handler)
+
+    # WHEN eight threads invoke it at the same time
+    threads = [threading.Thread(target=function.invoke, args=({"n": n},)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # THEN they ran one after the other, as in one execution environment
+    assert most_at_once == 1
