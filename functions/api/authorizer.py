@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
     APIGatewayAuthorizerResponseV2,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from wabacast.container import build_business_service
 from wabacast.logic.businesses import BusinessService
 from wabacast.settings import Settings
@@ -29,7 +30,8 @@ def _businesses() -> BusinessService:
     return build_business_service(Settings.from_env())
 
 
-@logger.inject_lambda_context
+# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event carries the API key.
+@logger.inject_lambda_context(log_event=False)
 @event_source(data_class=APIGatewayAuthorizerEventV2)
 def lambda_handler(event: APIGatewayAuthorizerEventV2, context: LambdaContext) -> dict[str, Any]:
     principal = _businesses().authenticate(event.headers.get("authorization"))

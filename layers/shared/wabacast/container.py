@@ -5,14 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import boto3
+import httpx
 
 from wabacast.adapters.dynamodb import AccountRepository, BusinessRepository, ContactRepository, QueueRepository
 from wabacast.adapters.dynamodb.base import TableGateway
+from wabacast.adapters.dynamodb.delivery import DeliveryStore
+from wabacast.adapters.dynamodb.ratelimit import RateLimiter
+from wabacast.adapters.lambda_trigger import LambdaPlannerTrigger
+from wabacast.adapters.metrics import EmfMetrics
 from wabacast.adapters.secrets import SecretsManagerStore
+from wabacast.adapters.sqs import AccountQueues
 from wabacast.logic.accounts import AccountService
 from wabacast.logic.businesses import BusinessService
 from wabacast.logic.contacts import ContactService
+from wabacast.logic.planner import Planner, PlannerConfig
+from wabacast.logic.processing import ProcessingService
 from wabacast.logic.queues import QueueService
+from wabacast.logic.sender import Sender
+from wabacast.providers.factory import ProviderFactory, powertools_secret_getter
 from wabacast.settings import Settings
 
 
@@ -23,12 +33,22 @@ class Services:
     accounts: AccountService
     queues: QueueService
     contacts: ContactService
+    processing: ProcessingService
 
 
 def build_business_service(settings: Settings) -> BusinessService:
     """What the authorizer needs: key lookups only."""
     table = TableGateway(boto3.client("dynamodb", region_name=settings.region), settings.table_name)
     return BusinessService(BusinessRepository(table))
+
+
+def _account_queues(settings: Settings) -> AccountQueues:
+    needs_lambda = bool(settings.sender_function_arn or settings.dead_letter_function_arn)
+    return AccountQueues(
+        boto3.client("sqs", region_name=settings.region),
+        boto3.client("lambda", region_name=settings.region) if needs_lambda else None,
+        settings,
+    )
 
 
 def build_services(settings: Settings) -> Services:
@@ -38,10 +58,65 @@ def build_services(settings: Settings) -> Services:
     queues = QueueRepository(table)
     contacts = ContactRepository(table)
     secrets = SecretsManagerStore(boto3.client("secretsmanager", region_name=settings.region), settings.secrets_prefix)
+    delivery = DeliveryStore(table)
+    trigger = (
+        LambdaPlannerTrigger(boto3.client("lambda", region_name=settings.region), settings.planner_function_name)
+        if settings.planner_function_name
+        else None
+    )
     return Services(
         settings=settings,
         businesses=BusinessService(businesses),
-        accounts=AccountService(businesses, accounts, queues, secrets),
+        accounts=AccountService(businesses, accounts, queues, secrets, provisioner=_account_queues(settings)),
         queues=QueueService(businesses, accounts, queues),
         contacts=ContactService(contacts),
+        processing=ProcessingService(businesses, accounts, queues, delivery, trigger),
     )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    planner: Planner
+    sender: Sender
+    delivery: DeliveryStore
+    metrics: EmfMetrics
+    queues: AccountQueues
+
+
+def build_delivery(settings: Settings, http_client: httpx.Client | None = None) -> Delivery:
+    """What the planner, sender and dead-letter functions need."""
+    table = TableGateway(boto3.client("dynamodb", region_name=settings.region), settings.table_name)
+    businesses = BusinessRepository(table)
+    accounts = AccountRepository(table)
+    contacts = ContactRepository(table)
+    delivery = DeliveryStore(table)
+    account_queues = _account_queues(settings)
+    rates = RateLimiter(table)
+    metrics = EmfMetrics(namespace=settings.metrics_namespace)
+    secrets = SecretsManagerStore(boto3.client("secretsmanager", region_name=settings.region), settings.secrets_prefix)
+    providers = ProviderFactory(
+        settings, powertools_secret_getter, http_client or httpx.Client(timeout=settings.provider_timeout_s)
+    )
+    planner = Planner(
+        delivery=delivery,
+        businesses=businesses,
+        accounts=accounts,
+        contacts=contacts,
+        feed=account_queues,
+        rates=rates,
+        metrics=metrics,
+        config=PlannerConfig(feed_window_s=settings.feed_window_s, requeue_after_s=settings.requeue_after_s),
+    )
+    sender = Sender(
+        delivery=delivery,
+        businesses=businesses,
+        accounts=accounts,
+        contacts=contacts,
+        providers=providers,
+        rates=rates,
+        feed=account_queues,
+        metrics=metrics,
+        secret_name=secrets.name_for_account,
+        max_rate_wait_s=settings.max_rate_wait_s,
+    )
+    return Delivery(planner=planner, sender=sender, delivery=delivery, metrics=metrics, queues=account_queues)

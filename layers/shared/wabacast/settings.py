@@ -25,6 +25,27 @@ class Settings(BaseModel):
     default_page_size: int = Field(default=50, ge=1, le=100)
     # Base URL of the sandbox WhatsApp provider; sandbox accounts are refused when it is not set.
     sandbox_base_url: str | None = None
+    # Meta Cloud API (Graph API) endpoint and version used by `meta` accounts.
+    meta_base_url: str = "https://graph.facebook.com"
+    meta_api_version: str = Field(default="v21.0", pattern=r"^v[0-9]+\.[0-9]+$")
+    # Per provider call (connect and read each); a read timeout is an unknown outcome, never resent.
+    provider_timeout_s: float = Field(default=10.0, gt=0, le=60)
+
+    # Delivery. Each account gets "{queue_name_prefix}-{accountId}.fifo" and its "-dlq.fifo" twin.
+    queue_name_prefix: str = "wabacast"
+    # When set (in AWS), account queues get event source mappings to these functions; the local runner plays
+    # the mappings itself, so it leaves them unset.
+    sender_function_arn: str | None = None
+    dead_letter_function_arn: str | None = None
+    # When set, starting a queue invokes the planner at once (asynchronously) instead of waiting for its tick.
+    planner_function_name: str | None = None
+    # How much an account's SQS queue is fed at a time: its rate times this many seconds.
+    feed_window_s: float = Field(default=60.0, gt=0)
+    # A QUEUED job not picked up for this long is assumed lost between the planner and SQS and fed again.
+    requeue_after_s: float = Field(default=900.0, gt=0)
+    # The longest a sender waits for rate-limit slots before handing the batch back to SQS.
+    max_rate_wait_s: float = Field(default=20.0, gt=0)
+    metrics_namespace: str = "wabacast"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -35,4 +56,15 @@ class Settings(BaseModel):
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             sandbox_base_url=env.get("SANDBOX_BASE_URL") or None,
+            meta_base_url=env.get("META_BASE_URL") or "https://graph.facebook.com",
+            meta_api_version=env.get("META_API_VERSION") or "v21.0",
+            provider_timeout_s=float(env.get("PROVIDER_TIMEOUT_S") or 10.0),
+            queue_name_prefix=env.get("QUEUE_NAME_PREFIX", "wabacast"),
+            sender_function_arn=env.get("SENDER_FUNCTION_ARN") or None,
+            dead_letter_function_arn=env.get("DEAD_LETTER_FUNCTION_ARN") or None,
+            planner_function_name=env.get("PLANNER_FUNCTION_NAME") or None,
+            feed_window_s=float(env.get("FEED_WINDOW_S", "60")),
+            requeue_after_s=float(env.get("REQUEUE_AFTER_S", "900")),
+            max_rate_wait_s=float(env.get("MAX_RATE_WAIT_S", "20")),
+            metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "wabacast"),
         )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from http import HTTPStatus
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import ValidationError
@@ -33,16 +36,19 @@ from wabacast.api.models import (
     OptOutIn,
     OptOutListOut,
     OptOutOut,
+    ProgressOut,
     QueueCreateIn,
     QueueListOut,
     QueueOut,
     QueueUpdateIn,
+    RetryFailedOut,
 )
 from wabacast.container import Services
 from wabacast.domain.models import ApiKeyRole, QueueStatus, Tag
 from wabacast.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
 from wabacast.logic.accounts import AccountDraft, AccountPatch
 from wabacast.logic.contacts import ContactDraft, Rejection
+from wabacast.logic.processing import Progress
 from wabacast.logic.queues import QueueDraft, QueuePatch, ScheduleDraft
 from wabacast.phone import normalize_phone_number
 
@@ -62,14 +68,29 @@ def _json(status: HTTPStatus, body: str) -> Response[str]:
 
 def _phone_in_path(raw: str) -> str:
     try:
-        return normalize_phone_number(raw)
+        # Clients URL-encode the "+" (docs/api.md); whether the gateway decodes the path first varies by front end.
+        return normalize_phone_number(unquote(raw))
     except ValueError as error:
         raise InvalidInputError(f"phoneNumber: {error}", field="phoneNumber") from None
+
+
+def _body_is_a_json_object(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Every body of this API is a JSON object. Powertools' validation unwraps a list into its first element
+    ([{...}, {...}] would pass as the first object, the rest silently dropped), so anything else is refused here."""
+    if app.current_event.body:
+        try:
+            body = app.current_event.json_body
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise InvalidInputError("the request body must be a JSON object")
+    return next_middleware(app)
 
 
 def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
     register_error_handlers(app, logger)
+    app.use(middlewares=[_body_is_a_json_object])
     page_size = services.settings.default_page_size
 
     def caller() -> tuple[ApiKeyRole, str | None]:
@@ -222,6 +243,58 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
     def delete_queue(queue_id: Annotated[str, Path()]) -> Response[None]:
         services.queues.delete(tenant(), queue_id)
         return Response(HTTPStatus.NO_CONTENT)
+
+    # Processing ----------------------------------------------------------------------------------------------
+    def progress_out(progress: Progress) -> ProgressOut:
+        return ProgressOut.model_validate(asdict(progress))
+
+    @app.post(
+        f"{WHATSAPP}/queue/<queue_id>/process",
+        tags=["processing"],
+        responses=documented(202, "Accepted: the planner sends in the background", 401, 403, 404, 409),
+    )
+    def process_queue(queue_id: Annotated[str, Path()]) -> Response[ProgressOut]:
+        progress = services.processing.process(tenant(), queue_id)
+        return Response(HTTPStatus.ACCEPTED, content_types.APPLICATION_JSON, progress_out(progress))
+
+    @app.get(
+        f"{WHATSAPP}/queue/<queue_id>/process", tags=["processing"], responses=documented(200, "Live progress", *read)
+    )
+    def queue_progress(queue_id: Annotated[str, Path()]) -> ProgressOut:
+        return progress_out(services.processing.progress(tenant(), queue_id))
+
+    @app.post(
+        f"{WHATSAPP}/queue/<queue_id>/pause",
+        tags=["processing"],
+        responses=documented(200, "Paused", 401, 403, 404, 409),
+    )
+    def pause_queue(queue_id: Annotated[str, Path()]) -> ProgressOut:
+        return progress_out(services.processing.pause(tenant(), queue_id))
+
+    @app.post(
+        f"{WHATSAPP}/queue/<queue_id>/resume",
+        tags=["processing"],
+        responses=documented(200, "Resumed", 401, 403, 404, 409),
+    )
+    def resume_queue(queue_id: Annotated[str, Path()]) -> ProgressOut:
+        return progress_out(services.processing.resume(tenant(), queue_id))
+
+    @app.post(
+        f"{WHATSAPP}/queue/<queue_id>/cancel",
+        tags=["processing"],
+        responses=documented(200, "Cancelled", 401, 403, 404, 409),
+    )
+    def cancel_queue(queue_id: Annotated[str, Path()]) -> ProgressOut:
+        return progress_out(services.processing.cancel(tenant(), queue_id))
+
+    @app.post(
+        f"{WHATSAPP}/queue/<queue_id>/retry-failed",
+        tags=["processing"],
+        responses=documented(200, "Re-queued", 401, 403, 404, 409),
+    )
+    def retry_failed(queue_id: Annotated[str, Path()]) -> RetryFailedOut:
+        report = services.processing.retry_failed(tenant(), queue_id)
+        return RetryFailedOut(requeued=report.requeued, more=report.more)
 
     # Contacts and opt-outs -----------------------------------------------------------------------------------
     @app.post(f"{WHATSAPP}/contacts", tags=["contacts"], responses=documented(200, "Upserted", *write))

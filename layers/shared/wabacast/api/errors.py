@@ -102,6 +102,12 @@ def register_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response[str]:
+        # Powertools also parses form and multipart bodies; this API takes JSON only (415, as for any other type).
+        content_type = app.current_event.headers.get("content-type", "").strip().lower()
+        if app.current_event.body and content_type and not content_type.startswith("application/json"):
+            return error_response(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json"
+            )
         problems = error.errors()
         if any(problem.get("type") == "json_invalid" for problem in problems):
             return error_response(HTTPStatus.BAD_REQUEST, "MALFORMED_JSON", "the request body is not valid JSON")

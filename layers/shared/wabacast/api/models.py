@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from wabacast.domain.models import (
@@ -117,13 +117,14 @@ _CREDENTIALS_DOC = (
     "Write-only. twilio: {accountSid, authToken, messagingServiceSid?}; "
     "meta: {phoneNumberId, wabaId, accessToken, appSecret}; sandbox: none."
 )
+# Credentials fields are repr=False: Powertools logs the parsed body at DEBUG ("Calling API Route Handler").
 
 
 class AccountCreateIn(ApiModel):
     display_name: str = Name
     phone_number: PhoneNumber
     provider: Provider
-    credentials: dict[str, str] | None = Field(default=None, description=_CREDENTIALS_DOC)
+    credentials: dict[str, str] | None = Field(default=None, description=_CREDENTIALS_DOC, repr=False)
     status: AccountStatus = AccountStatus.ACTIVE
     is_primary: bool = False
     is_default: bool = False
@@ -138,7 +139,7 @@ class AccountUpdateIn(ApiModel):
 
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
     phone_number: PhoneNumber | None = None
-    credentials: dict[str, str] | None = Field(default=None, description=_CREDENTIALS_DOC)
+    credentials: dict[str, str] | None = Field(default=None, description=_CREDENTIALS_DOC, repr=False)
     status: AccountStatus | None = None
     is_primary: bool | None = None
     is_default: bool | None = None
@@ -147,12 +148,13 @@ class AccountUpdateIn(ApiModel):
     quality_rating: QualityRating | None = None
     messaging_tier: MessagingTier | None = None
 
-    @model_validator(mode="after")
-    def _no_nulls(self) -> AccountUpdateIn:
-        for name in self.model_fields_set - {"credentials"}:
-            if getattr(self, name) is None:
-                raise ValueError(f"{to_camel(name)} cannot be null; leave it out to keep the stored value")
-        return self
+    @field_validator("*")
+    @classmethod
+    def _no_nulls(cls, value: Any, info: ValidationInfo) -> Any:
+        # A field validator (not a model one) so the error names the field.
+        if value is None and info.field_name != "credentials":
+            raise ValueError("cannot be null; leave it out to keep the stored value")
+        return value
 
 
 class AccountOut(ApiModel):
@@ -168,6 +170,7 @@ class AccountOut(ApiModel):
     verification_status: VerificationStatus
     quality_rating: QualityRating
     messaging_tier: MessagingTier
+    delivery_ready: bool = Field(description="The account's delivery queues exist; a retried create completes them")
     created_at: datetime
     updated_at: datetime
 
@@ -224,12 +227,12 @@ class QueueUpdateIn(ApiModel):
     schedule: ScheduleIn | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=10)
 
-    @model_validator(mode="after")
-    def _no_nulls(self) -> QueueUpdateIn:
-        for name in self.model_fields_set:
-            if getattr(self, name) is None:
-                raise ValueError(f"{to_camel(name)} cannot be null; leave it out to keep the stored value")
-        return self
+    @field_validator("*")
+    @classmethod
+    def _no_nulls(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            raise ValueError("cannot be null; leave it out to keep the stored value")
+        return value
 
 
 class AudienceOut(ApiModel):
@@ -259,6 +262,8 @@ class QueueOut(ApiModel):
     counters: QueueCounters
     created_at: datetime
     updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
 
     @classmethod
     def of(cls, queue: Queue, *, with_recipients: bool = True) -> QueueOut:
@@ -345,3 +350,28 @@ class OptOutOut(ApiModel):
 class OptOutListOut(ApiModel):
     items: list[OptOutOut]
     next_token: str | None
+
+
+# Processing ----------------------------------------------------------------------------------------------------
+class ErrorSummaryOut(ApiModel):
+    code: str
+    message: str
+    count: int
+
+
+class ProgressOut(ApiModel):
+    queue_id: str
+    status: QueueStatus
+    status_reason: str | None
+    counters: QueueCounters
+    percent_done: float = Field(description="Share of the planned jobs that are settled")
+    rate_per_second: float = Field(description="Jobs settled per second, measured over the last planner ticks")
+    eta_seconds: float | None = Field(description="Pending jobs at the current rate; null while unknown")
+    last_errors: list[ErrorSummaryOut] = Field(description="Most frequent provider errors, with counts")
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+class RetryFailedOut(ApiModel):
+    requeued: int
+    more: bool = Field(description="More retryable failures remain: call again")

@@ -225,6 +225,8 @@ class Account(DomainModel):
     quality_rating: QualityRating
     messaging_tier: MessagingTier
     credentials: CredentialsSummary
+    # True once the account's SQS queue, dead-letter queue and mappings exist (see AccountService.create).
+    delivery_ready: bool = False
     created_at: datetime
     updated_at: datetime
 
@@ -314,6 +316,8 @@ class Queue(DomainModel):
     counters: QueueCounters
     created_at: datetime
     updated_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
 
 
 class Contact(DomainModel):

@@ -26,7 +26,7 @@ from wabacast.domain.models import (
 )
 from wabacast.errors import ConcurrentModificationError, ConflictError, InvalidInputError, NotFoundError
 from wabacast.ids import new_id
-from wabacast.logic.ports import AccountStore, BusinessStore, QueueStore, SecretStore
+from wabacast.logic.ports import AccountStore, BusinessStore, QueueProvisioner, QueueStore, SecretStore
 
 # Optimistic writes retry this many times when a concurrent request moved the business's pointers.
 MAX_ATTEMPTS = 4
@@ -117,12 +117,16 @@ class AccountService:
         queues: QueueStore,
         secrets: SecretStore,
         clock: Clock = utc_now,
+        *,
+        provisioner: QueueProvisioner | None = None,
     ) -> None:
         self._businesses = businesses
         self._accounts = accounts
         self._queues = queues
         self._secrets = secrets
         self._clock = clock
+        # Creates each account's delivery queues; None only where delivery is not wired (unit tests of hierarchy).
+        self._provisioner = provisioner
 
     def list(self, business_id: str, limit: int, next_token: str | None) -> Page[Account]:
         business = self._business(business_id)
@@ -163,17 +167,43 @@ class AccountService:
                     secret_written = True
                 try:
                     self._accounts.create(account, business)
-                    return account
                 except ConcurrentModificationError:
                     continue
+                except ConflictError as conflict:
+                    resumed = self._resume_interrupted_create(business, draft, conflict)
+                    if secret_written:
+                        self._secrets.delete(secret_name)
+                    return resumed
+                secret_written = False  # the account owns it now
+                return self._provision(account)
             raise ConcurrentModificationError("too many concurrent changes to this business's accounts; retry")
         except BaseException:
             if secret_written:
                 self._secrets.delete(secret_name)
             raise
 
+    def _resume_interrupted_create(self, business: Business, draft: AccountDraft, conflict: ConflictError) -> Account:
+        """A create retried after a crash finds its own account half-provisioned and completes it."""
+        owner = self._accounts.owner_of_phone(draft.phone_number)
+        if owner is None or owner[0] != business.id:
+            raise conflict
+        existing = self._accounts.get(business, owner[1])
+        if existing is None or existing.delivery_ready:
+            raise conflict
+        return self._provision(existing)
+
+    def _provision(self, account: Account) -> Account:
+        """Create (or converge) the account's delivery queues, then mark it ready. Idempotent."""
+        if self._provisioner is None:
+            return account
+        self._provisioner.provision(account)
+        if not account.delivery_ready:
+            self._accounts.mark_delivery_ready(account)
+        return account.model_copy(update={"delivery_ready": True})
+
     def update(self, business_id: str, account_id: str, patch: AccountPatch) -> Account:
-        changes = patch.model_dump(include=patch.model_fields_set, exclude={"credentials"})
+        # Values as they are (not dumped): model_copy does not validate, a dict in place of AccountLimits would warn.
+        changes = {name: getattr(patch, name) for name in patch.model_fields_set - {"credentials"}}
         secret_written = False
         for _ in range(MAX_ATTEMPTS):
             business = self._business(business_id)
@@ -197,9 +227,12 @@ class AccountService:
             after = Account.model_validate(after.model_dump())
             try:
                 self._accounts.update(before, after, business)
-                return after
             except ConcurrentModificationError:
                 continue
+            # Limits and status shape the sender mapping (concurrency, enabled); a half-provisioned account heals.
+            if not after.delivery_ready or after.limits != before.limits or after.status != before.status:
+                return self._provision(after)
+            return after
         raise ConcurrentModificationError("too many concurrent changes to this account; retry")
 
     def delete(self, business_id: str, account_id: str) -> None:
@@ -222,6 +255,8 @@ class AccountService:
                 self._accounts.delete(account, business, account_count)
             except ConcurrentModificationError:
                 continue
+            if self._provisioner is not None:
+                self._provisioner.teardown(account)
             if account.provider != Provider.SANDBOX:
                 self._secrets.delete(self._secrets.name_for_account(business_id, account_id))
             return

@@ -10,6 +10,8 @@ import builtins
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
 from wabacast.adapters.dynamodb.base import (
     Item,
     TableGateway,
@@ -133,7 +135,7 @@ class AccountRepository:
                 "Put": {
                     "Item": self._to_item(after),
                     "ConditionExpression": "updated_at = :seen",
-                    "ExpressionAttributeValues": {":seen": {"S": before.updated_at.isoformat()}},
+                    "ExpressionAttributeValues": {":seen": {"S": to_jsonable_python(before.updated_at)}},
                 }
             }
         ]
@@ -183,6 +185,20 @@ class AccountRepository:
             pointers.operation(),
         ]
         self._run(operations, claim_index=None)
+
+    def owner_of_phone(self, phone_number: str) -> tuple[str, str] | None:
+        """(business id, account id) holding the number's claim, if any."""
+        item = self._table.get(phone_claim_pk(phone_number), _CLAIM_SK)
+        return (item["business_id"], item["account_id"]) if item else None
+
+    def mark_delivery_ready(self, account: Account) -> None:
+        self._table.client.update_item(
+            TableName=self._table.table_name,
+            Key=_key(business_pk(account.business_id), f"{ACCOUNT_PREFIX}{account.id}"),
+            UpdateExpression="SET delivery_ready = :ready",
+            ConditionExpression="attribute_exists(PK)",
+            ExpressionAttributeValues={":ready": {"BOOL": True}},
+        )
 
     # Helpers -------------------------------------------------------------------------------------------------
     @staticmethod

@@ -108,7 +108,14 @@ class TableGateway:
         }
         if index_name:
             request["IndexName"] = index_name
-        start_key = decode_token(next_token, partition_attribute=partition_attribute, partition_value=partition_value)
+        start_key = decode_token(
+            next_token,
+            partition_attribute=partition_attribute,
+            partition_value=partition_value,
+            sort_attribute=sort_attribute,
+            sort_prefix=sort_prefix,
+            key_attributes={PARTITION_KEY, SORT_KEY, partition_attribute, sort_attribute},
+        )
         if start_key:
             request["ExclusiveStartKey"] = start_key
         response = self.client.query(**request)

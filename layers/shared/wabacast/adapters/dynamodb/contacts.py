@@ -130,6 +130,12 @@ class ContactRepository:
         item = self._table.get(business_pk(business_id), f"{OPT_OUT_PREFIX}{phone_number}")
         return OptOut.model_validate(_strip(item), context={FROM_STORAGE: True}) if item else None
 
+    def opted_out_among(self, business_id: str, phone_numbers: Sequence[str]) -> set[str]:
+        """Which of these numbers opted out of this business (BatchGetItem, 100 keys a call)."""
+        pk = business_pk(business_id)
+        items = self._table.batch_get((pk, f"{OPT_OUT_PREFIX}{phone}") for phone in set(phone_numbers))
+        return {item["phone_number"] for item in items}
+
     def remove_opt_out(self, business_id: str, phone_number: str) -> None:
         try:
             self._table.client.delete_item(

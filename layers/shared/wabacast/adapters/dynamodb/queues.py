@@ -6,6 +6,8 @@ import json
 import zlib
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
 from wabacast.adapters.dynamodb.accounts import ACCOUNT_PREFIX
 from wabacast.adapters.dynamodb.base import (
     Item,
@@ -23,6 +25,20 @@ QUEUE_PREFIX = "QUEUE#"
 # DynamoDB items stop at 400 KB; keep room for the rest of the queue and for counters added later.
 MAX_COMPRESSED_RECIPIENTS_BYTES = 300_000
 _RECIPIENTS_ATTRIBUTE = "recipients_zlib"
+# What an edit (PUT) may write; everything else on the item belongs to the lifecycle, the planner and the senders.
+_EDITABLE = (
+    "name",
+    "account_id",
+    "template",
+    "variables",
+    "audience",
+    _RECIPIENTS_ATTRIBUTE,
+    "priority",
+    "schedule",
+    "max_attempts",
+    "updated_at",
+    GSI2.partition_key,
+)
 _STORAGE_ONLY = {
     PARTITION_KEY,
     SORT_KEY,
@@ -115,18 +131,32 @@ class QueueRepository:
             raise ConcurrentModificationError("the queue changed while this request ran; retry it") from None
 
     def replace(self, before: Queue, after: Queue, *, forbidden: tuple[QueueStatus, ...]) -> None:
-        """Store `after` if nobody changed the queue since `before` was read and it is not in a forbidden state."""
-        names = {f":forbidden{index}": {"S": status.value} for index, status in enumerate(forbidden)}
+        """Store the editable fields of `after` if nobody changed the queue since `before` was read and it is not
+        in a forbidden state. Counters, status and planning state are never overwritten by an edit: the planner
+        and the senders update them concurrently."""
+        attributes = self._to_item(after)
+        names: dict[str, str] = {"#status": "status"}
+        values: dict[str, Any] = {f":forbidden{index}": {"S": status.value} for index, status in enumerate(forbidden)}
         condition = "updated_at = :seen"
-        if names:
-            condition += f" AND NOT #status IN ({', '.join(names)})"
+        if forbidden:
+            condition += f" AND NOT #status IN ({', '.join(values)})"
+        values[":seen"] = {"S": to_jsonable_python(before.updated_at)}
+        sets = []
+        for index, name in enumerate(_EDITABLE):
+            names[f"#e{index}"] = name
+            values[f":e{index}"] = attributes[name]
+            sets.append(f"#e{index} = :e{index}")
         operations: list[dict[str, Any]] = [
             {
-                "Put": {
-                    "Item": self._to_item(after),
+                "Update": {
+                    "Key": {
+                        PARTITION_KEY: {"S": business_pk(after.business_id)},
+                        SORT_KEY: {"S": f"{QUEUE_PREFIX}{after.id}"},
+                    },
+                    "UpdateExpression": "SET " + ", ".join(sets),
                     "ConditionExpression": condition,
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": {":seen": {"S": before.updated_at.isoformat()}, **names},
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
                 }
             }
         ]
@@ -199,7 +229,8 @@ class QueueRepository:
 
     @staticmethod
     def _to_queue(item: Item) -> Queue:
-        data = {key: value for key, value in item.items() if key not in _STORAGE_ONLY}
+        # Only the queue's own fields: planner state and error statistics live beside them on the item.
+        data = {key: value for key, value in item.items() if key in Queue.model_fields and key not in _STORAGE_ONLY}
         data["audience"].pop("recipient_count", None)
         data["audience"]["recipients"] = json.loads(zlib.decompress(item[_RECIPIENTS_ATTRIBUTE]))
         return Queue.model_validate(data, context={FROM_STORAGE: True})

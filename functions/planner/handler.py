@@ -1,0 +1,37 @@
+"""Planner Lambda: runs on the recurring schedule and right after a queue is started.
+
+Either way it does the same thing, one tick over the accounts that have queues to plan (see
+wabacast.logic.planner); a per-account lease keeps concurrent invocations from interleaving.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from wabacast.container import Delivery, build_delivery
+from wabacast.settings import Settings
+
+logger = Logger()
+tracer = Tracer()
+
+
+@cache
+def _delivery() -> Delivery:
+    return build_delivery(Settings.from_env())
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    delivery = _delivery()
+    try:
+        report = delivery.planner.tick(lambda: context.get_remaining_time_in_millis() / 1000)
+    finally:
+        delivery.metrics.flush()
+    logger.info("planner tick", extra={"trigger": event.get("source"), **asdict(report)})
+    return asdict(report)

@@ -1,0 +1,75 @@
+"""Sender Lambda: one SQS FIFO batch from one account's queue.
+
+The batch is sent as a whole (one rate-limit reservation, concurrent provider calls), then Powertools'
+FIFO batch processor reports the records to redeliver: a failed record fails only its own message group
+(its recipient), never the whole batch.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from wabacast.container import Delivery, build_delivery
+from wabacast.logic.sender import InboundRecord
+from wabacast.settings import Settings
+
+logger = Logger()
+tracer = Tracer()
+
+
+class RedeliverError(Exception):
+    """Raised for a record SQS must hand out again (a retryable failure, or no rate-limit slot in time)."""
+
+
+@cache
+def _delivery() -> Delivery:
+    return build_delivery(Settings.from_env())
+
+
+@cache
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def account_of_queue(queue_arn: str, prefix: str) -> str:
+    """arn:aws:sqs:region:account:<prefix>-<accountId>.fifo -> <accountId>."""
+    name = queue_arn.rsplit(":", 1)[-1]
+    return name.removeprefix(f"{prefix}-").removesuffix(".fifo")
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    delivery = _delivery()
+    raw_records = event.get("Records", [])
+    if not raw_records:
+        return {"batchItemFailures": []}
+    account_id = account_of_queue(raw_records[0]["eventSourceARN"], _settings().queue_name_prefix)
+    queue_url = delivery.queues.url_of_arn(raw_records[0]["eventSourceARN"])
+    records = [
+        InboundRecord(
+            message_id=raw["messageId"],
+            receipt_handle=raw["receiptHandle"],
+            body=json.loads(raw["body"]),
+            queue_url=queue_url,
+        )
+        for raw in raw_records
+    ]
+    try:
+        result = delivery.sender.send_batch(account_id, records)
+    finally:
+        delivery.metrics.flush()
+
+    def settle(record: SQSRecord) -> None:
+        if record.message_id in result.retry:
+            raise RedeliverError(record.message_id)
+
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    return dict(process_partial_response(event=event, record_handler=settle, processor=processor, context=context))

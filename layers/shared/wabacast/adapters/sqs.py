@@ -1,0 +1,200 @@
+"""Per-account SQS FIFO queues: provisioning (queue, DLQ, event source mappings) and feeding.
+
+Each account has "<prefix>-<accountId>.fifo" redriving to "<prefix>-<accountId>-dlq.fifo". In AWS the queue is
+mapped to the sender function and the DLQ to the dead-letter consumer; locally the runner plays those mappings
+(settings leave the function ARNs unset).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from wabacast.domain.models import Account, AccountStatus
+from wabacast.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_sqs import SQSClient
+
+# Above the largest queue maxAttempts (10): the sender fails jobs itself at maxAttempts; the redrive only catches
+# what the sender cannot handle at all (a record that crashes it every time).
+MAX_RECEIVE_COUNT = 12
+# AWS recommends a visibility timeout of at least six times the consuming function's timeout (60 s).
+VISIBILITY_TIMEOUT_S = 360
+SEND_BATCH_SIZE = 10
+RECEIVE_BATCH_SIZE = 10
+
+
+def sender_concurrency(messages_per_second: int) -> int:
+    """Concurrent sender invocations an account needs: a batch of 10 takes about one provider round trip, so
+    one invocation carries ~10 messages per round trip; one extra absorbs slow calls. The event source mapping
+    accepts 2..1000."""
+    return max(2, min(1000, math.ceil(messages_per_second / 10) + 1))
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    job_id: str
+    group_id: str
+    body: dict[str, Any]
+
+
+class AccountQueues:
+    def __init__(self, sqs: SQSClient, lambda_client: LambdaClient | None, settings: Settings) -> None:
+        self._sqs = sqs
+        self._lambda = lambda_client
+        self._settings = settings
+        self._urls: dict[str, str] = {}
+
+    # Names ---------------------------------------------------------------------------------------------------
+    def queue_name(self, account_id: str) -> str:
+        return f"{self._settings.queue_name_prefix}-{account_id}.fifo"
+
+    def dead_letter_name(self, account_id: str) -> str:
+        return f"{self._settings.queue_name_prefix}-{account_id}-dlq.fifo"
+
+    def queue_url(self, account_id: str) -> str:
+        name = self.queue_name(account_id)
+        if name not in self._urls:
+            self._urls[name] = self._sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        return self._urls[name]
+
+    # Provisioning --------------------------------------------------------------------------------------------
+    def provision(self, account: Account) -> None:
+        """Create (or complete) the account's queues and mappings. Safe to repeat at any point."""
+        tags = {"wabacast:business": account.business_id, "wabacast:account": account.id}
+        dead_letter_url = self._ensure_queue(
+            self.dead_letter_name(account.id),
+            {"MessageRetentionPeriod": str(14 * 24 * 3600)},
+            tags,
+        )
+        dead_letter_arn = self._arn(dead_letter_url)
+        queue_url = self._ensure_queue(
+            self.queue_name(account.id),
+            {
+                "VisibilityTimeout": str(VISIBILITY_TIMEOUT_S),
+                "MessageRetentionPeriod": str(4 * 24 * 3600),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
+                ),
+            },
+            tags,
+        )
+        self._urls[self.queue_name(account.id)] = queue_url
+        if self._lambda is not None and self._settings.sender_function_arn:
+            self._ensure_mapping(
+                self._arn(queue_url),
+                self._settings.sender_function_arn,
+                enabled=account.status == AccountStatus.ACTIVE,
+                maximum_concurrency=sender_concurrency(account.limits.messages_per_second),
+            )
+        if self._lambda is not None and self._settings.dead_letter_function_arn:
+            self._ensure_mapping(
+                dead_letter_arn, self._settings.dead_letter_function_arn, enabled=True, maximum_concurrency=2
+            )
+
+    def teardown(self, account: Account) -> None:
+        for name in (self.queue_name(account.id), self.dead_letter_name(account.id)):
+            try:
+                url = self._sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            except ClientError as error:
+                if error.response["Error"]["Code"] in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+                    continue
+                raise
+            if self._lambda is not None:
+                arn = self._arn(url)
+                for mapping in self._mappings(arn):
+                    self._lambda.delete_event_source_mapping(UUID=mapping["UUID"])
+            self._sqs.delete_queue(QueueUrl=url)
+            self._urls.pop(name, None)
+
+    def _ensure_queue(self, name: str, attributes: dict[str, str], tags: dict[str, str]) -> str:
+        fifo = {"FifoQueue": "true", "ContentBasedDeduplication": "false", "SqsManagedSseEnabled": "true"}
+        all_attributes: Any = {**fifo, **attributes}
+        try:
+            url = self._sqs.create_queue(QueueName=name, Attributes=all_attributes, tags=tags)["QueueUrl"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in ("QueueAlreadyExists", "QueueNameExists"):
+                raise
+            # Same name, other attributes (an earlier version, or limits changed): converge them.
+            url = self._sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            self._sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)  # type: ignore[arg-type]
+            self._sqs.tag_queue(QueueUrl=url, Tags=tags)
+        return url
+
+    def _arn(self, url: str) -> str:
+        attributes = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+        return attributes["QueueArn"]
+
+    def _mappings(self, source_arn: str) -> list[dict[str, Any]]:
+        assert self._lambda is not None
+        response = self._lambda.list_event_source_mappings(EventSourceArn=source_arn)
+        return list(response.get("EventSourceMappings", []))  # type: ignore[arg-type]
+
+    def _ensure_mapping(self, source_arn: str, function_arn: str, *, enabled: bool, maximum_concurrency: int) -> None:
+        assert self._lambda is not None
+        existing = [m for m in self._mappings(source_arn) if m.get("FunctionArn") == function_arn]
+        if existing:
+            self._lambda.update_event_source_mapping(
+                UUID=existing[0]["UUID"],
+                Enabled=enabled,
+                BatchSize=RECEIVE_BATCH_SIZE,
+                ScalingConfig={"MaximumConcurrency": maximum_concurrency},
+            )
+            return
+        self._lambda.create_event_source_mapping(
+            EventSourceArn=source_arn,
+            FunctionName=function_arn,
+            Enabled=enabled,
+            BatchSize=RECEIVE_BATCH_SIZE,
+            FunctionResponseTypes=["ReportBatchItemFailures"],
+            ScalingConfig={"MaximumConcurrency": maximum_concurrency},
+        )
+
+    # Feeding -------------------------------------------------------------------------------------------------
+    def backlog(self, account_id: str) -> int:
+        """Messages in the account's queue, visible or in flight (approximate, as SQS reports them)."""
+        names: Any = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        response: Any = self._sqs.get_queue_attributes(QueueUrl=self.queue_url(account_id), AttributeNames=names)
+        attributes: dict[str, str] = response["Attributes"]
+        return sum(int(attributes.get(name, "0")) for name in names)
+
+    def send(self, account_id: str, messages: Sequence[OutgoingMessage]) -> list[str]:
+        """SendMessageBatch in tens; returns the job ids SQS refused (the caller leaves them to be re-fed)."""
+        failed: list[str] = []
+        url = self.queue_url(account_id)
+        for start in range(0, len(messages), SEND_BATCH_SIZE):
+            chunk = messages[start : start + SEND_BATCH_SIZE]
+            response = self._sqs.send_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {
+                        "Id": str(index),
+                        "MessageBody": json.dumps(message.body, separators=(",", ":")),
+                        # Dedupe id = job id: SQS drops a second enqueue of a job within its 5-minute window.
+                        "MessageDeduplicationId": message.job_id,
+                        "MessageGroupId": message.group_id,
+                    }
+                    for index, message in enumerate(chunk)
+                ],
+            )
+            failed.extend(chunk[int(entry["Id"])].job_id for entry in response.get("Failed", []))
+        return failed
+
+    def delay_redelivery(self, queue_url: str, receipt_handle: str, seconds: int) -> None:
+        """Backoff: keep a message invisible for `seconds` before SQS hands it out again."""
+        self._sqs.change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, min(seconds, 43_200))
+        )
+
+    def url_of_arn(self, queue_arn: str) -> str:
+        name = queue_arn.rsplit(":", 1)[-1]
+        if name not in self._urls:
+            self._urls[name] = self._sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        return self._urls[name]
