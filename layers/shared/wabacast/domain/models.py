@@ -87,7 +87,8 @@ class ApiKeyRole(StrEnum):
 
 def _check_timezone(name: str) -> str:
     # ZoneInfo accepts file paths like "../../etc/passwd"-ish keys poorly; checking the catalogue is exact.
-    if name not in _timezone_names():
+    # Files of the system's zoneinfo directory that are not zones ("localtime" follows the machine's setting).
+    if name not in _timezone_names() or name in {"localtime", "posixrules", "Factory"}:
         raise ValueError("must be an IANA time zone name such as 'Europe/Madrid' or 'UTC'")
     try:
         ZoneInfo(name)

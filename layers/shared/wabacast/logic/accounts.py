@@ -184,11 +184,19 @@ class AccountService:
 
     def _resume_interrupted_create(self, business: Business, draft: AccountDraft, conflict: ConflictError) -> Account:
         """A create retried after a crash finds its own account half-provisioned and completes it."""
+        if self._provisioner is None:
+            raise conflict
         owner = self._accounts.owner_of_phone(draft.phone_number)
         if owner is None or owner[0] != business.id:
             raise conflict
         existing = self._accounts.get(business, owner[1])
-        if existing is None or existing.delivery_ready:
+        # Only the same request again: same number, provider and name, and its provisioning never finished.
+        if (
+            existing is None
+            or existing.delivery_ready
+            or existing.provider != draft.provider
+            or existing.display_name != draft.display_name
+        ):
             raise conflict
         return self._provision(existing)
 

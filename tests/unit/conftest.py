@@ -1,0 +1,117 @@
+"""Services wired to the in-memory fakes (tests/unit/fakes.py) and a clock that only moves when told."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.unit.fakes import (
+    FakeAccountStore,
+    FakeBusinessStore,
+    FakeContactStore,
+    FakeQueueProvisioner,
+    FakeQueueStore,
+    FakeSecretStore,
+    FixedClock,
+    phone,
+)
+from wabacast.domain.models import Account, Business, Provider
+from wabacast.logic.accounts import AccountDraft, AccountService
+from wabacast.logic.businesses import BusinessService
+from wabacast.logic.contacts import ContactService
+from wabacast.logic.queues import QueueService
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+def business_store() -> FakeBusinessStore:
+    return FakeBusinessStore()
+
+
+@pytest.fixture
+def account_store(business_store: FakeBusinessStore) -> FakeAccountStore:
+    return FakeAccountStore(business_store)
+
+
+@pytest.fixture
+def queue_store(account_store: FakeAccountStore) -> FakeQueueStore:
+    return FakeQueueStore(account_store)
+
+
+@pytest.fixture
+def contact_store() -> FakeContactStore:
+    return FakeContactStore()
+
+
+@pytest.fixture
+def secret_store() -> FakeSecretStore:
+    return FakeSecretStore()
+
+
+@pytest.fixture
+def provisioner() -> FakeQueueProvisioner:
+    return FakeQueueProvisioner()
+
+
+@pytest.fixture
+def business_service(business_store: FakeBusinessStore, clock: FixedClock) -> BusinessService:
+    return BusinessService(business_store, clock=clock)
+
+
+@pytest.fixture
+def account_service(
+    business_store: FakeBusinessStore,
+    account_store: FakeAccountStore,
+    queue_store: FakeQueueStore,
+    secret_store: FakeSecretStore,
+    provisioner: FakeQueueProvisioner,
+    clock: FixedClock,
+) -> AccountService:
+    # Wired as in production (container.py): every account gets its delivery queues.
+    return AccountService(
+        business_store, account_store, queue_store, secret_store, clock=clock, provisioner=provisioner
+    )
+
+
+@pytest.fixture
+def queue_service(
+    business_store: FakeBusinessStore, account_store: FakeAccountStore, queue_store: FakeQueueStore, clock: FixedClock
+) -> QueueService:
+    return QueueService(business_store, account_store, queue_store, clock=clock)
+
+
+@pytest.fixture
+def contact_service(contact_store: FakeContactStore, clock: FixedClock) -> ContactService:
+    return ContactService(contact_store, clock=clock)
+
+
+@pytest.fixture
+def business(business_service: BusinessService) -> Business:
+    created, _, _ = business_service.create("Acme", "Europe/Madrid")
+    return created
+
+
+AccountFactory = Callable[..., Account]
+
+
+@pytest.fixture
+def make_account(account_service: AccountService, business: Business) -> AccountFactory:
+    """Create an account of `business` through the service; sandbox unless told otherwise."""
+    counter = iter(range(1, 10_000))
+
+    def make(provider: Provider = Provider.SANDBOX, business_id: str | None = None, **fields: Any) -> Account:
+        values: dict[str, Any] = {
+            "display_name": "Sender",
+            "phone_number": phone(next(counter)),
+            "provider": provider,
+            **fields,
+        }
+        return account_service.create(business_id or business.id, AccountDraft(**values))
+
+    return make
