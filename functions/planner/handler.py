@@ -33,5 +33,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         report = delivery.planner.tick(lambda: context.get_remaining_time_in_millis() / 1000)
     finally:
         delivery.metrics.flush()
+    if report.errors:
+        logger.error("planner tick had account errors", extra={"errors": report.errors})
     logger.info("planner tick", extra={"trigger": event.get("source"), **asdict(report)})
     return asdict(report)

@@ -107,6 +107,8 @@ class Planner:
             report.accounts += 1
             try:
                 self._plan_account(active, remaining_s, report)
+            except Exception as error:  # one account's trouble must not starve the others
+                report.errors.append(f"{active.account_id}: {type(error).__name__}: {error}"[:300])
             finally:
                 self._delivery.release_lease(active.business_id, active.account_id)
         return report
