@@ -67,6 +67,9 @@ class Job(BaseModel):
     skip_reason: str | None = None
     created_at: datetime
     updated_at: datetime
+    # When the planner put it on the account's SQS queue, and when the provider accepted it.
+    queued_at: datetime | None = None
+    sent_at: datetime | None = None
 
 
 def job_id_for(queue_id: str, phone_number: str) -> str:

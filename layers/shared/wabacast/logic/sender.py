@@ -206,11 +206,13 @@ class Sender:
         self._metrics.add(
             "SendLatency", (time.perf_counter() - started) * 1000, account_id=account.id, unit="Milliseconds"
         )
+        sent_at = self._clock()
         sent = claimed.model_copy(
             update={
                 "status": JobStatus.SENT,
                 "provider_message_id": receipt.provider_message_id,
-                "updated_at": self._clock(),
+                "updated_at": sent_at,
+                "sent_at": sent_at,
             }
         )
         self._delivery.apply(JobOutcome(sent, (JobStatus.SENDING,), {"pending": -1, "sent": 1}), queue)

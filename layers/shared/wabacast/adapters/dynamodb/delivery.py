@@ -398,7 +398,9 @@ class DeliveryStore:
     def mark_queued(self, jobs: Sequence[Job], account_id: str, now: datetime) -> builtins.list[Job]:
         """PENDING -> QUEUED for up to 10 jobs at once; returns the jobs that moved (the index may be stale)."""
         moved = [
-            job.model_copy(update={"status": JobStatus.QUEUED, "account_id": account_id, "updated_at": now})
+            job.model_copy(
+                update={"status": JobStatus.QUEUED, "account_id": account_id, "updated_at": now, "queued_at": now}
+            )
             for job in jobs
         ]
         operations = [self._conditional_put(job, (JobStatus.PENDING,)) for job in moved]
