@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,13 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from infra.capabilities import api, delivery
 from infra.paths import CDK_JSON, CDK_OUT_DIR, FUNCTIONS_DIR, LAYER_DIR
 from infra.stack import WabacastStack
 
 STACK_NAME = "Wabacast"
+# The folders of functions/ the stack ships as code assets.
+CODE_FOLDERS = (api.CODE_FOLDER, delivery.PLANNER_CODE_FOLDER, delivery.SENDER_CODE_FOLDER)
 
 
 def load_context(cdk_json: Path = CDK_JSON) -> dict[str, Any]:
@@ -35,11 +39,16 @@ def build_app(
     layer_dir: Path = LAYER_DIR,
     functions_dir: Path = FUNCTIONS_DIR,
     outdir: Path | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> tuple[cdk.App, WabacastStack]:
-    """The app with the cdk-nag checks plugged in, and its one stack."""
+    """The app with the cdk-nag checks plugged in, and its one stack.
+
+    `context` adds to (or overrides) cdk.json's context, like `cdk synth -c key=value` does (the CDK CLI passes
+    its `-c` values through the CDK_CONTEXT_JSON variable, which App() reads too), e.g. {"sandboxBaseUrl": ...}.
+    """
     app = cdk.App(
         outdir=str(outdir or os.environ.get("CDK_OUTDIR") or CDK_OUT_DIR),
-        context=load_context(),
+        context={**load_context(), **(context or {})},
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     stack = WabacastStack(
@@ -57,8 +66,9 @@ def missing_inputs(layer_dir: Path = LAYER_DIR, functions_dir: Path = FUNCTIONS_
     problems: list[str] = []
     if not (layer_dir / "python").is_dir():
         problems.append(f"The Lambda layer folder {layer_dir / 'python'} does not exist: run `make layer` first.")
-    if not (functions_dir / "api").is_dir():
-        problems.append(f"The Lambda code folder {functions_dir / 'api'} does not exist.")
+    for folder in CODE_FOLDERS:
+        if not (functions_dir / folder).is_dir():
+            problems.append(f"The Lambda code folder {functions_dir / folder} does not exist.")
     return problems
 
 

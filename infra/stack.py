@@ -11,6 +11,7 @@ from constructs import Construct
 
 from infra.capabilities.api import Api, ApiSettings
 from infra.capabilities.data import DataStore
+from infra.capabilities.delivery import Delivery, DeliverySettings
 from infra.capabilities.runtime import LambdaRuntime
 from infra.paths import FUNCTIONS_DIR
 
@@ -19,7 +20,9 @@ class WabacastStack(cdk.Stack):
     """Everything wabacast runs on.
 
     `layer_dir` is the folder built by infra/build_layer.py (it holds `python/`); `functions_dir` holds one folder
-    per code asset (`api/`, ...). Tests pass small temporary folders for both.
+    per code asset (`api/`, `planner/`, `sender/`). Tests pass small temporary folders for both.
+    `delivery_settings` defaults to the production values with the provider URLs from the CDK context
+    (`sandboxBaseUrl`, `metaBaseUrl`).
     """
 
     def __init__(
@@ -30,16 +33,48 @@ class WabacastStack(cdk.Stack):
         layer_dir: Path,
         functions_dir: Path = FUNCTIONS_DIR,
         api_settings: ApiSettings | None = None,
+        delivery_settings: DeliverySettings | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
 
         self.data = DataStore(self, "Data")
         self.runtime = LambdaRuntime(self, "Runtime", layer_dir=layer_dir, functions_dir=functions_dir)
-        self.api = Api(self, "Api", runtime=self.runtime, data=self.data, settings=api_settings)
+        self.delivery = Delivery(
+            self,
+            "Delivery",
+            runtime=self.runtime,
+            data=self.data,
+            settings=delivery_settings or DeliverySettings.from_context(self.node),
+        )
+        self.api = Api(self, "Api", runtime=self.runtime, data=self.data, delivery=self.delivery, settings=api_settings)
 
         cdk.CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the HTTP API (ends with /)")
         cdk.CfnOutput(self, "TableName", value=self.table.table_name, description="The DynamoDB table")
+        cdk.CfnOutput(
+            self,
+            "PlannerFunctionName",
+            value=self.delivery.planner.function_name,
+            description="The delivery planner (ticked every minute by EventBridge Scheduler)",
+        )
+        cdk.CfnOutput(
+            self,
+            "SenderFunctionName",
+            value=self.delivery.sender.function_name,
+            description="The sender (event source mappings on the account queues wabacast-<accountId>.fifo)",
+        )
+        cdk.CfnOutput(
+            self,
+            "DeadLetterFunctionName",
+            value=self.delivery.dead_letter_function.function_name,
+            description="The dead-letter consumer (mappings on wabacast-<accountId>-dlq.fifo)",
+        )
+        cdk.CfnOutput(
+            self,
+            "PlannerScheduleDeadLetterQueueUrl",
+            value=self.delivery.schedule_dead_letter_queue.queue_url,
+            description="Ticks EventBridge Scheduler could not deliver to the planner",
+        )
 
     @property
     def table(self) -> dynamodb.Table:

@@ -4,6 +4,11 @@ Routes:
   ANY /api/{proxy+}      -> API function, behind the API-key Lambda authorizer (simple responses, cached 60 s)
   GET /api/openapi.json  -> API function, public (the OpenAPI document)
   GET /api/docs          -> API function, public (Swagger UI)
+
+Besides the table and the account secrets, the API function provisions each WhatsApp account's delivery at run
+time: its two FIFO queues (wabacast-<accountId>.fifo and its -dlq.fifo) and their event source mappings to the
+sender and the dead-letter consumer (infra/capabilities/delivery.py), and it starts the planner when a queue is
+processed.
 """
 
 from __future__ import annotations
@@ -22,30 +27,25 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.capabilities.data import DataStore
+from infra.capabilities.delivery import Delivery
+from infra.capabilities.names import (
+    QUEUE_NAME_PREFIX,
+    SECRETS_PREFIX,
+    account_queues_arn_pattern,
+    event_source_mappings_arn_pattern,
+    nag_arn,
+    secrets_arn_pattern,
+)
 from infra.capabilities.runtime import LambdaRuntime
 from infra.nag import acknowledge, wildcard_resource_rule
 
 CODE_FOLDER = "api"  # functions/api holds both handlers
 API_HANDLER = "handler.lambda_handler"
 AUTHORIZER_HANDLER = "authorizer.lambda_handler"
-# Secrets are named {SECRETS_PREFIX}/{businessId}/accounts/{accountId}; the API function may only touch these.
-SECRETS_PREFIX = "wabacast"
 PROTECTED_ROUTE = "/api/{proxy+}"
 PUBLIC_ROUTES = ("/api/openapi.json", "/api/docs")
 AUTHORIZATION_HEADER = "$request.header.Authorization"
 
-# Transactions have no IAM action of their own: TransactWriteItems is authorized item by item against
-# PutItem / UpdateItem / DeleteItem / ConditionCheckItem, TransactGetItems against GetItem.
-API_TABLE_ACTIONS = (
-    "dynamodb:BatchGetItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:Query",
-    "dynamodb:UpdateItem",
-)
 API_SECRET_ACTIONS = (
     "secretsmanager:CreateSecret",
     "secretsmanager:DeleteSecret",
@@ -55,6 +55,22 @@ API_SECRET_ACTIONS = (
     "secretsmanager:TagResource",
 )
 AUTHORIZER_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
+# Creating an account creates its queue and dead-letter queue (with tags and the redrive policy); deleting it
+# deletes them.
+API_QUEUE_ACTIONS = (
+    "sqs:CreateQueue",
+    "sqs:DeleteQueue",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+    "sqs:SetQueueAttributes",
+    "sqs:TagQueue",
+)
+# Event source mappings, as Lambda authorizes them (Lambda developer guide, "Resources and conditions for Lambda
+# actions"): Create on Resource "*" and Update/Delete on arn:...:event-source-mapping:<UUID>, all three with the
+# lambda:FunctionArn condition key (the function the mapping invokes); Get/List on "*" with no condition key.
+MAPPING_CREATE_ACTIONS = ("lambda:CreateEventSourceMapping",)
+MAPPING_CHANGE_ACTIONS = ("lambda:DeleteEventSourceMapping", "lambda:UpdateEventSourceMapping")
+MAPPING_READ_ACTIONS = ("lambda:GetEventSourceMapping", "lambda:ListEventSourceMappings")
 
 # HTTP API context variables only, no request headers: the API key (Authorization header) is never logged.
 ACCESS_LOG_FORMAT = {
@@ -117,6 +133,7 @@ class Api(Construct):
         *,
         runtime: LambdaRuntime,
         data: DataStore,
+        delivery: Delivery,
         settings: ApiSettings | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -132,21 +149,27 @@ class Api(Construct):
             description="wabacast HTTP API",
             memory_mb=settings.api_memory_mb,
             timeout=cdk.Duration.seconds(settings.api_timeout_seconds),
-            environment={"TABLE_NAME": table.table_name, "SECRETS_PREFIX": SECRETS_PREFIX},
+            environment={
+                "TABLE_NAME": table.table_name,
+                "SECRETS_PREFIX": SECRETS_PREFIX,
+                "QUEUE_NAME_PREFIX": QUEUE_NAME_PREFIX,
+                "SENDER_FUNCTION_ARN": delivery.sender.function_arn,
+                "DEAD_LETTER_FUNCTION_ARN": delivery.dead_letter_function.function_arn,
+                "PLANNER_FUNCTION_NAME": delivery.planner.function_name,
+                # Sandbox accounts are refused when it is not set.
+                **delivery.settings.sandbox_environment,
+            },
+            other_wildcard_resource_statements=(
+                "lambda:CreateEventSourceMapping, which has no resource type (IAM requires Resource '*'), is "
+                "conditioned on lambda:FunctionArn being the sender or the dead-letter consumer of this stack; "
+                "lambda:ListEventSourceMappings and lambda:GetEventSourceMapping (read-only; IAM supports only "
+                "Resource '*' and no Lambda condition key for them) are limited to this region with "
+                "aws:RequestedRegion. The API uses them to map each account's queues to those two functions when the "
+                "account is created and to find those mappings again when it changes or is deleted."
+            ),
         )
-        self.function.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="TableReadWrite",
-                actions=list(API_TABLE_ACTIONS),
-                resources=[table.table_arn, *data.index_arns],
-            )
-        )
-        self.secrets_arn_pattern = stack.format_arn(
-            service="secretsmanager",
-            resource="secret",
-            resource_name=f"{SECRETS_PREFIX}/*",
-            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-        )
+        self.function.add_to_role_policy(data.read_write_statement())
+        self.secrets_arn_pattern = secrets_arn_pattern(stack)
         self.function.add_to_role_policy(
             iam.PolicyStatement(
                 sid="AccountSecrets",
@@ -157,13 +180,13 @@ class Api(Construct):
         assert self.function.role is not None
         acknowledge(
             self.function.role,
-            wildcard_resource_rule(
-                f"arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:{SECRETS_PREFIX}/*"
-            ),
+            wildcard_resource_rule(nag_arn("secretsmanager", f"secret:{SECRETS_PREFIX}/*")),
             "One secret per WhatsApp account, named wabacast/{businessId}/accounts/{accountId} and created at run "
             "time when a tenant registers an account, so the names cannot be known at deploy time. The wildcard is "
             "limited to the wabacast/ prefix in this account and region.",
         )
+
+        self._grant_account_delivery_provisioning(delivery)
 
         self.authorizer_function = runtime.function(
             self,
@@ -228,6 +251,68 @@ class Api(Construct):
                     "Public on purpose: the OpenAPI document and the Swagger UI page only describe the API and "
                     "return no tenant data; every other route goes through the API-key authorizer.",
                 )
+
+    def _grant_account_delivery_provisioning(self, delivery: Delivery) -> None:
+        """The account queues and their event source mappings (created at run time), and starting the planner."""
+        stack = cdk.Stack.of(self)
+        function = self.function
+        assert function.role is not None
+        mapped_function_arns = [f.function_arn for f in delivery.account_queue_functions]
+        only_mapped_functions = {"ArnEquals": {"lambda:FunctionArn": mapped_function_arns}}
+
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="AccountQueues",
+                actions=list(API_QUEUE_ACTIONS),
+                resources=[account_queues_arn_pattern(stack)],
+            )
+        )
+        acknowledge(
+            function.role,
+            wildcard_resource_rule(nag_arn("sqs", f"{QUEUE_NAME_PREFIX}-*")),
+            "The API creates (and, with the account, deletes) one FIFO queue and one FIFO dead-letter queue per "
+            "WhatsApp account, wabacast-<accountId>.fifo and wabacast-<accountId>-dlq.fifo, at run time when a "
+            "tenant adds an account, so the names cannot be known at deploy time. The wildcard is limited to the "
+            "wabacast- prefix in this account and region.",
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="CreateAccountQueueMappings",
+                actions=list(MAPPING_CREATE_ACTIONS),
+                resources=["*"],  # no resource type: see MAPPING_CREATE_ACTIONS
+                conditions=only_mapped_functions,
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ChangeAccountQueueMappings",
+                actions=list(MAPPING_CHANGE_ACTIONS),
+                resources=[event_source_mappings_arn_pattern(stack)],
+                conditions=only_mapped_functions,
+            )
+        )
+        acknowledge(
+            function.role,
+            wildcard_resource_rule(nag_arn("lambda", "event-source-mapping:*")),
+            "Update/DeleteEventSourceMapping on the mappings of the account queues, created at run time (their "
+            "UUIDs are assigned by Lambda then), and only for mappings whose function is this stack's sender or "
+            "dead-letter consumer (condition lambda:FunctionArn).",
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ReadAccountQueueMappings",
+                actions=list(MAPPING_READ_ACTIONS),
+                resources=["*"],  # no condition key narrows these: see MAPPING_READ_ACTIONS
+                conditions={"StringEquals": {"aws:RequestedRegion": stack.region}},
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="StartPlanner",
+                actions=["lambda:InvokeFunction"],
+                resources=[delivery.planner.function_arn],
+            )
+        )
 
     @property
     def url(self) -> str:

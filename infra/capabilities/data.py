@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from constructs import Construct
+
 from wabacast.storage.table import GLOBAL_INDEXES, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 
 # The table's CloudFormation logical id, pinned so that moving the construct in the tree can never make
 # CloudFormation replace (and, with RETAIN, orphan) the table holding every tenant's data.
 TABLE_LOGICAL_ID = "Table"
+
+# What a function that reads and writes items needs. Transactions have no IAM action of their own:
+# TransactWriteItems is authorized item by item against PutItem / UpdateItem / DeleteItem / ConditionCheckItem,
+# TransactGetItems against GetItem.
+READ_WRITE_ACTIONS = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+)
 
 
 def _string_key(name: str) -> dynamodb.Attribute:
@@ -51,3 +67,11 @@ class DataStore(Construct):
     def index_arns(self) -> list[str]:
         """ARNs of the table's global secondary indexes (what a Query on an index is authorized against)."""
         return [f"{self.table.table_arn}/index/{index.name}" for index in GLOBAL_INDEXES]
+
+    def read_write_statement(self, sid: str = "TableReadWrite") -> iam.PolicyStatement:
+        """Item reads/writes, batches, queries and transactions on the table and its indexes, nothing else."""
+        return iam.PolicyStatement(
+            sid=sid,
+            actions=list(READ_WRITE_ACTIONS),
+            resources=[self.table.table_arn, *self.index_arns],
+        )

@@ -2,7 +2,8 @@
 
 Every function gets the same runtime (Python 3.12, ARM64), the layer, Powertools settings, active X-Ray tracing,
 its own log group with a retention, and its own role whose only built-in permission is writing to that log group.
-Later capabilities (planner, sender, scheduler) create their functions through `LambdaRuntime.function` too.
+The API capability and the delivery capability (planner, sender, dead-letter consumer) create their functions
+through `LambdaRuntime.function`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,21 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.capabilities.names import METRICS_NAMESPACE
 from infra.nag import acknowledge, wildcard_resource_rule
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.ARM_64
-POWERTOOLS_ENVIRONMENT = {"POWERTOOLS_SERVICE_NAME": "wabacast", "LOG_LEVEL": "INFO"}
+POWERTOOLS_ENVIRONMENT = {
+    "POWERTOOLS_SERVICE_NAME": "wabacast",
+    "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+    "LOG_LEVEL": "INFO",
+}
+XRAY_WILDCARD_REASON = (
+    "The statement CDK adds for active X-Ray tracing uses Resource '*': xray:PutTraceSegments and "
+    "xray:PutTelemetryRecords support no resource-level permissions (tests/infra checks which statements of a "
+    "function role use '*')."
+)
 DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
@@ -76,10 +87,14 @@ class LambdaRuntime(Construct):
         memory_mb: int,
         timeout: cdk.Duration,
         environment: Mapping[str, str],
+        other_wildcard_resource_statements: str | None = None,
     ) -> lambda_.Function:
         """A wabacast function in `scope`, with `{construct_id}Role` and `{construct_id}Logs` next to it.
 
         Grant it what it needs with `function.add_to_role_policy(...)`: the role starts with logs only.
+        The role's cdk-nag acknowledgment of Resource '*' covers the X-Ray statement; a caller that adds another
+        statement on '*' must say which and why in `other_wildcard_resource_statements` (it becomes part of the
+        acknowledgment's reason, as the acknowledgment covers every '*' statement of the role).
         """
         log_group = logs.LogGroup(scope, f"{construct_id}Logs", retention=self.log_retention)
         role = iam.Role(
@@ -119,11 +134,10 @@ class LambdaRuntime(Construct):
             "(infra/build_layer.py); a newer runtime means rebuilding the layer for it and re-testing, a deliberate "
             "upgrade rather than a side effect.",
         )
-        acknowledge(
-            role,
-            wildcard_resource_rule("*"),
-            "Only the statement CDK adds for active X-Ray tracing uses Resource '*': xray:PutTraceSegments and "
-            "xray:PutTelemetryRecords support no resource-level permissions (tests/infra checks that no other "
-            "statement of a function role uses '*').",
+        reason = (
+            f"{XRAY_WILDCARD_REASON} Besides it: {other_wildcard_resource_statements}"
+            if other_wildcard_resource_statements
+            else f"{XRAY_WILDCARD_REASON} No other statement of this role uses '*'."
         )
+        acknowledge(role, wildcard_resource_rule("*"), reason)
         return function

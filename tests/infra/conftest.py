@@ -1,7 +1,8 @@
 """Shared fixtures for the CDK tests: the app is built and synthesized once per session (per xdist worker).
 
 The stack gets a tiny stand-in layer folder and stand-in handlers in a temporary folder, so these tests need
-neither `make layer` (network) nor the real functions/ code: they check the infrastructure, not the handlers.
+neither `make layer` (network) nor the real functions/ code: they check the infrastructure, not the handlers
+(test_infra_app.py checks that the real handlers exist).
 """
 
 from __future__ import annotations
@@ -21,25 +22,33 @@ if str(REPO_ROOT) not in sys.path:  # `infra` is not an installed package
     sys.path.insert(0, str(REPO_ROOT))
 
 from aws_cdk.assertions import Template  # noqa: E402
-from infra_helpers import Synthesized  # noqa: E402
+from infra_helpers import Synthesized, logical_id  # noqa: E402
 
 from infra.app import build_app  # noqa: E402
 from infra.stack import WabacastStack  # noqa: E402
 
 STUB_HANDLER = "def lambda_handler(event, context):\n    return None\n"
+# Code folder -> modules, as the stack expects them under functions/.
+STUB_MODULES = {
+    "api": ("handler.py", "authorizer.py"),
+    "planner": ("handler.py",),
+    "sender": ("handler.py", "dead_letter.py"),
+}
 
 
 @pytest.fixture(scope="session")
 def stub_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(layer_dir, functions_dir): a layer folder with an almost empty python/, and functions/api with stubs."""
+    """(layer_dir, functions_dir): a layer folder with an almost empty python/, and functions/* with stubs."""
     root = tmp_path_factory.mktemp("cdk-inputs")
     layer_dir = root / "layer"
     (layer_dir / "python").mkdir(parents=True)
     (layer_dir / "python" / "README.txt").write_text("stand-in for build/layer in tests\n")
-    api_dir = root / "functions" / "api"
-    api_dir.mkdir(parents=True)
-    for module in ("handler.py", "authorizer.py"):
-        (api_dir / module).write_text(STUB_HANDLER)
+    for folder, modules in STUB_MODULES.items():
+        code_dir = root / "functions" / folder
+        code_dir.mkdir(parents=True)
+        for module in modules:
+            # Distinct content per folder: the same bytes would make CDK share one asset between folders.
+            (code_dir / module).write_text(f"# functions/{folder}/{module}\n{STUB_HANDLER}")
     return layer_dir, root / "functions"
 
 
@@ -74,3 +83,15 @@ def resources(template: Template) -> dict[str, dict[str, Any]]:
     """The template's Resources section, for assertions easier to write in plain Python."""
     found: dict[str, dict[str, Any]] = template.to_json()["Resources"]
     return found
+
+
+@pytest.fixture(scope="session")
+def function_ids(stack: WabacastStack) -> dict[str, str]:
+    """Logical ids of the stack's functions by role (handler names alone are ambiguous: three are handler.py)."""
+    return {
+        "api": logical_id(stack, stack.api.function),
+        "authorizer": logical_id(stack, stack.api.authorizer_function),
+        "planner": logical_id(stack, stack.delivery.planner),
+        "sender": logical_id(stack, stack.delivery.sender),
+        "dead_letter": logical_id(stack, stack.delivery.dead_letter_function),
+    }

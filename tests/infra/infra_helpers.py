@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import aws_cdk as cdk
+from constructs import IConstruct
+
 if TYPE_CHECKING:
     from infra.stack import WabacastStack
 
@@ -40,21 +43,11 @@ def only(resources: dict[str, dict[str, Any]], resource_type: str) -> tuple[str,
     return next(iter(found.items()))
 
 
-def function_by_handler(resources: dict[str, dict[str, Any]], handler: str) -> tuple[str, dict[str, Any]]:
-    found = {
-        logical_id: r
-        for logical_id, r in of_type(resources, "AWS::Lambda::Function").items()
-        if r["Properties"].get("Handler") == handler
-    }
-    assert len(found) == 1, f"expected one function with handler {handler}, found {sorted(found)}"
-    return next(iter(found.items()))
-
-
-def role_of(function: dict[str, Any]) -> str:
-    """Logical id of a function's role (`Role: {"Fn::GetAtt": [<role>, "Arn"]}`)."""
-    role_ref = function["Properties"]["Role"]["Fn::GetAtt"]
-    assert role_ref[1] == "Arn"
-    return str(role_ref[0])
+def logical_id(stack: cdk.Stack, construct: IConstruct) -> str:
+    """The logical id of an L2 construct's CloudFormation resource (its default child)."""
+    resource = construct.node.default_child
+    assert isinstance(resource, cdk.CfnElement), f"{construct.node.path} has no CloudFormation resource"
+    return str(stack.resolve(resource.logical_id))
 
 
 def statements_of_role(resources: dict[str, dict[str, Any]], role_id: str) -> list[dict[str, Any]]:
@@ -71,3 +64,34 @@ def statements_of_role(resources: dict[str, dict[str, Any]], role_id: str) -> li
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def actions_of(statement: dict[str, Any]) -> set[str]:
+    return set(as_list(statement["Action"]))
+
+
+def actions_on(statements: list[dict[str, Any]], service: str) -> list[dict[str, Any]]:
+    """The statements allowing at least one action of `service` (e.g. "sqs")."""
+    return [s for s in statements if any(action.startswith(f"{service}:") for action in actions_of(s))]
+
+
+def arn_pattern(service: str, resource: str) -> dict[str, Any]:
+    """How the template spells `stack.format_arn(service=..., resource=...)`: arn:${Partition}:...:{resource}."""
+    return {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                f":{service}:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                f":{resource}",
+            ],
+        ]
+    }
+
+
+def get_att_arn(logical_id: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}

@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 
 from infra import app
+from infra.capabilities import api, delivery
 from infra.paths import CDK_JSON, FUNCTIONS_DIR, LAYER_DIR, REPO_ROOT
+
+# (code folder, handler) of every function the stack creates.
+HANDLERS = [
+    (api.CODE_FOLDER, api.API_HANDLER),
+    (api.CODE_FOLDER, api.AUTHORIZER_HANDLER),
+    (delivery.PLANNER_CODE_FOLDER, delivery.PLANNER_HANDLER),
+    (delivery.SENDER_CODE_FOLDER, delivery.SENDER_HANDLER),
+    (delivery.SENDER_CODE_FOLDER, delivery.DEAD_LETTER_HANDLER),
+]
 
 
 def test_app_refuses_to_synthesize_without_the_layer_and_says_how_to_build_it(
@@ -24,6 +34,20 @@ def test_app_refuses_to_synthesize_without_the_layer_and_says_how_to_build_it(
     # THEN it stops before building anything, with the command to run
     assert exit_code == 1
     assert "run `make layer` first" in capsys.readouterr().err
+
+
+def test_app_names_every_missing_code_folder(tmp_path: Path) -> None:
+    # GIVEN a layer, and a functions folder with only functions/api
+    (tmp_path / "layer" / "python").mkdir(parents=True)
+    (tmp_path / "functions" / "api").mkdir(parents=True)
+
+    # WHEN checking the inputs
+    problems = app.missing_inputs(tmp_path / "layer", tmp_path / "functions")
+
+    # THEN the planner and sender folders are reported, nothing else
+    assert problems == [
+        f"The Lambda code folder {tmp_path / 'functions' / folder} does not exist." for folder in ("planner", "sender")
+    ]
 
 
 def test_app_reads_the_layer_and_code_from_the_repository_not_the_current_directory() -> None:
@@ -56,13 +80,24 @@ def _module_level_names(source: str) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("handler", ["handler.lambda_handler", "authorizer.lambda_handler"])
-def test_the_handlers_the_stack_points_at_exist_in_functions_api(handler: str) -> None:
-    # GIVEN the handler the stack configures, as module.function inside functions/api
+def test_the_stack_points_at_the_agreed_handlers() -> None:
+    # GIVEN / WHEN the handlers the capabilities configure
+    # THEN they are the agreed ones (the template tests check that the functions use them)
+    assert HANDLERS == [
+        ("api", "handler.lambda_handler"),
+        ("api", "authorizer.lambda_handler"),
+        ("planner", "handler.lambda_handler"),
+        ("sender", "handler.lambda_handler"),
+        ("sender", "dead_letter.lambda_handler"),
+    ]
+
+
+@pytest.mark.parametrize(("folder", "handler"), HANDLERS, ids=[f"{f}/{h}" for f, h in HANDLERS])
+def test_the_handlers_the_stack_points_at_exist_in_functions(folder: str, handler: str) -> None:
+    # GIVEN the handler the stack configures, as module.function inside functions/<folder>
     module, function = handler.split(".")
-    source = FUNCTIONS_DIR / "api" / f"{module}.py"
-    if not source.exists():
-        pytest.skip(f"{source} is not written yet")
+    source = FUNCTIONS_DIR / folder / f"{module}.py"
+    assert source.exists(), f"{source} does not exist: the stack would ship a function Lambda cannot load"
 
     # WHEN reading that module
     names = _module_level_names(source.read_text())

@@ -15,18 +15,34 @@ from infra.app import build_app
 
 # Every acknowledged finding, where it is acknowledged. A new finding fails the synth; a new acknowledgment must be
 # added here on purpose (with its reason in the code next to the construct that causes it).
+ARN = "arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:{resource}"
+SECRETS = ARN.format(service="secretsmanager", resource="secret:wabacast/*")
+QUEUES = ARN.format(service="sqs", resource="wabacast-*")
+DEAD_LETTER_QUEUES = ARN.format(service="sqs", resource="wabacast-*-dlq.fifo")
+MAPPINGS = ARN.format(service="lambda", resource="event-source-mapping:*")
+FUNCTIONS = (
+    "Wabacast/Api/ApiFunction",
+    "Wabacast/Api/AuthorizerFunction",
+    "Wabacast/Delivery/PlannerFunction",
+    "Wabacast/Delivery/SenderFunction",
+    "Wabacast/Delivery/DeadLetterFunction",
+)
 EXPECTED_ACKNOWLEDGMENTS = {
     ("AwsSolutions-APIG4", "Wabacast/Api/HttpApi/GET--api--docs"),
     ("AwsSolutions-APIG4", "Wabacast/Api/HttpApi/GET--api--openapi.json"),
-    ("AwsSolutions-IAM5[Resource::*]", "Wabacast/Api/ApiFunctionRole"),
-    ("AwsSolutions-IAM5[Resource::*]", "Wabacast/Api/AuthorizerFunctionRole"),
-    (
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:"
-        "secret:wabacast/*]",
-        "Wabacast/Api/ApiFunctionRole",
-    ),
-    ("AwsSolutions-L1", "Wabacast/Api/ApiFunction"),
-    ("AwsSolutions-L1", "Wabacast/Api/AuthorizerFunction"),
+    # Runtime: the Python 3.12 runtime of each function, and the X-Ray statement of each function role.
+    *(("AwsSolutions-L1", function) for function in FUNCTIONS),
+    *(("AwsSolutions-IAM5[Resource::*]", f"{function}Role") for function in FUNCTIONS),
+    # Names created at run time: account secrets, account queues, their event source mappings.
+    (f"AwsSolutions-IAM5[Resource::{SECRETS}]", "Wabacast/Api/ApiFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{QUEUES}]", "Wabacast/Api/ApiFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{MAPPINGS}]", "Wabacast/Api/ApiFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{QUEUES}]", "Wabacast/Delivery/PlannerFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{QUEUES}]", "Wabacast/Delivery/SenderFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{SECRETS}]", "Wabacast/Delivery/SenderFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{DEAD_LETTER_QUEUES}]", "Wabacast/Delivery/DeadLetterFunctionRole"),
+    # The schedule's dead-letter queue is a dead-letter queue itself.
+    ("AwsSolutions-SQS3", "Wabacast/Delivery/PlannerScheduleDeadLetterQueue"),
 }
 # Regions the template is checked against (resource types and properties available there).
 LINT_REGIONS = ["us-east-1", "eu-west-1"]
@@ -54,6 +70,26 @@ def test_cdk_nag_acknowledgments_are_the_expected_ones_and_explained(synthesized
     # THEN they are exactly the reviewed ones, each scoped to one construct and with a real reason
     assert acknowledged == EXPECTED_ACKNOWLEDGMENTS
     assert all(len(finding["reason"]) > 40 for finding in suppressed)
+
+
+def test_the_api_role_wildcard_acknowledgment_names_each_statement_it_covers(synthesized: Synthesized) -> None:
+    # GIVEN the reasons of the IAM5[Resource::*] acknowledgments (one per function role: it covers every "*")
+    (report,) = synthesized.validation_report["pluginReports"]
+    reasons = {
+        finding["acknowledgedAt"]: finding["reason"]
+        for finding in report["suppressedViolations"]
+        if finding["ruleName"] == "AwsSolutions-IAM5[Resource::*]"
+    }
+
+    # WHEN / THEN the API role's names the event source mapping statements besides X-Ray and their conditions
+    api_reason = reasons["Wabacast/Api/ApiFunctionRole"]
+    for words in ("X-Ray", "lambda:CreateEventSourceMapping", "lambda:FunctionArn", "ListEventSourceMappings"):
+        assert words in api_reason
+    # AND every other role's says X-Ray is its only "*" statement (test_infra_functions checks that it is)
+    for role, reason in reasons.items():
+        if role != "Wabacast/Api/ApiFunctionRole":
+            assert "X-Ray" in reason
+            assert "No other statement of this role uses '*'" in reason
 
 
 def test_cfn_lint_passes_on_the_synthesized_template(synthesized: Synthesized) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra_helpers import only
+
 from wabacast.storage.table import GLOBAL_INDEXES, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE, create_table_request
 
 Resources = dict[str, dict[str, Any]]

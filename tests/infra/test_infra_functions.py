@@ -1,124 +1,164 @@
-"""The API and authorizer functions: runtime, layer, environment, and least-privilege roles."""
+"""Every function: runtime, layer, environment, logs; the API and authorizer roles in detail (the delivery roles
+are in test_infra_delivery.py).
+
+Functions are found by their construct (`function_ids`), not by handler: three handlers are `handler.lambda_handler`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from infra_helpers import as_list, function_by_handler, of_type, only, role_of, statements_of_role
+from infra_helpers import actions_of, actions_on, arn_pattern, as_list, get_att_arn, of_type, only, statements_of_role
 
 Resources = dict[str, dict[str, Any]]
 
-API_HANDLER = "handler.lambda_handler"
-AUTHORIZER_HANDLER = "authorizer.lambda_handler"
-TABLE_ARN = {"Fn::GetAtt": ["Table", "Arn"]}
+FUNCTIONS = ("api", "authorizer", "planner", "sender", "dead_letter")
+TABLE_ARN = get_att_arn("Table")
 TABLE_INDEX_ARNS = [{"Fn::Join": ["", [TABLE_ARN, f"/index/{name}"]]} for name in ("GSI1", "GSI2")]
-SECRETS_ARN_PATTERN = {
-    "Fn::Join": [
-        "",
-        [
-            "arn:",
-            {"Ref": "AWS::Partition"},
-            ":secretsmanager:",
-            {"Ref": "AWS::Region"},
-            ":",
-            {"Ref": "AWS::AccountId"},
-            ":secret:wabacast/*",
-        ],
-    ]
+TABLE_READ_WRITE_ACTIONS = {
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",  # TransactWriteItems condition checks
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
 }
+SECRETS_ARN_PATTERN = arn_pattern("secretsmanager", "secret:wabacast/*")
+QUEUES_ARN_PATTERN = arn_pattern("sqs", "wabacast-*")
+MAPPINGS_ARN_PATTERN = arn_pattern("lambda", "event-source-mapping:*")
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
-POWERTOOLS = {"POWERTOOLS_SERVICE_NAME": "wabacast", "LOG_LEVEL": "INFO"}
+POWERTOOLS = {"POWERTOOLS_SERVICE_NAME": "wabacast", "POWERTOOLS_METRICS_NAMESPACE": "wabacast", "LOG_LEVEL": "INFO"}
 
 
-def statements_for(resources: Resources, handler: str) -> list[dict[str, Any]]:
-    _, function = function_by_handler(resources, handler)
-    return statements_of_role(resources, role_of(function))
+def function(resources: Resources, function_ids: dict[str, str], name: str) -> dict[str, Any]:
+    return resources[function_ids[name]]
 
 
-def actions_on(statements: list[dict[str, Any]], service: str) -> list[dict[str, Any]]:
-    return [s for s in statements if any(action.startswith(f"{service}:") for action in as_list(s["Action"]))]
+def statements_for(resources: Resources, function_ids: dict[str, str], name: str) -> list[dict[str, Any]]:
+    role_ref = function(resources, function_ids, name)["Properties"]["Role"]["Fn::GetAtt"]
+    return statements_of_role(resources, role_ref[0])
 
 
-@pytest.mark.parametrize(
-    ("handler", "expected_environment"),
-    [
-        (API_HANDLER, {**POWERTOOLS, "TABLE_NAME": {"Ref": "Table"}, "SECRETS_PREFIX": "wabacast"}),
-        (AUTHORIZER_HANDLER, {**POWERTOOLS, "TABLE_NAME": {"Ref": "Table"}}),
-    ],
-)
-def test_function_runs_python_312_on_arm64_with_tracing_and_its_environment(
-    resources: Resources, handler: str, expected_environment: dict[str, Any]
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_function_runs_python_312_on_arm64_with_tracing_the_layer_and_powertools_settings(
+    resources: Resources, function_ids: dict[str, str], name: str
 ) -> None:
-    # GIVEN / WHEN the function with this handler in the synthesized stack
-    _, function = function_by_handler(resources, handler)
-    properties = function["Properties"]
+    # GIVEN the single layer
+    layer_id, layer = only(resources, "AWS::Lambda::LayerVersion")
 
-    # THEN it has the agreed runtime, architecture, tracing and environment
+    # WHEN looking at the function
+    properties = function(resources, function_ids, name)["Properties"]
+
+    # THEN it has the agreed runtime, architecture and tracing, uses the layer (built for the same runtime and
+    # architecture), and has the Powertools service name, metrics namespace and log level
     assert properties["Runtime"] == "python3.12"
     assert properties["Architectures"] == ["arm64"]
     assert properties["TracingConfig"] == {"Mode": "Active"}
-    assert properties["Environment"]["Variables"] == expected_environment
-
-
-def test_both_functions_share_one_code_asset_and_the_one_layer(resources: Resources) -> None:
-    # GIVEN the synthesized stack
-    layer_id, layer = only(resources, "AWS::Lambda::LayerVersion")
-
-    # WHEN looking at the two functions
-    functions = [function_by_handler(resources, handler)[1] for handler in (API_HANDLER, AUTHORIZER_HANDLER)]
-
-    # THEN both use the single layer (built for the same runtime and architecture) and the same functions/api asset
+    assert properties["Layers"] == [{"Ref": layer_id}]
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert [f["Properties"]["Layers"] for f in functions] == [[{"Ref": layer_id}]] * 2
-    assert functions[0]["Properties"]["Code"] == functions[1]["Properties"]["Code"]
-    assert len(of_type(resources, "AWS::Lambda::Function")) == 2
+    assert POWERTOOLS.items() <= properties["Environment"]["Variables"].items()
 
 
-@pytest.mark.parametrize("handler", [API_HANDLER, AUTHORIZER_HANDLER])
-def test_function_logs_only_to_its_own_log_group_with_a_retention(resources: Resources, handler: str) -> None:
+def test_the_stack_has_exactly_these_five_functions(resources: Resources, function_ids: dict[str, str]) -> None:
+    # GIVEN / WHEN every function of the synthesized stack
+    functions = of_type(resources, "AWS::Lambda::Function")
+
+    # THEN they are the API, authorizer, planner, sender and dead-letter functions, each its own resource
+    assert sorted(functions) == sorted(function_ids.values())
+    assert len(set(function_ids.values())) == len(FUNCTIONS)
+
+
+def test_functions_share_one_code_asset_per_functions_folder(
+    resources: Resources, function_ids: dict[str, str]
+) -> None:
+    # GIVEN / WHEN the code of each function
+    code = {name: function(resources, function_ids, name)["Properties"]["Code"] for name in FUNCTIONS}
+
+    # THEN functions/api serves the API and the authorizer, functions/sender the sender and the dead-letter
+    # consumer, functions/planner the planner: three assets
+    assert code["api"] == code["authorizer"]
+    assert code["sender"] == code["dead_letter"]
+    assert len({repr(c) for c in code.values()}) == 3
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_function_logs_only_to_its_own_log_group_with_a_retention(
+    resources: Resources, function_ids: dict[str, str], name: str
+) -> None:
     # GIVEN the function and its role
-    _, function = function_by_handler(resources, handler)
-    log_group_id = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
-    role_id = role_of(function)
+    properties = function(resources, function_ids, name)["Properties"]
+    log_group_id = properties["LoggingConfig"]["LogGroup"]["Ref"]
+    role_id = properties["Role"]["Fn::GetAtt"][0]
 
     # WHEN looking at the role's permissions
     log_statements = actions_on(statements_of_role(resources, role_id), "logs")
 
     # THEN the role may write to that one log group only, with no managed policy (no AWSLambdaBasicExecutionRole)
     assert resources[log_group_id]["Properties"]["RetentionInDays"] > 0
-    assert [s["Resource"] for s in log_statements] == [{"Fn::GetAtt": [log_group_id, "Arn"]}]
+    assert [s["Resource"] for s in log_statements] == [get_att_arn(log_group_id)]
     assert "ManagedPolicyArns" not in resources[role_id]["Properties"]
 
 
-def test_api_function_reads_and_writes_only_the_table_and_its_indexes(resources: Resources) -> None:
-    # GIVEN / WHEN the API function's permissions
-    dynamodb = actions_on(statements_for(resources, API_HANDLER), "dynamodb")
+def test_every_function_has_its_own_role(resources: Resources, function_ids: dict[str, str]) -> None:
+    # GIVEN / WHEN the role of each function
+    roles = [function(resources, function_ids, name)["Properties"]["Role"]["Fn::GetAtt"][0] for name in FUNCTIONS]
+
+    # THEN no two functions share one, so each role holds exactly what its function needs
+    assert len(set(roles)) == len(FUNCTIONS)
+
+
+@pytest.mark.parametrize("name", ["api", "planner", "sender", "dead_letter"])
+def test_function_reads_and_writes_only_the_table_and_its_indexes(
+    resources: Resources, function_ids: dict[str, str], name: str
+) -> None:
+    # GIVEN / WHEN the function's DynamoDB permissions
+    dynamodb = actions_on(statements_for(resources, function_ids, name), "dynamodb")
 
     # THEN one statement grants item reads/writes, batches, queries and what transactions are authorized against
     assert len(dynamodb) == 1
-    assert set(dynamodb[0]["Action"]) == {
-        "dynamodb:BatchGetItem",
-        "dynamodb:BatchWriteItem",
-        "dynamodb:ConditionCheckItem",  # TransactWriteItems condition checks
-        "dynamodb:DeleteItem",
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:Query",
-        "dynamodb:UpdateItem",
-    }
-    # AND only on this table and its two indexes, never "*"
+    assert actions_of(dynamodb[0]) == TABLE_READ_WRITE_ACTIONS
+    # AND only on this table and its two indexes, never "*" (no Scan, no table-level actions)
     assert dynamodb[0]["Resource"] == [TABLE_ARN, *TABLE_INDEX_ARNS]
 
 
-def test_api_function_manages_only_secrets_under_the_wabacast_prefix(resources: Resources) -> None:
+def test_api_function_environment(resources: Resources, function_ids: dict[str, str]) -> None:
+    # GIVEN / WHEN the API function's environment
+    variables = function(resources, function_ids, "api")["Properties"]["Environment"]["Variables"]
+
+    # THEN it finds the table and secrets, names account queues like the planner and sender do, maps them to the
+    # sender and dead-letter functions and starts the planner; no sandbox URL unless the context sets one
+    assert variables == {
+        **POWERTOOLS,
+        "TABLE_NAME": {"Ref": "Table"},
+        "SECRETS_PREFIX": "wabacast",
+        "QUEUE_NAME_PREFIX": "wabacast",
+        "SENDER_FUNCTION_ARN": get_att_arn(function_ids["sender"]),
+        "DEAD_LETTER_FUNCTION_ARN": get_att_arn(function_ids["dead_letter"]),
+        "PLANNER_FUNCTION_NAME": {"Ref": function_ids["planner"]},
+    }
+
+
+def test_authorizer_environment(resources: Resources, function_ids: dict[str, str]) -> None:
+    # GIVEN / WHEN the authorizer's environment
+    variables = function(resources, function_ids, "authorizer")["Properties"]["Environment"]["Variables"]
+
+    # THEN it only needs the table
+    assert variables == {**POWERTOOLS, "TABLE_NAME": {"Ref": "Table"}}
+
+
+def test_api_function_manages_only_secrets_under_the_wabacast_prefix(
+    resources: Resources, function_ids: dict[str, str]
+) -> None:
     # GIVEN / WHEN the API function's Secrets Manager permissions
-    secrets = actions_on(statements_for(resources, API_HANDLER), "secretsmanager")
+    secrets = actions_on(statements_for(resources, function_ids, "api"), "secretsmanager")
 
     # THEN it can create, update, read, describe, tag and delete secrets: arn:...:secret:wabacast/* only
     assert len(secrets) == 1
-    assert set(secrets[0]["Action"]) == {
+    assert actions_of(secrets[0]) == {
         "secretsmanager:CreateSecret",
         "secretsmanager:DeleteSecret",
         "secretsmanager:DescribeSecret",
@@ -129,26 +169,97 @@ def test_api_function_manages_only_secrets_under_the_wabacast_prefix(resources: 
     assert secrets[0]["Resource"] == SECRETS_ARN_PATTERN
 
 
-def test_authorizer_can_only_look_up_items_in_the_table(resources: Resources) -> None:
-    # GIVEN / WHEN the authorizer's permissions
-    statements = statements_for(resources, AUTHORIZER_HANDLER)
+def test_api_function_creates_and_deletes_only_wabacast_queues(
+    resources: Resources, function_ids: dict[str, str]
+) -> None:
+    # GIVEN / WHEN the API function's SQS permissions
+    sqs = actions_on(statements_for(resources, function_ids, "api"), "sqs")
 
-    # THEN GetItem/Query on the table, and no secrets at all
+    # THEN it provisions the per-account queues (create with tags and redrive policy, converge, delete) on
+    # arn:...:sqs:<region>:<account>:wabacast-* only, and cannot send or receive messages
+    assert len(sqs) == 1
+    assert actions_of(sqs[0]) == {
+        "sqs:CreateQueue",
+        "sqs:DeleteQueue",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+        "sqs:SetQueueAttributes",
+        "sqs:TagQueue",
+    }
+    assert sqs[0]["Resource"] == QUEUES_ARN_PATTERN
+
+
+def test_api_function_manages_event_source_mappings_only_for_the_sender_and_dead_letter_functions(
+    resources: Resources, function_ids: dict[str, str]
+) -> None:
+    # GIVEN the API function's event source mapping permissions
+    statements = statements_for(resources, function_ids, "api")
+    mappings = {s["Sid"]: s for s in statements if any("EventSourceMapping" in a for a in actions_of(s))}
+    only_mapped_functions = {
+        "ArnEquals": {
+            "lambda:FunctionArn": [get_att_arn(function_ids["sender"]), get_att_arn(function_ids["dead_letter"])]
+        }
+    }
+
+    # WHEN / THEN creating one (no resource type: Resource "*") requires the mapping's function to be one of the two
+    create = mappings["CreateAccountQueueMappings"]
+    assert actions_of(create) == {"lambda:CreateEventSourceMapping"}
+    assert create["Resource"] == "*"
+    assert create["Condition"] == only_mapped_functions
+    # AND updating/deleting one acts on event source mappings of this account and region, of those functions only
+    change = mappings["ChangeAccountQueueMappings"]
+    assert actions_of(change) == {"lambda:UpdateEventSourceMapping", "lambda:DeleteEventSourceMapping"}
+    assert change["Resource"] == MAPPINGS_ARN_PATTERN
+    assert change["Condition"] == only_mapped_functions
+    # AND reading them (no condition key exists for these) is limited to the stack's region
+    read = mappings["ReadAccountQueueMappings"]
+    assert actions_of(read) == {"lambda:GetEventSourceMapping", "lambda:ListEventSourceMappings"}
+    assert read["Resource"] == "*"
+    assert read["Condition"] == {"StringEquals": {"aws:RequestedRegion": {"Ref": "AWS::Region"}}}
+    assert sorted(mappings) == ["ChangeAccountQueueMappings", "CreateAccountQueueMappings", "ReadAccountQueueMappings"]
+
+
+def test_authorizer_can_only_look_up_items_in_the_table(resources: Resources, function_ids: dict[str, str]) -> None:
+    # GIVEN / WHEN the authorizer's permissions
+    statements = statements_for(resources, function_ids, "authorizer")
+
+    # THEN GetItem/Query on the table, and nothing on secrets, queues or other functions
     dynamodb = actions_on(statements, "dynamodb")
     assert [(sorted(as_list(s["Action"])), s["Resource"]) for s in dynamodb] == [
         (["dynamodb:GetItem", "dynamodb:Query"], TABLE_ARN)
     ]
-    assert actions_on(statements, "secretsmanager") == []
+    for service in ("secretsmanager", "sqs", "lambda"):
+        assert actions_on(statements, service) == []
 
 
-@pytest.mark.parametrize("handler", [API_HANDLER, AUTHORIZER_HANDLER])
-def test_only_xray_uses_a_wildcard_resource(resources: Resources, handler: str) -> None:
+@pytest.mark.parametrize("name", ["authorizer", "planner", "sender", "dead_letter"])
+def test_only_xray_uses_a_wildcard_resource(resources: Resources, function_ids: dict[str, str], name: str) -> None:
     # GIVEN every statement of the function's role
-    statements = statements_for(resources, handler)
+    statements = statements_for(resources, function_ids, name)
 
     # WHEN picking those with Resource "*" (what the cdk-nag IAM5[Resource::*] acknowledgment covers)
     wildcard = [s for s in statements if "*" in as_list(s["Resource"])]
 
     # THEN they are only the X-Ray ones, which have no resource-level permissions, and all statements allow
-    assert [set(as_list(s["Action"])) for s in wildcard] == [XRAY_ACTIONS]
+    assert [actions_of(s) for s in wildcard] == [XRAY_ACTIONS]
+    assert {s["Effect"] for s in statements} == {"Allow"}
+
+
+def test_api_uses_a_wildcard_resource_only_for_xray_and_event_source_mappings_under_conditions(
+    resources: Resources, function_ids: dict[str, str]
+) -> None:
+    # GIVEN every statement of the API function's role
+    statements = statements_for(resources, function_ids, "api")
+
+    # WHEN picking those with Resource "*" (the API role's IAM5[Resource::*] acknowledgment names each)
+    wildcard = [s for s in statements if "*" in as_list(s["Resource"])]
+
+    # THEN besides X-Ray they are the event source mapping actions IAM cannot scope to a resource, each conditioned
+    unconditioned = [actions_of(s) for s in wildcard if "Condition" not in s]
+    assert unconditioned == [XRAY_ACTIONS]
+    assert sorted(action for s in wildcard if "Condition" in s for action in actions_of(s)) == [
+        "lambda:CreateEventSourceMapping",
+        "lambda:GetEventSourceMapping",
+        "lambda:ListEventSourceMappings",
+    ]
     assert {s["Effect"] for s in statements} == {"Allow"}

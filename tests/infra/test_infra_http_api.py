@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
-from infra_helpers import function_by_handler, of_type, only
+from infra_helpers import of_type, only
 
 Resources = dict[str, dict[str, Any]]
 
@@ -29,9 +29,12 @@ def test_the_api_has_exactly_the_three_agreed_routes(resources: Resources) -> No
     assert sorted(routes) == sorted([PROTECTED_ROUTE_KEY, *PUBLIC_ROUTE_KEYS])
 
 
-def test_authorizer_is_a_simple_response_lambda_authorizer_cached_for_60_seconds(resources: Resources) -> None:
+def test_authorizer_is_a_simple_response_lambda_authorizer_cached_for_60_seconds(
+    resources: Resources, function_ids: dict[str, str]
+) -> None:
     # GIVEN the authorizer function
-    authorizer_function_id, _ = function_by_handler(resources, "authorizer.lambda_handler")
+    authorizer_function_id = function_ids["authorizer"]
+    assert resources[authorizer_function_id]["Properties"]["Handler"] == "authorizer.lambda_handler"
 
     # WHEN looking at the API's authorizer
     _, authorizer = only(resources, "AWS::ApiGatewayV2::Authorizer")
@@ -68,9 +71,11 @@ def test_openapi_and_docs_routes_have_no_authorizer(resources: Resources, route_
     assert "AuthorizerId" not in route
 
 
-def test_every_route_integrates_the_api_function_with_payload_v2(resources: Resources) -> None:
+def test_every_route_integrates_the_api_function_with_payload_v2(
+    resources: Resources, function_ids: dict[str, str]
+) -> None:
     # GIVEN the API function
-    api_function_id, _ = function_by_handler(resources, "handler.lambda_handler")
+    api_function_id = function_ids["api"]
 
     # WHEN following each route to its integration
     integrations = of_type(resources, "AWS::ApiGatewayV2::Integration")
@@ -106,10 +111,10 @@ def test_stage_writes_json_access_logs_without_headers_and_is_throttled(resource
     assert properties["DefaultRouteSettings"]["ThrottlingBurstLimit"] > 0
 
 
-def test_api_gateway_may_invoke_both_functions(template: Template, resources: Resources) -> None:
+def test_api_gateway_may_invoke_both_functions(template: Template, function_ids: dict[str, str]) -> None:
     # GIVEN the two functions
-    for handler in ("handler.lambda_handler", "authorizer.lambda_handler"):
-        function_id, _ = function_by_handler(resources, handler)
+    for name in ("api", "authorizer"):
+        function_id = function_ids[name]
 
         # WHEN / THEN a resource policy lets this API (and no other) invoke each
         template.has_resource_properties(
