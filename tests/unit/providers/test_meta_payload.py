@@ -1,0 +1,90 @@
+"""The Meta template payload: recipient digits, positional and named variables, no empty components."""
+
+from __future__ import annotations
+
+from wabacast.providers.base import OutboundMessage
+from wabacast.providers.meta import build_template_payload, template_parameters
+
+
+def message(**fields: object) -> OutboundMessage:
+    values: dict[str, object] = {
+        "job_id": "job_1",
+        "to": "+34600000001",
+        "from_number": "+34900000000",
+        "template_name": "order_update",
+        "language": "es_ES",
+    }
+    values.update(fields)
+    return OutboundMessage(**values)  # type: ignore[arg-type]
+
+
+def test_a_template_without_variables_has_no_components() -> None:
+    # GIVEN a message with no variables
+    # WHEN its payload is built
+    # THEN it is a Meta template send to the digits of the number, without "components"
+    payload = build_template_payload(message())
+
+    assert payload == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "34600000001",
+        "type": "template",
+        "template": {"name": "order_update", "language": {"code": "es_ES"}},
+    }
+
+
+def test_positional_variables_are_sent_in_numeric_order() -> None:
+    # GIVEN positional variables whose string order differs from their numeric order
+    # WHEN the payload is built
+    # THEN the body parameters follow 1, 2, ..., 10
+    variables = {str(n): f"v{n}" for n in (10, 2, 1, 3, 9, 4, 5, 6, 7, 8)}
+    payload = build_template_payload(message(variables=variables))
+
+    components = payload["template"]["components"]
+    assert [component["type"] for component in components] == ["body"]
+    assert components[0]["parameters"] == [{"type": "text", "text": f"v{n}"} for n in range(1, 11)]
+
+
+def test_named_variables_carry_their_parameter_name() -> None:
+    # GIVEN named variables
+    # WHEN the payload is built
+    # THEN each parameter names itself
+    payload = build_template_payload(message(variables={"first_name": "Ana", "order_id": "A-17"}))
+
+    assert payload["template"]["components"] == [
+        {
+            "type": "body",
+            "parameters": [
+                {"type": "text", "parameter_name": "first_name", "text": "Ana"},
+                {"type": "text", "parameter_name": "order_id", "text": "A-17"},
+            ],
+        }
+    ]
+
+
+def test_mixed_variables_put_positional_ones_first() -> None:
+    # GIVEN positional and named variables together (Meta would refuse the mix; we keep a stable order)
+    # WHEN the parameters are built
+    # THEN positional ones come first in numeric order, named ones after
+    assert template_parameters({"name": "Ana", "2": "b", "1": "a"}) == [
+        {"type": "text", "text": "a"},
+        {"type": "text", "text": "b"},
+        {"type": "text", "parameter_name": "name", "text": "Ana"},
+    ]
+
+
+def test_values_are_sent_as_they_are() -> None:
+    # GIVEN a value with unicode, quotes and braces
+    # WHEN the payload is built
+    # THEN the text is untouched (JSON encoding is httpx's job)
+    value = 'Olá "Ana" {ok} ✓'
+    payload = build_template_payload(message(variables={"1": value}))
+
+    assert payload["template"]["components"][0]["parameters"][0]["text"] == value
+
+
+def test_a_number_without_plus_is_kept() -> None:
+    # GIVEN a recipient already in digits
+    # WHEN the payload is built
+    # THEN "to" is those digits
+    assert build_template_payload(message(to="34600000001"))["to"] == "34600000001"
