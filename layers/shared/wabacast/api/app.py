@@ -309,12 +309,16 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
                 problem = error.errors(include_input=False)[0]
                 field = _field_of(problem["loc"])
                 phone = raw.get("phoneNumber")
+                # Same wording as the request-level errors (wabacast.api.errors).
+                text = {"missing": "is required", "extra_forbidden": "is not a known field"}.get(
+                    problem["type"], _readable(problem["msg"])
+                )
                 rejected.append(
                     Rejection(
                         index=index,
                         phone_number=phone if isinstance(phone, str) else None,
                         field=field,
-                        message=f"{field}: {_readable(problem['msg'])}" if field else _readable(problem["msg"]),
+                        message=f"{field}: {text}" if field else text,
                     )
                 )
                 continue
