@@ -11,9 +11,31 @@ from pathlib import Path
 from types import FrameType
 
 from wabacast_local.http_server import PortUnavailableError
+from wabacast_local.sandbox_provider import SandboxSettings
 from wabacast_local.stack import LocalStack, LocalStackConfig, StackEndpoints, StartupError, default_functions_dir
 
 LOGGER = logging.getLogger("wabacast_local")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
+
+
+def _milliseconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more milliseconds, not {text}")
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,6 +65,60 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the functions/ folder with the Lambda code (default: the checkout this package is installed from)",
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    delivery = parser.add_argument_group("delivery (the planner's schedule and the senders)")
+    delivery.add_argument(
+        "--planner-tick",
+        type=_positive_float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often the planner runs; the cloud schedule is rate(1 minute) (default: %(default)s)",
+    )
+    delivery.add_argument(
+        "--feed-window",
+        type=_positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how many seconds of an account's rate the planner puts on its SQS queue; the cloud uses 60 "
+        "(default: %(default)s)",
+    )
+    delivery.add_argument(
+        "--show-metrics",
+        action="store_true",
+        help="print the functions' CloudWatch EMF metric lines on stdout (default: silenced)",
+    )
+
+    sandbox = parser.add_argument_group("sandbox WhatsApp provider (where sandbox accounts send)")
+    sandbox.add_argument("--sandbox-port", type=int, default=0, help="its port (default: 0, a free one)")
+    sandbox.add_argument(
+        "--sandbox-latency-ms",
+        type=_milliseconds,
+        default=20.0,
+        metavar="MS",
+        help="least time to answer a send (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--sandbox-jitter-ms",
+        type=_milliseconds,
+        default=60.0,
+        metavar="MS",
+        help="plus a random 0..MS on each answer (default: %(default)s, so 20-80 ms in all)",
+    )
+    sandbox.add_argument(
+        "--sandbox-failure-rate",
+        type=_share,
+        default=0.0,
+        metavar="SHARE",
+        help="share of sends answered 500 (Meta code 131000, retryable) (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--sandbox-429-rate",
+        dest="sandbox_rate_429",
+        type=_share,
+        default=0.0,
+        metavar="SHARE",
+        help="share of sends answered 429 (Meta code 130429) (default: %(default)s)",
+    )
     return parser.parse_args(argv)
 
 
@@ -57,6 +133,14 @@ def banner(endpoints: StackEndpoints, state_file: Path) -> str:
             f"  Admin API key   {endpoints.admin_api_key}",
             f"  Demo API key    {endpoints.api_key}   (business 'Demo Business', id {endpoints.demo_business_id})",
             f"  AWS endpoint    {endpoints.aws_endpoint_url}   (moto; any credentials work)",
+            *(
+                [
+                    f"  Sandbox         {endpoints.sandbox_url}   (WhatsApp provider of sandbox accounts)",
+                    f"                  messages: GET {endpoints.sandbox_url}/messages",
+                ]
+                if endpoints.sandbox_url
+                else []
+            ),
             "",
             "  Try it:",
             f'    curl -H "Authorization: Bearer {endpoints.api_key}" {endpoints.api_url}/api/whatsapp/accounts',
@@ -81,6 +165,9 @@ def configure_logging(level: str) -> None:
     LOGGER.addHandler(handler)
     LOGGER.setLevel(level)
     LOGGER.propagate = False
+    # Concurrent sender invocations share the functions' boto3 clients here (in the cloud each execution environment
+    # has its own), so urllib3 warns that it discards surplus connections to moto: harmless, and only local.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 class _StopRequests:
@@ -111,6 +198,16 @@ def main(argv: list[str] | None = None) -> int:
         state_dir=args.state_dir,
         authorizer_cache_ttl_seconds=args.authorizer_cache_ttl,
         functions_dir=args.functions_dir or default_functions_dir(),
+        planner_tick_seconds=args.planner_tick,
+        feed_window_seconds=args.feed_window,
+        show_metrics=args.show_metrics,
+        sandbox=SandboxSettings(
+            port=args.sandbox_port,
+            latency_ms=args.sandbox_latency_ms,
+            jitter_ms=args.sandbox_jitter_ms,
+            failure_rate=args.sandbox_failure_rate,
+            rate_429=args.sandbox_rate_429,
+        ),
     )
     stop_requests = _StopRequests()
     stop_requests.install()

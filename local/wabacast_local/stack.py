@@ -1,9 +1,9 @@
 """The local stack: the cloud architecture rebuilt in one process, with moto standing in for AWS.
 
 `LocalStack.start()` brings the pieces up in dependency order and `stop()` takes them down in reverse. A piece that
-runs in the background (the HTTP listener, the emulator, later an SQS poller playing Lambda's event source mapping
-or a ticker playing EventBridge Scheduler) is a `Component`; register it with `self._start(...)` and it is stopped
-for you, also when a later step of the startup fails.
+runs in the background (the emulator, the sandbox provider, the HTTP listener, the SQS pollers playing Lambda's
+event source mappings, the ticker playing EventBridge Scheduler) is a `Component`; register it with
+`self._start(...)` and it is stopped for you, also when a later step of the startup fails.
 """
 
 from __future__ import annotations
@@ -15,13 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+import boto3
+from botocore.config import Config
+
 from wabacast.bootstrap import create_resources, issue_admin_key
 from wabacast.settings import Settings
-
 from wabacast_local.emulator import MotoEmulator
+from wabacast_local.event_sources import DynamoDbAccountLookup, SqsEventSourceMappings
 from wabacast_local.http_api import HttpApi, LambdaAuthorizer, LambdaInvoker, Route
 from wabacast_local.http_server import HttpApiServer
 from wabacast_local.lambda_runtime import FunctionConfig, LocalLambdaFunction
+from wabacast_local.moto_fixes import serialize_dynamodb_requests
+from wabacast_local.sandbox_provider import SandboxProvider, SandboxSettings, SandboxStartupError
+from wabacast_local.scheduler import TICK_EVENT, ScheduleTicker
 from wabacast_local.seed import create_demo_business
 from wabacast_local.state import StateFile
 
@@ -41,6 +47,10 @@ _FOREIGN_AWS_VARIABLES = (
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
 )
+
+# Cloud-only wiring (wabacast.settings): with these set, the functions would create event source mappings and invoke
+# the planner through the Lambda API. Locally they stay unset: the runner plays the mappings and the schedule.
+_CLOUD_ONLY_VARIABLES = ("SENDER_FUNCTION_ARN", "DEAD_LETTER_FUNCTION_ARN", "PLANNER_FUNCTION_NAME")
 
 
 class StartupError(RuntimeError):
@@ -63,6 +73,20 @@ class LocalStackConfig:
     secrets_prefix: str = "wabacast"
     region: str = "us-east-1"
     functions_dir: Path = field(default_factory=default_functions_dir)
+    # Delivery (wabacast.settings; the cloud values are in infra/capabilities/delivery.py).
+    queue_name_prefix: str = "wabacast"
+    # Cloud: 60 s of an account's rate on its SQS queue at a time. Locally 5, so pause/cancel/priority act at once.
+    feed_window_seconds: float = 5.0
+    # Cloud: 900 s before a QUEUED job that never reached a sender is fed again.
+    requeue_after_seconds: float = 120.0
+    max_rate_wait_seconds: float = 20.0
+    # Cloud: the planner's schedule is rate(1 minute).
+    planner_tick_seconds: float = 1.0
+    # How often the runner looks for new account queues to map (the cloud maps them when the API creates them).
+    queue_discovery_seconds: float = 2.0
+    # Print the functions' EMF metric lines (CloudWatch turns them into metrics; locally they are only noise).
+    show_metrics: bool = False
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
 
 
 @dataclass(frozen=True)
@@ -74,6 +98,7 @@ class StackEndpoints:
     api_key: str
     demo_business_id: str
     aws_endpoint_url: str
+    sandbox_url: str | None = None
 
     @property
     def docs_url(self) -> str:
@@ -91,9 +116,15 @@ class Component(Protocol):
 ComponentT = TypeVar("ComponentT", bound=Component)
 
 
-def lambda_environment(config: LocalStackConfig, aws_endpoint_url: str) -> dict[str, str]:
-    """The environment the functions get in the cloud, pointed at the emulator."""
-    return {
+def lambda_environment(
+    config: LocalStackConfig, aws_endpoint_url: str, sandbox_url: str | None = None
+) -> dict[str, str]:
+    """The environment the functions get in the cloud, pointed at the emulator (and the sandbox provider).
+
+    SENDER_FUNCTION_ARN, DEAD_LETTER_FUNCTION_ARN and PLANNER_FUNCTION_NAME are left out on purpose: the runner
+    plays the event source mappings and the schedule itself (see event_sources.py and scheduler.py).
+    """
+    environment = {
         "TABLE_NAME": config.table_name,
         "SECRETS_PREFIX": config.secrets_prefix,
         "AWS_ENDPOINT_URL": aws_endpoint_url,
@@ -107,11 +138,21 @@ def lambda_environment(config: LocalStackConfig, aws_endpoint_url: str) -> dict[
         "POWERTOOLS_SERVICE_NAME": "wabacast",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "wabacast",
+        # Powertools prints nothing on flush when this is true (metrics/functions.py: is_metrics_disabled).
+        "POWERTOOLS_METRICS_DISABLED": "false" if config.show_metrics else "true",
+        "QUEUE_NAME_PREFIX": config.queue_name_prefix,
+        "FEED_WINDOW_S": f"{config.feed_window_seconds:g}",
+        "REQUEUE_AFTER_S": f"{config.requeue_after_seconds:g}",
+        "MAX_RATE_WAIT_S": f"{config.max_rate_wait_seconds:g}",
     }
+    if sandbox_url is not None:
+        environment["SANDBOX_BASE_URL"] = sandbox_url
+    return environment
 
 
 def apply_lambda_environment(environ: MutableMapping[str, str], variables: dict[str, str]) -> None:
-    for name in [*_FOREIGN_AWS_VARIABLES, *(key for key in environ if key.startswith("AWS_ENDPOINT_URL_"))]:
+    foreign = [*_FOREIGN_AWS_VARIABLES, *_CLOUD_ONLY_VARIABLES]
+    for name in [*foreign, *(key for key in environ if key.startswith("AWS_ENDPOINT_URL_"))]:
         environ.pop(name, None)
     environ.update(variables)
 
@@ -142,20 +183,38 @@ class LocalStack:
             raise
 
     def _start_all(self) -> StackEndpoints:
-        # Each step needs the ones before it. A later capability adds its step here: e.g. a sandbox provider
-        # server before the functions (its URL goes into their environment), an SQS poller or a schedule ticker
-        # after them (they invoke functions), each registered with self._start so that stop() stops it.
+        # Each step needs the ones before it; everything in the background is registered with self._start so that
+        # stop() stops it (in reverse: the pollers and the ticker first, the emulator last).
         api_code_root = self._check_function_code()
+        # Several senders, the planner and the API write at once: moto's DynamoDB needs a lock (see moto_fixes).
+        serialize_dynamodb_requests()
         emulator = self._start(MotoEmulator())
-        settings = self._configure_functions_environment(emulator.endpoint_url)
+        # Before the functions' environment: its URL is their SANDBOX_BASE_URL.
+        try:
+            sandbox = self._start(SandboxProvider(self.config.sandbox))
+        except SandboxStartupError as error:
+            raise StartupError(str(error)) from None
+        settings = self._configure_functions_environment(emulator.endpoint_url, sandbox.url)
         # The same table definition as the CDK stack (wabacast.storage.table), created by the shared bootstrap.
         create_resources(settings)
-        server = self._start(HttpApiServer(self._build_http_api(api_code_root), self.config.host, self.config.port))
+        http_api = self._build_http_api(api_code_root)
+        planner, sender, dead_letter = self._load_delivery_functions()
+        server = self._start(HttpApiServer(http_api, self.config.host, self.config.port))
         # Only once the port is ours: a second stack that fails to bind must not hide the first one's file.
         # The previous run's file is stale anyway, its keys died with its in-memory emulator.
         self.state.remove()
         self._owns_state_file = True
-        endpoints = self._seed(settings, server.url, emulator.endpoint_url)
+        endpoints = self._seed(settings, server.url, emulator.endpoint_url, sandbox.url)
+        # Delivery runs from here on: the mappings poll the account queues, the schedule ticks the planner.
+        self._start(self._event_source_mappings(settings, sender, dead_letter))
+        self._start(
+            ScheduleTicker(
+                planner,
+                interval_s=self.config.planner_tick_seconds,
+                event=TICK_EVENT,
+                quiet_idle_ticks_of=os.environ.get("POWERTOOLS_SERVICE_NAME", "wabacast"),
+            )
+        )
         self.state.update(
             {
                 "apiUrl": endpoints.api_url,
@@ -164,6 +223,7 @@ class LocalStack:
                 "apiKey": endpoints.api_key,
                 "demoBusinessId": endpoints.demo_business_id,
                 "awsEndpointUrl": endpoints.aws_endpoint_url,
+                "sandboxUrl": endpoints.sandbox_url,
                 "region": self.config.region,
                 "tableName": self.config.table_name,
                 "pid": os.getpid(),
@@ -172,17 +232,17 @@ class LocalStack:
         return endpoints
 
     def _check_function_code(self) -> Path:
-        """Fail before starting anything when the Lambda code is not where it should be."""
+        """Fail before starting anything when the API code is not where it should be."""
         api_code_root = self.config.functions_dir / "api"
         for handler_file in ("handler.py", "authorizer.py"):
             if not (api_code_root / handler_file).is_file():
                 raise StartupError(f"{api_code_root / handler_file} not found (see --functions-dir)")
         return api_code_root
 
-    def _configure_functions_environment(self, aws_endpoint_url: str) -> Settings:
+    def _configure_functions_environment(self, aws_endpoint_url: str, sandbox_url: str) -> Settings:
         # Before any handler module is loaded: handlers and boto3 read their settings from the process environment
         # (all functions share this process, so they share one environment, as they share one configuration).
-        apply_lambda_environment(os.environ, lambda_environment(self.config, aws_endpoint_url))
+        apply_lambda_environment(os.environ, lambda_environment(self.config, aws_endpoint_url, sandbox_url))
         return Settings.from_env()
 
     def _build_http_api(self, api_code_root: Path) -> HttpApi:
@@ -199,7 +259,47 @@ class LocalStack:
         authorizer = LambdaAuthorizer(authorizer_function, result_ttl_seconds=self.config.authorizer_cache_ttl_seconds)
         return HttpApi(routes=api_routes(api_function, authorizer), region=region)
 
-    def _seed(self, settings: Settings, api_url: str, aws_endpoint_url: str) -> StackEndpoints:
+    def _load_delivery_functions(self) -> tuple[LocalLambdaFunction, LocalLambdaFunction, LocalLambdaFunction]:
+        """The planner, the sender and the dead-letter consumer (sizes as in infra/capabilities/delivery.py)."""
+        functions_dir, region = self.config.functions_dir, self.config.region
+        planner_file = functions_dir / "planner" / "handler.py"
+        sender_file = functions_dir / "sender" / "handler.py"
+        dead_letter_file = functions_dir / "sender" / "dead_letter.py"
+        for handler_file in (planner_file, sender_file, dead_letter_file):
+            if not handler_file.is_file():
+                raise StartupError(f"{handler_file} not found (see --functions-dir)")
+        planner = LocalLambdaFunction.from_file(
+            FunctionConfig(name="wabacast-planner", timeout_seconds=300, memory_limit_in_mb=512, region=region),
+            planner_file,
+        )
+        sender = LocalLambdaFunction.from_file(
+            FunctionConfig(name="wabacast-sender", timeout_seconds=60, memory_limit_in_mb=512, region=region),
+            sender_file,
+        )
+        dead_letter = LocalLambdaFunction.from_file(
+            FunctionConfig(name="wabacast-dead-letter", timeout_seconds=60, memory_limit_in_mb=256, region=region),
+            dead_letter_file,
+        )
+        return planner, sender, dead_letter
+
+    def _event_source_mappings(
+        self, settings: Settings, sender: LocalLambdaFunction, dead_letter: LocalLambdaFunction
+    ) -> SqsEventSourceMappings:
+        # Room for every poller, batch and delete of many account queues on one client, without urllib3 warnings.
+        client_config = Config(max_pool_connections=100)
+        return SqsEventSourceMappings(
+            sqs=boto3.client("sqs", region_name=settings.region, config=client_config),
+            queue_name_prefix=settings.queue_name_prefix,
+            sender=sender,
+            dead_letter=dead_letter,
+            account_lookup=DynamoDbAccountLookup(
+                boto3.client("dynamodb", region_name=settings.region), settings.table_name
+            ),
+            region=settings.region,
+            discovery_interval_s=self.config.queue_discovery_seconds,
+        )
+
+    def _seed(self, settings: Settings, api_url: str, aws_endpoint_url: str, sandbox_url: str) -> StackEndpoints:
         """An admin key (an operator task, no API for it) and a demo business created through the API."""
         admin_api_key = issue_admin_key(settings, label="local stack")
         business = create_demo_business(api_url, admin_api_key)
@@ -209,6 +309,7 @@ class LocalStack:
             api_key=business.api_key,
             demo_business_id=business.id,
             aws_endpoint_url=aws_endpoint_url,
+            sandbox_url=sandbox_url,
         )
 
     def _start(self, component: ComponentT) -> ComponentT:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from wabacast_local.http_api import HttpApi, HttpRequest, LambdaAuthorizer, Route
 from wabacast_local.lambda_runtime import FunctionConfig, LocalLambdaFunction
 

@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+
 from wabacast_local.http_api import (
     HttpRequest,
     event_headers,

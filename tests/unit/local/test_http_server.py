@@ -10,6 +10,7 @@ import threading
 
 import httpx
 import pytest
+
 from wabacast_local.http_api import HttpApi, LambdaAuthorizer, Route
 from wabacast_local.http_server import HttpApiServer
 from wabacast_local.lambda_runtime import FunctionConfig, LocalLambdaFunction

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+
 from wabacast_local.lambda_runtime import FunctionConfig, FunctionError, LocalLambdaFunction, load_handler
 
 

@@ -8,6 +8,7 @@ import stat
 from unittest import mock
 
 import pytest
+
 from wabacast_local.cli import banner, parse_args
 from wabacast_local.http_server import HttpApiServer, PortUnavailableError
 from wabacast_local.stack import (
