@@ -72,4 +72,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             raise RedeliverError(record.message_id)
 
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    # A batch handed back whole (every record rate limited or retryable) is a normal outcome, not a function error.
+    processor.raise_on_entire_batch_failure = False
     return dict(process_partial_response(event=event, record_handler=settle, processor=processor, context=context))

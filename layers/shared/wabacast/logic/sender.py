@@ -215,8 +215,10 @@ class Sender:
                 "sent_at": sent_at,
             }
         )
-        self._delivery.apply(JobOutcome(sent, (JobStatus.SENDING,), {"pending": -1, "sent": 1}), queue)
         self._metrics.add("MessagesSent", 1, account_id=account.id)
+        if not self._delivery.apply(JobOutcome(sent, (JobStatus.SENDING,), {"pending": -1, "sent": 1}), queue):
+            # Settled by someone else meanwhile (the dead-letter consumer): the provider has the message anyway.
+            return "done"
         return "sent"
 
     def _settle_failure(self, record: InboundRecord, job: Job, queue: Queue, error: ProviderError) -> str:

@@ -9,6 +9,8 @@ same transaction.
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -93,7 +95,10 @@ class RateLimiter:
                     ]
                 )
             except TransactionCancelledError:
-                continue  # another sender moved the TAT or the day's count first: read again
+                # Another sender moved the TAT or the day's count first: read again after a short random pause,
+                # so contending senders spread out instead of colliding in lockstep.
+                time.sleep(random.uniform(0.001, 0.01))  # noqa: S311 - jitter, not security
+                continue
             return Reservation(slots=[start + index * interval for index in range(granted)])
         # Contention this heavy means other senders are taking every slot: come back later.
         return Reservation(retry_after_s=1.0)
