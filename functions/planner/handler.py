@@ -35,5 +35,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         delivery.metrics.flush()
     if report.errors:
         logger.error("planner tick had account errors", extra={"errors": report.errors})
-    logger.info("planner tick", extra={"trigger": event.get("source"), **asdict(report)})
+    # A tick that found nothing to do is the normal idle case: keep it out of the INFO log.
+    busy = report.jobs_planned or report.jobs_fed or report.queues_completed
+    (logger.info if busy else logger.debug)("planner tick", extra={"trigger": event.get("source"), **asdict(report)})
     return asdict(report)

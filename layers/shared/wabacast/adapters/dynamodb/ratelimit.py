@@ -54,8 +54,15 @@ class RateLimiter:
         gcra_key = {PARTITION_KEY: {"S": _rate_pk(account_id)}, SORT_KEY: {"S": "#GCRA"}}
         expires = int((datetime.combine(day, datetime.min.time(), UTC) + timedelta(days=2)).timestamp())
         for _ in range(_MAX_CONTENTION_RETRIES):
-            gcra = self._table.get(_rate_pk(account_id), "#GCRA") or {}
-            used_today = int((self._table.get(_rate_pk(account_id), f"DAY#{day.isoformat()}") or {}).get("count", 0))
+            # One consistent BatchGetItem for both items.
+            items = {
+                item[SORT_KEY]: item
+                for item in self._table.batch_get(
+                    [(_rate_pk(account_id), "#GCRA"), (_rate_pk(account_id), f"DAY#{day.isoformat()}")]
+                )
+            }
+            gcra = items.get("#GCRA", {})
+            used_today = int(items.get(f"DAY#{day.isoformat()}", {}).get("count", 0))
             granted = min(count, daily_limit - used_today)
             if granted <= 0:
                 return Reservation(daily_exhausted=True)
