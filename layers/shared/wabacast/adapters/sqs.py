@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from wabacast.domain.delivery import OutgoingMessage
 from wabacast.domain.models import Account, AccountStatus
 from wabacast.settings import Settings
 
@@ -36,13 +36,6 @@ def sender_concurrency(messages_per_second: int) -> int:
     one invocation carries ~10 messages per round trip; one extra absorbs slow calls. The event source mapping
     accepts 2..1000."""
     return max(2, min(1000, math.ceil(messages_per_second / 10) + 1))
-
-
-@dataclass(frozen=True)
-class OutgoingMessage:
-    job_id: str
-    group_id: str
-    body: dict[str, Any]
 
 
 class AccountQueues:

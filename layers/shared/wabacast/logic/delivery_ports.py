@@ -6,13 +6,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from wabacast.adapters.dynamodb.base import Item
-from wabacast.adapters.dynamodb.delivery import ActiveAccount, JobOutcome, PlanState, QueueProgress
-from wabacast.adapters.dynamodb.ratelimit import Reservation
-from wabacast.adapters.sqs import OutgoingMessage
+from wabacast.domain.delivery import ActiveAccount, JobOutcome, OutgoingMessage, PlanState, QueueProgress, Reservation
 from wabacast.domain.jobs import Job
 from wabacast.domain.models import Account, Queue, QueueStatus
 from wabacast.providers.base import Provider
+
+# A stored item as the adapters read it (attribute name -> plain value).
+Item = dict[str, Any]
 
 
 class DeliveryPort(Protocol):

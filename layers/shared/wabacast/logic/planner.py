@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from wabacast.adapters.dynamodb.delivery import ActiveAccount, JobOutcome, PlanState, QueueProgress
-from wabacast.adapters.sqs import OutgoingMessage
 from wabacast.clock import Clock, utc_now
+from wabacast.domain.delivery import ActiveAccount, JobOutcome, OutgoingMessage, PlanState, QueueProgress
 from wabacast.domain.jobs import Job, JobStatus, job_id_for
 from wabacast.domain.models import (
     Account,

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from wabacast.adapters.dynamodb.delivery import JobOutcome, QueueProgress
 from wabacast.clock import Clock, utc_now
+from wabacast.domain.delivery import JobOutcome, QueueProgress
 from wabacast.domain.jobs import JobStatus
 from wabacast.domain.models import Queue, QueueCounters, QueueStatus
 from wabacast.errors import ConflictError, NotFoundError

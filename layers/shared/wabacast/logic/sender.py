@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from wabacast.adapters.dynamodb.delivery import JobOutcome
 from wabacast.clock import Clock, utc_now
+from wabacast.domain.delivery import JobOutcome
 from wabacast.domain.jobs import TERMINAL_JOB_STATUSES, ErrorClass, Job, JobError, JobStatus
 from wabacast.domain.models import Account, AccountStatus, Business, OptOut, OptOutSource, Queue, QueueStatus
 from wabacast.logic.delivery_ports import DeliveryPort, FeedPort, ProviderPort, RatePort

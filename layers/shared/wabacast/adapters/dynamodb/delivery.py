@@ -10,7 +10,6 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +24,7 @@ from wabacast.adapters.dynamodb.base import (
     to_attributes,
 )
 from wabacast.adapters.dynamodb.queues import QUEUE_PREFIX, QueueRepository
+from wabacast.domain.delivery import ActiveAccount, JobOutcome, PlanState, QueueProgress
 from wabacast.domain.jobs import ErrorClass, Job, JobError, JobStatus
 from wabacast.domain.models import Queue, QueueStatus
 from wabacast.storage.table import GSI1, GSI2, PARTITION_KEY, SORT_KEY
@@ -63,45 +63,6 @@ def _index_label(job: Job) -> str | None:
     if job.status == JobStatus.FAILED and job.last_error and job.last_error.error_class == ErrorClass.RETRYABLE:
         return _FAILED_RETRYABLE
     return None
-
-
-@dataclass(frozen=True)
-class PlanState:
-    """The planner's progress through a queue's audience, stored on the queue item."""
-
-    cursor: dict[str, Any] | None
-    version: int
-    done: bool
-    next_seq: int
-
-
-@dataclass(frozen=True)
-class QueueProgress:
-    """Lifecycle extras read beside the queue: planning state, error statistics, measured send rate."""
-
-    plan: PlanState
-    error_counts: dict[str, int]
-    error_messages: dict[str, str]
-    rate_per_second: float
-    rate_sample_at: float | None
-    rate_sample_done: int
-
-
-@dataclass(frozen=True)
-class ActiveAccount:
-    business_id: str
-    account_id: str
-    queue_ids: frozenset[str]
-
-
-@dataclass(frozen=True)
-class JobOutcome:
-    """A job's move from one status to another, with what it changes on the queue's counters."""
-
-    job: Job
-    from_statuses: tuple[JobStatus, ...]
-    counter_changes: dict[str, int]
-    error: JobError | None = None
 
 
 class DeliveryStore:

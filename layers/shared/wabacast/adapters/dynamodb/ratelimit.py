@@ -11,23 +11,13 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from wabacast.adapters.dynamodb.base import TableGateway, TransactionCancelledError
+from wabacast.domain.delivery import Reservation
 from wabacast.storage.table import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 
 _MAX_CONTENTION_RETRIES = 20
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """`slots`: epoch seconds at which each granted message may go. Empty when nothing was granted, with
-    `retry_after_s` (rate) or `daily_exhausted` saying why."""
-
-    slots: list[float] = field(default_factory=list)
-    retry_after_s: float = 0.0
-    daily_exhausted: bool = False
 
 
 def _rate_pk(account_id: str) -> str:
