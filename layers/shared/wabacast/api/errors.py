@@ -49,9 +49,14 @@ def documented(
 ) -> dict[int, OpenAPIResponse]:
     """OpenAPI responses of a route: its success (schema from the return annotation) and every error status."""
     responses: dict[int, OpenAPIResponse] = {status: {"description": description}}
+    if status == HTTPStatus.NO_CONTENT:
+        # No body: without an explicit empty `content`, Powertools documents the `None` return as a JSON null.
+        responses[status]["content"] = {}
     for other_status, other_description in (extra or {}).items():
         responses[other_status] = {"description": other_description}
-    for error_status in error_statuses:
+    # Any route answers 422 in this API's format (e.g. for a body that is not a JSON object); left out, Powertools
+    # would document its own 422 body, which this API never sends.
+    for error_status in dict.fromkeys((*error_statuses, 422)):
         responses[error_status] = {
             "description": _DESCRIPTIONS[error_status],
             "content": {"application/json": {"model": ErrorResponse}},
