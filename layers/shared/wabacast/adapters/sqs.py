@@ -170,8 +170,8 @@ class AccountQueues:
                     {
                         "Id": str(index),
                         "MessageBody": json.dumps(message.body, separators=(",", ":")),
-                        # Dedupe id = job id: SQS drops a second enqueue of a job within its 5-minute window.
-                        "MessageDeduplicationId": message.job_id,
+                        # SQS drops a second enqueue with the same dedupe id within its 5-minute window.
+                        "MessageDeduplicationId": message.deduplication_id or message.job_id,
                         "MessageGroupId": message.group_id,
                     }
                     for index, message in enumerate(chunk)

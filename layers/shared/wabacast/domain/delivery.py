@@ -63,3 +63,5 @@ class OutgoingMessage:
     job_id: str
     group_id: str
     body: dict[str, Any]
+    # SQS drops a message whose deduplication id it saw in the last 5 minutes; None: the job id.
+    deduplication_id: str | None = None

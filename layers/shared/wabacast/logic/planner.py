@@ -60,8 +60,13 @@ class TickReport:
 
 def queue_message(job: Job) -> OutgoingMessage:
     # Group = recipient: one recipient's messages stay ordered and never go out in parallel.
+    # Dedupe id = this feeding of the job (it was marked QUEUED at updated_at): a repeated send of the same feeding
+    # is dropped, but a job fed again after going back to PENDING (pause/resume, retry-failed) is not.
     return OutgoingMessage(
-        job_id=job.id, group_id=job.phone_number, body={"b": job.business_id, "q": job.queue_id, "j": job.id}
+        job_id=job.id,
+        group_id=job.phone_number,
+        body={"b": job.business_id, "q": job.queue_id, "j": job.id},
+        deduplication_id=f"{job.id}-{int(job.updated_at.timestamp() * 1_000_000)}",
     )
 
 

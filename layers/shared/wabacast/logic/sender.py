@@ -20,7 +20,16 @@ from typing import Any
 from wabacast.clock import Clock, utc_now
 from wabacast.domain.delivery import JobOutcome
 from wabacast.domain.jobs import TERMINAL_JOB_STATUSES, ErrorClass, Job, JobError, JobStatus
-from wabacast.domain.models import Account, AccountStatus, Business, OptOut, OptOutSource, Queue, QueueStatus
+from wabacast.domain.models import (
+    Account,
+    AccountStatus,
+    Business,
+    OptOut,
+    OptOutSource,
+    QualityRating,
+    Queue,
+    QueueStatus,
+)
 from wabacast.logic.delivery_ports import DeliveryPort, FeedPort, ProviderPort, RatePort
 from wabacast.logic.ports import AccountStore, BusinessStore, ContactStore, MetricsSink
 from wabacast.providers.base import OutboundMessage, ProviderError
@@ -111,8 +120,14 @@ class Sender:
             if queue.status == QueueStatus.CANCELLED:
                 self._move(job, queue, JobStatus.SKIPPED, {"pending": -1, "skipped": 1}, skip="queue cancelled")
                 continue
-            if queue.status != QueueStatus.PROCESSING or account is None or account.status != AccountStatus.ACTIVE:
-                # Paused (or the account stopped): back to the planner, which feeds it again on resume.
+            if (
+                queue.status != QueueStatus.PROCESSING
+                or account is None
+                or account.status != AccountStatus.ACTIVE
+                or account.quality_rating == QualityRating.RED
+            ):
+                # Paused, or the account must stop sending: back to the planner, which feeds it again on resume or
+                # through the business's default account.
                 self._move(job, queue, JobStatus.PENDING, {})
                 continue
             if job.phone_number in opted_out:

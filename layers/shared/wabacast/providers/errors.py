@@ -32,7 +32,7 @@ UNSURE = ErrorClass.UNKNOWN_OUTCOME
 ACTION_OF_CLASS: dict[ErrorClass, str] = {
     RETRY: "Back to SQS with backoff; retried until the queue's `maxAttempts`, then FAILED",
     FAIL: "Job FAILED at once, not retried",
-    OPTOUT: "Job OPTED_OUT; the number joins the business's opt-outs (source `provider`)",
+    OPTOUT: "Job FAILED with the code; the number joins the business's opt-outs (source `provider`)",
     PAUSE: "Job FAILED and the queue PAUSED with the error as its reason (account or template trouble)",
     UNSURE: "Never resent (the provider may have accepted it); the job is closed with this error",
 }

@@ -117,6 +117,7 @@ class DeliveryStore:
             values[":reason"] = {"S": reason}
         if to == QueueStatus.PROCESSING:
             sets.append("started_at = if_not_exists(started_at, :now)")
+            removes.append("completed_at")  # retry-failed reopens a COMPLETED queue
         if to in (QueueStatus.COMPLETED, QueueStatus.CANCELLED, QueueStatus.FAILED):
             sets.append("completed_at = :now")
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
