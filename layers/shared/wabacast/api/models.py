@@ -5,17 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from wabacast.domain.models import (
-    MAX_INLINE_RECIPIENTS,
     Account,
     AccountLimits,
     AccountStatus,
     ActiveHours,
     ApiKey,
     Attributes,
+    Audience,
     Business,
     Contact,
     CredentialsSummary,
@@ -185,17 +185,6 @@ class AccountListOut(ApiModel):
 
 
 # Queues ------------------------------------------------------------------------------------------------------
-class AudienceIn(ApiModel):
-    recipients: list[Recipient] = Field(default_factory=list, max_length=MAX_INLINE_RECIPIENTS)
-    contact_tags: list[Tag] = Field(default_factory=list, max_length=20)
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> AudienceIn:
-        if not self.recipients and not self.contact_tags:
-            raise ValueError("needs at least one of recipients or contactTags")
-        return self
-
-
 class ScheduleIn(ApiModel):
     start_at: datetime | None = Field(
         default=None, description="ISO 8601; without an offset it is read in the schedule's time zone"
@@ -209,7 +198,7 @@ class QueueCreateIn(ApiModel):
     account_id: str | None = Field(default=None, description="Default: the business's default, else primary account")
     template: Template
     variables: Variables = Field(default_factory=dict)
-    audience: AudienceIn
+    audience: Audience
     priority: int = Field(default=5, ge=1, le=10, description="10 is the most urgent")
     schedule: ScheduleIn = Field(default_factory=ScheduleIn)
     max_attempts: int = Field(default=3, ge=1, le=10)
@@ -222,7 +211,7 @@ class QueueUpdateIn(ApiModel):
     account_id: str | None = None
     template: Template | None = None
     variables: Variables | None = None
-    audience: AudienceIn | None = None
+    audience: Audience | None = None
     priority: int | None = Field(default=None, ge=1, le=10)
     schedule: ScheduleIn | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=10)
