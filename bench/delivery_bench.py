@@ -30,6 +30,10 @@ import boto3
 import botocore.client
 import httpx
 
+from wabacast.adapters.dynamodb.delivery import DeliveryStore
+from wabacast.domain.delivery import JobOutcome
+from wabacast.domain.jobs import JobStatus
+from wabacast.domain.models import Queue
 from wabacast_local.sandbox_provider import SandboxSettings
 from wabacast_local.stack import LocalStack, LocalStackConfig
 
@@ -51,6 +55,19 @@ def _counting_call(self: Any, operation_name: str, api_params: dict[str, Any]) -
     return _original_call(self, operation_name, api_params)
 
 
+# The at-most-once gap: from the provider's acceptance (the job's sent_at) until the SENT settle is written.
+# A sender that dies inside it leaves the job SENDING, and the job is then failed as UNKNOWN_OUTCOME.
+_settle_gaps: list[float] = []
+_original_apply = DeliveryStore.apply
+
+
+def _timed_apply(self: DeliveryStore, outcome: JobOutcome, queue: Queue) -> bool:
+    result = _original_apply(self, outcome, queue)
+    if outcome.job.status == JobStatus.SENT and outcome.job.sent_at is not None:
+        _settle_gaps.append(time.time() - outcome.job.sent_at.timestamp())
+    return result
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
@@ -58,6 +75,7 @@ def _percentile(values: list[float], share: float) -> float:
 
 def run(messages: int, mps: int, feed_window: float, latency_ms: float, timeout_s: float) -> dict[str, Any]:
     botocore.client.BaseClient._make_api_call = _counting_call  # type: ignore[method-assign]
+    DeliveryStore.apply = _timed_apply  # type: ignore[method-assign]
     # The functions' INFO lines would bury the report on stdout.
     os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
     state_dir = Path(tempfile.mkdtemp(prefix="wabacast-bench-"))
@@ -155,6 +173,10 @@ def run(messages: int, mps: int, feed_window: float, latency_ms: float, timeout_
                 "p50": round(statistics.median(latencies), 3) if latencies else None,
                 "p99": round(_percentile(latencies, 0.99), 3) if latencies else None,
                 "max": round(max(latencies), 3) if latencies else None,
+            },
+            "unknownOutcomeWindowMs": {
+                "p50": round(statistics.median(_settle_gaps) * 1000, 1) if _settle_gaps else None,
+                "p99": round(_percentile(_settle_gaps, 0.99) * 1000, 1) if _settle_gaps else None,
             },
             "awsCallsPerMessage": {
                 service: round(count / max(sent, 1), 2) for service, count in sorted(by_service.items())
