@@ -136,7 +136,7 @@ class ProcessingService:
         if found is None:
             raise NotFoundError("queue not found")
         queue, extras = found
-        return _progress(queue, extras)
+        return _progress(queue, extras, self._clock())
 
     def _queue(self, business_id: str, queue_id: str) -> Queue:
         queue = self._queues.get(business_id, queue_id)
@@ -162,13 +162,18 @@ class ProcessingService:
             raise ConflictError(f"the queue is {status}; this needs it to be {expected}", field="status")
 
 
-def _progress(queue: Queue, extras: QueueProgress) -> Progress:
+def _progress(queue: Queue, extras: QueueProgress, now: datetime) -> Progress:
     counters = queue.counters
     if counters.total:
         percent = round(100.0 * (counters.total - counters.pending) / counters.total, 2)
     else:
         percent = 100.0 if queue.status == QueueStatus.COMPLETED else 0.0
     rate = extras.rate_per_second
+    settled = counters.sent + counters.failed + counters.opted_out + counters.skipped
+    if not rate and queue.status == QueueStatus.PROCESSING and queue.started_at and settled:
+        # Before the planner has two samples a few seconds apart, the average since the start is the best guess.
+        elapsed = (now - queue.started_at).total_seconds()
+        rate = settled / elapsed if elapsed > 0 else 0.0
     eta = round(counters.pending / rate, 1) if rate > 0 and counters.pending else None
     errors = sorted(
         (
