@@ -36,9 +36,13 @@ class Services:
     processing: ProcessingService
 
 
+def _table(settings: Settings) -> TableGateway:
+    return TableGateway(boto3.client("dynamodb", region_name=settings.region), settings.table_name)
+
+
 def build_business_service(settings: Settings) -> BusinessService:
     """What the authorizer needs: key lookups only."""
-    table = TableGateway(boto3.client("dynamodb", region_name=settings.region), settings.table_name)
+    table = _table(settings)
     return BusinessService(BusinessRepository(table))
 
 
@@ -52,7 +56,7 @@ def _account_queues(settings: Settings) -> AccountQueues:
 
 
 def build_services(settings: Settings) -> Services:
-    table = TableGateway(boto3.client("dynamodb", region_name=settings.region), settings.table_name)
+    table = _table(settings)
     businesses = BusinessRepository(table)
     accounts = AccountRepository(table)
     queues = QueueRepository(table)
@@ -85,7 +89,7 @@ class Delivery:
 
 def build_delivery(settings: Settings, http_client: httpx.Client | None = None) -> Delivery:
     """What the planner, sender and dead-letter functions need."""
-    table = TableGateway(boto3.client("dynamodb", region_name=settings.region), settings.table_name)
+    table = _table(settings)
     businesses = BusinessRepository(table)
     accounts = AccountRepository(table)
     contacts = ContactRepository(table)

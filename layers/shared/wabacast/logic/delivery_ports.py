@@ -16,7 +16,9 @@ Item = dict[str, Any]
 
 
 class DeliveryPort(Protocol):
-    def read_queue(self, business_id: str, queue_id: str) -> tuple[Queue, QueueProgress] | None: ...
+    def read_queue(
+        self, business_id: str, queue_id: str, *, with_recipients: bool = True
+    ) -> tuple[Queue, QueueProgress] | None: ...
     def transition(
         self,
         queue: Queue,

@@ -161,7 +161,7 @@ class Planner:
                 report.jobs_planned += self._materialize(queue, progress.plan, remaining_s)
         report.jobs_fed += self._feed_account(sender, [queue for queue, _ in queues])
         for queue, _ in queues:
-            found = self._delivery.read_queue(queue.business_id, queue.id)
+            found = self._delivery.read_queue(queue.business_id, queue.id, with_recipients=False)
             if found is None:
                 continue
             current, progress = found

@@ -132,7 +132,7 @@ class ProcessingService:
         return RetryReport(requeued=requeued, more=len(jobs) > RETRY_FAILED_LIMIT)
 
     def progress(self, business_id: str, queue_id: str) -> Progress:
-        found = self._delivery.read_queue(business_id, queue_id)
+        found = self._delivery.read_queue(business_id, queue_id, with_recipients=False)
         if found is None:
             raise NotFoundError("queue not found")
         queue, extras = found

@@ -71,14 +71,16 @@ class TableGateway:
         self.client = client
         self.table_name = table_name
 
-    def get(self, pk: str, sk: str, *, consistent: bool = True) -> Item | None:
+    def get(self, pk: str, sk: str, *, consistent: bool = True, attributes: Sequence[str] | None = None) -> Item | None:
+        """GetItem; `attributes` limits what is read (large attributes cost read capacity)."""
         response = self.client.get_item(
             TableName=self.table_name,
             Key={PARTITION_KEY: {"S": pk}, SORT_KEY: {"S": sk}},
             ConsistentRead=consistent,
+            **_projection(attributes),
         )
-        attributes = response.get("Item")
-        return from_attributes(attributes) if attributes else None
+        found = response.get("Item")
+        return from_attributes(found) if found else None
 
     def query_page(
         self,
@@ -151,13 +153,17 @@ class TableGateway:
                 raise TransactionCancelledError(reasons or ["TransactionConflict"]) from error
             raise TransactionCancelledError(reasons) from error
 
-    def batch_get(self, keys: Iterable[tuple[str, str]]) -> list[Item]:
-        """BatchGetItem in chunks of 100, retrying unprocessed keys."""
+    def batch_get(self, keys: Iterable[tuple[str, str]], *, attributes: Sequence[str] | None = None) -> list[Item]:
+        """BatchGetItem in chunks of 100, retrying unprocessed keys; `attributes` limits what is read."""
         results: list[Item] = []
         pending = [{PARTITION_KEY: {"S": pk}, SORT_KEY: {"S": sk}} for pk, sk in keys]
         for start in range(0, len(pending), BATCH_GET_SIZE):
             request: dict[str, Any] = {
-                self.table_name: {"Keys": pending[start : start + BATCH_GET_SIZE], "ConsistentRead": True}
+                self.table_name: {
+                    "Keys": pending[start : start + BATCH_GET_SIZE],
+                    "ConsistentRead": True,
+                    **_projection(attributes),
+                }
             }
             attempt = 0
             while request:
@@ -178,6 +184,14 @@ class TableGateway:
                 response = self.client.batch_write_item(RequestItems=chunk)
                 chunk = dict(response.get("UnprocessedItems") or {})
                 attempt = _backoff(attempt) if chunk else attempt
+
+
+def _projection(attributes: Sequence[str] | None) -> dict[str, Any]:
+    """ProjectionExpression arguments naming every attribute through a placeholder (many are reserved words)."""
+    if not attributes:
+        return {}
+    names = {f"#a{index}": name for index, name in enumerate(attributes)}
+    return {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
 
 
 def _backoff(attempt: int) -> int:

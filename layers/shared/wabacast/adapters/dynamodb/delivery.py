@@ -37,6 +37,21 @@ _INDEXED = {JobStatus.PENDING: "PENDING", JobStatus.QUEUED: "QUEUED"}
 _FAILED_RETRYABLE = "FAILED_RETRYABLE"
 
 
+# Everything on a queue item but its compressed inline recipients.
+_QUEUE_WITHOUT_RECIPIENTS = (
+    *Queue.model_fields,
+    "plan_cursor",
+    "plan_version",
+    "plan_done",
+    "plan_next_seq",
+    "error_counts",
+    "error_messages",
+    "rate_per_second",
+    "rate_sample_at",
+    "rate_sample_done",
+)
+
+
 def job_pk(queue_id: str) -> str:
     return f"Q#{queue_id}"
 
@@ -71,8 +86,15 @@ class DeliveryStore:
         self._queues = QueueRepository(table)
 
     # Queue lifecycle -----------------------------------------------------------------------------------------
-    def read_queue(self, business_id: str, queue_id: str) -> tuple[Queue, QueueProgress] | None:
-        item = self._table.get(business_pk(business_id), f"{QUEUE_PREFIX}{queue_id}")
+    def read_queue(
+        self, business_id: str, queue_id: str, *, with_recipients: bool = True
+    ) -> tuple[Queue, QueueProgress] | None:
+        """The queue and its delivery state; without its inline recipients (up to ~300 KB) unless asked for."""
+        item = self._table.get(
+            business_pk(business_id),
+            f"{QUEUE_PREFIX}{queue_id}",
+            attributes=None if with_recipients else _QUEUE_WITHOUT_RECIPIENTS,
+        )
         if item is None:
             return None
         return QueueRepository._to_queue(item), self._progress(item)
@@ -387,8 +409,10 @@ class DeliveryStore:
         return {job.id: job for job in jobs}
 
     def get_queues(self, refs: Iterable[tuple[str, str]]) -> dict[str, tuple[Queue, QueueProgress]]:
+        # Senders need the template and the state, never the inline recipients: leave that big attribute unread.
         items = self._table.batch_get(
-            (business_pk(business_id), f"{QUEUE_PREFIX}{queue_id}") for business_id, queue_id in set(refs)
+            ((business_pk(business_id), f"{QUEUE_PREFIX}{queue_id}") for business_id, queue_id in set(refs)),
+            attributes=_QUEUE_WITHOUT_RECIPIENTS,
         )
         result = {}
         for item in items:

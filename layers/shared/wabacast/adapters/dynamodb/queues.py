@@ -232,5 +232,7 @@ class QueueRepository:
         # Only the queue's own fields: planner state and error statistics live beside them on the item.
         data = {key: value for key, value in item.items() if key in Queue.model_fields and key not in _STORAGE_ONLY}
         data["audience"].pop("recipient_count", None)
-        data["audience"]["recipients"] = json.loads(zlib.decompress(item[_RECIPIENTS_ATTRIBUTE]))
+        # Read without the recipients attribute (delivery reads that only need the template and state): none.
+        blob = item.get(_RECIPIENTS_ATTRIBUTE)
+        data["audience"]["recipients"] = json.loads(zlib.decompress(blob)) if blob is not None else []
         return Queue.model_validate(data, context={FROM_STORAGE: True})
