@@ -57,7 +57,10 @@ class DataStore(Construct):
                 index_name=index.name,
                 partition_key=_string_key(index.partition_key),
                 sort_key=_string_key(index.sort_key),
-                projection_type=dynamodb.ProjectionType.ALL,
+                projection_type=(
+                    dynamodb.ProjectionType.INCLUDE if index.included else dynamodb.ProjectionType.KEYS_ONLY
+                ),
+                non_key_attributes=list(index.included) or None,
             )
         cfn_table = self.table.node.default_child
         assert isinstance(cfn_table, dynamodb.CfnTable)

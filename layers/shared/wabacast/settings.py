@@ -45,6 +45,13 @@ class Settings(BaseModel):
     requeue_after_s: float = Field(default=900.0, gt=0)
     # The longest a sender waits for rate-limit slots before handing the batch back to SQS.
     max_rate_wait_s: float = Field(default=20.0, gt=0)
+    # The planner tick hands "plan account X" messages to this SQS standard queue (one worker invocation per
+    # account); unset, the tick plans every account itself (unit tests, one-process tools).
+    plan_queue_url: str | None = None
+    # Typical provider round trip: sizes the sender mapping's MaximumConcurrency (see sender_concurrency).
+    provider_round_trip_s: float = Field(default=0.3, gt=0, le=10)
+    # Jobs expire (DynamoDB TTL) this many days after they were planned; queue totals stay.
+    job_retention_days: int = Field(default=90, ge=1, le=3650)
     metrics_namespace: str = "wabacast"
 
     @classmethod
@@ -66,5 +73,8 @@ class Settings(BaseModel):
             feed_window_s=float(env.get("FEED_WINDOW_S", "60")),
             requeue_after_s=float(env.get("REQUEUE_AFTER_S", "900")),
             max_rate_wait_s=float(env.get("MAX_RATE_WAIT_S", "20")),
+            plan_queue_url=env.get("PLAN_QUEUE_URL") or None,
+            provider_round_trip_s=float(env.get("PROVIDER_ROUND_TRIP_S") or 0.3),
+            job_retention_days=int(env.get("JOB_RETENTION_DAYS") or 90),
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "wabacast"),
         )

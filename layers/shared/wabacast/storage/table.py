@@ -2,8 +2,13 @@
 
 Key design (see docs/architecture.md):
   PK / SK               the item's home: everything of a business lives under "BIZ#<businessId>"
-  GSI1PK / GSI1SK       queues by status per business; businesses for the admin listing
-  GSI2PK / GSI2SK       queues by account per business (sorted by status, then creation)
+  GSI1PK / GSI1SK       queues by status per business; businesses for the admin listing; a queue's open jobs
+                        in planning order (INCLUDE phone_number: what feeding reads, so it needs no item read)
+  GSI2PK / GSI2SK       queues by account per business (sorted by status, then creation); a queue's handed-back
+                        and retryable-failed jobs (KEYS_ONLY: readers fetch the items they need)
+
+Indexes project only what their queries read: every write to an item that sits in an index is billed again for
+the index entry unless neither its index keys nor a projected attribute changed.
 """
 
 from __future__ import annotations
@@ -20,10 +25,17 @@ class GlobalIndex:
     name: str
     partition_key: str
     sort_key: str
+    # Non-key attributes copied into the index; empty: KEYS_ONLY.
+    included: tuple[str, ...] = ()
+
+    def projection(self) -> dict[str, Any]:
+        if self.included:
+            return {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(self.included)}
+        return {"ProjectionType": "KEYS_ONLY"}
 
 
 GLOBAL_INDEXES: tuple[GlobalIndex, ...] = (
-    GlobalIndex("GSI1", "GSI1PK", "GSI1SK"),
+    GlobalIndex("GSI1", "GSI1PK", "GSI1SK", included=("phone_number",)),
     GlobalIndex("GSI2", "GSI2PK", "GSI2SK"),
 )
 GSI1 = GLOBAL_INDEXES[0]
@@ -53,7 +65,7 @@ def create_table_request(table_name: str) -> dict[str, Any]:
                     {"AttributeName": index.partition_key, "KeyType": "HASH"},
                     {"AttributeName": index.sort_key, "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "ALL"},
+                "Projection": index.projection(),
             }
             for index in GLOBAL_INDEXES
         ],
