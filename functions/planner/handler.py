@@ -1,7 +1,8 @@
-"""Planner Lambda: runs on the recurring schedule and right after a queue is started.
+"""Planner tick Lambda: runs on the recurring schedule and right after a queue is started.
 
-Either way it does the same thing, one tick over the accounts that have queues to plan (see
-wabacast.logic.planner); a per-account lease keeps concurrent invocations from interleaving.
+Either way it does the same thing: a heartbeat metric, then one "plan account X" message per account with queues
+to plan, on the plan queue (functions/planner/worker.py takes them, one account per invocation). Without a plan
+queue configured it plans the accounts itself, one after the other.
 """
 
 from __future__ import annotations
@@ -36,6 +37,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if report.errors:
         logger.error("planner tick had account errors", extra={"errors": report.errors})
     # A tick that found nothing to do is the normal idle case: keep it out of the INFO log.
-    busy = report.jobs_planned or report.jobs_fed or report.queues_completed
+    busy = report.dispatched or report.jobs_planned or report.jobs_fed or report.queues_completed
     (logger.info if busy else logger.debug)("planner tick", extra={"trigger": event.get("source"), **asdict(report)})
     return asdict(report)

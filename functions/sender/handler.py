@@ -1,13 +1,12 @@
 """Sender Lambda: one SQS FIFO batch from one account's queue.
 
-The batch is sent as a whole (one rate-limit reservation, concurrent provider calls), then Powertools'
-FIFO batch processor reports the records to redeliver: a failed record fails only its own message group
-(its recipient), never the whole batch.
+The batch is sent as a whole (one rate-limit reservation, concurrent provider calls, one settle write per queue),
+then Powertools' FIFO batch processor reports the records to redeliver: a failed record fails only its own
+message group (its recipient), never the whole batch.
 """
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Any
 
@@ -16,7 +15,9 @@ from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, proce
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from wabacast.adapters.sqs_records import JobRecord, parse_records
 from wabacast.container import Delivery, build_delivery
+from wabacast.domain.delivery import parse_account_queue_name
 from wabacast.logic.sender import InboundRecord
 from wabacast.settings import Settings
 
@@ -29,19 +30,13 @@ class RedeliverError(Exception):
 
 
 @cache
-def _delivery() -> Delivery:
-    return build_delivery(Settings.from_env())
-
-
-@cache
 def _settings() -> Settings:
     return Settings.from_env()
 
 
-def account_of_queue(queue_arn: str, prefix: str) -> str:
-    """arn:aws:sqs:region:account:<prefix>-<accountId>.fifo -> <accountId>."""
-    name = queue_arn.rsplit(":", 1)[-1]
-    return name.removeprefix(f"{prefix}-").removesuffix(".fifo")
+@cache
+def _delivery() -> Delivery:
+    return build_delivery(_settings())
 
 
 @logger.inject_lambda_context
@@ -51,19 +46,26 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     raw_records = event.get("Records", [])
     if not raw_records:
         return {"batchItemFailures": []}
-    account_id = account_of_queue(raw_records[0]["eventSourceARN"], _settings().queue_name_prefix)
-    queue_url = delivery.queues.url_of_arn(raw_records[0]["eventSourceARN"])
+    source_arn = raw_records[0]["eventSourceARN"]
+    source = parse_account_queue_name(_settings().queue_name_prefix, source_arn)
+    if source is None:
+        raise ValueError(f"not an account queue: {source_arn}")
+    queue_url = delivery.queues.url_of_arn(source_arn)
+    parsed = parse_records(raw_records, JobRecord)
+    if parsed.malformed:
+        logger.error("messages that are not jobs acknowledged", extra={"message_ids": parsed.malformed})
     records = [
         InboundRecord(
-            message_id=raw["messageId"],
-            receipt_handle=raw["receiptHandle"],
-            body=json.loads(raw["body"]),
+            message_id=record.messageId,
+            receipt_handle=record.receiptHandle,
+            message=record.body,
             queue_url=queue_url,
+            sent_timestamp=record.attributes.SentTimestamp.timestamp(),
         )
-        for raw in raw_records
+        for record in parsed.records
     ]
     try:
-        result = delivery.sender.send_batch(account_id, records)
+        result = delivery.sender.send_batch(source.account_id, records)
     finally:
         delivery.metrics.flush()
 

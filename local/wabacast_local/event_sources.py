@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from wabacast.adapters.sqs import RECEIVE_BATCH_SIZE, sender_concurrency
+from wabacast.domain.delivery import parse_account_queue_name
 from wabacast_local.lambda_runtime import FunctionError, LocalLambdaFunction
 
 if TYPE_CHECKING:
@@ -41,8 +42,6 @@ LOGGER = logging.getLogger(__name__)
 
 # What provision() gives the dead-letter mapping.
 DEAD_LETTER_CONCURRENCY = 2
-DEAD_LETTER_SUFFIX = "-dlq.fifo"
-FIFO_SUFFIX = ".fifo"
 BUSINESS_TAG = "wabacast:business"
 _MISSING_QUEUE_CODES = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 
@@ -361,14 +360,12 @@ class AccountQueue:
 
 def parse_queue(url: str, prefix: str) -> AccountQueue | None:
     """`<prefix>-<accountId>.fifo` or `<prefix>-<accountId>-dlq.fifo`; None for any other queue."""
-    name = url.rsplit("/", 1)[-1]
-    if not name.startswith(f"{prefix}-") or not name.endswith(FIFO_SUFFIX):
+    parsed = parse_account_queue_name(prefix, url)
+    if parsed is None:
         return None
-    dead_letter = name.endswith(DEAD_LETTER_SUFFIX)
-    account_id = name.removeprefix(f"{prefix}-").removesuffix(DEAD_LETTER_SUFFIX if dead_letter else FIFO_SUFFIX)
-    if not account_id:
-        return None
-    return AccountQueue(url=url, name=name, account_id=account_id, dead_letter=dead_letter)
+    return AccountQueue(
+        url=url, name=url.rsplit("/", 1)[-1], account_id=parsed.account_id, dead_letter=parsed.dead_letter
+    )
 
 
 # (business id, account id) -> the account item's status and messages per second, or None when there is none.

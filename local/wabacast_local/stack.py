@@ -25,7 +25,7 @@ from wabacast_local.event_sources import DynamoDbAccountLookup, SqsEventSourceMa
 from wabacast_local.http_api import HttpApi, LambdaAuthorizer, LambdaInvoker, Route
 from wabacast_local.http_server import HttpApiServer
 from wabacast_local.lambda_runtime import FunctionConfig, LocalLambdaFunction
-from wabacast_local.moto_fixes import serialize_dynamodb_requests
+from wabacast_local.moto_fixes import install_all as install_moto_fixes
 from wabacast_local.sandbox_provider import SandboxProvider, SandboxSettings, SandboxStartupError
 from wabacast_local.scheduler import TICK_EVENT, ScheduleTicker
 from wabacast_local.seed import create_demo_business
@@ -187,7 +187,7 @@ class LocalStack:
         # stop() stops it (in reverse: the pollers and the ticker first, the emulator last).
         api_code_root = self._check_function_code()
         # Several senders, the planner and the API write at once: moto's DynamoDB needs a lock (see moto_fixes).
-        serialize_dynamodb_requests()
+        install_moto_fixes()
         emulator = self._start(MotoEmulator())
         # Before the functions' environment: its URL is their SANDBOX_BASE_URL.
         try:

@@ -24,6 +24,7 @@ from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 
 from wabacast.adapters.dynamodb import QueueRepository
+from wabacast.adapters.dynamodb.queues import queue_to_item
 from wabacast.adapters.dynamodb.base import TableGateway
 from wabacast.bootstrap import create_resources, issue_admin_key
 from wabacast.domain.models import QueueStatus
@@ -305,7 +306,7 @@ def set_queue_status(settings: Settings, business_id: str, queue_id: str, status
     queue = repository.get(business_id, queue_id)
     assert queue is not None
     moved = queue.model_copy(update={"status": status, "updated_at": queue.updated_at + timedelta(milliseconds=1)})
-    item = repository._to_item(moved)
+    item = queue_to_item(moved)
     changed = ["status", "updated_at", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"]
     table.client.update_item(
         TableName=settings.table_name,

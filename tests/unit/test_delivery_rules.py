@@ -97,6 +97,14 @@ def test_backoff_doubles_per_attempt_up_to_the_cap() -> None:
     assert backoff_seconds(20) == BACKOFF_CAP_S
 
 
-@pytest.mark.parametrize(("mps", "expected"), [(1, 2), (10, 2), (80, 9), (1000, 101)])
-def test_sender_concurrency_follows_the_rate(mps: int, expected: int) -> None:
-    assert sender_concurrency(mps) == expected
+@pytest.mark.parametrize(
+    ("mps", "round_trip_s", "expected"),
+    [(1, 0.3, 2), (10, 0.3, 2), (80, 0.3, 4), (1000, 0.3, 31), (1000, 1.0, 101), (80_000, 1.0, 1000)],
+)
+def test_sender_concurrency_is_the_rate_times_the_round_trip_over_the_batch(
+    mps: int, round_trip_s: float, expected: int
+) -> None:
+    # GIVEN an account's rate and the provider's round trip
+    # WHEN the sender mapping is sized
+    # THEN it has rate x round trip / 10 invocations (each carries a batch of 10 per round trip) plus one, 2..1000
+    assert sender_concurrency(mps, round_trip_s) == expected

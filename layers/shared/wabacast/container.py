@@ -9,12 +9,14 @@ import httpx
 
 from wabacast.adapters.dynamodb import AccountRepository, BusinessRepository, ContactRepository, QueueRepository
 from wabacast.adapters.dynamodb.base import TableGateway
-from wabacast.adapters.dynamodb.delivery import DeliveryStore
+from wabacast.adapters.dynamodb.jobs import DynamoJobStore
+from wabacast.adapters.dynamodb.lifecycle import QueueLifecycleStore
 from wabacast.adapters.dynamodb.ratelimit import RateLimiter
+from wabacast.adapters.dynamodb.registry import PlannerRegistryStore
 from wabacast.adapters.lambda_trigger import LambdaPlannerTrigger
 from wabacast.adapters.metrics import EmfMetrics
 from wabacast.adapters.secrets import SecretsManagerStore
-from wabacast.adapters.sqs import AccountQueues
+from wabacast.adapters.sqs import AccountQueues, SqsPlanDispatch
 from wabacast.logic.accounts import AccountService
 from wabacast.logic.businesses import BusinessService
 from wabacast.logic.contacts import ContactService
@@ -62,7 +64,7 @@ def build_services(settings: Settings) -> Services:
     queues = QueueRepository(table)
     contacts = ContactRepository(table)
     secrets = SecretsManagerStore(boto3.client("secretsmanager", region_name=settings.region), settings.secrets_prefix)
-    delivery = DeliveryStore(table)
+    jobs = DynamoJobStore(table, retention_days=settings.job_retention_days)
     trigger = (
         LambdaPlannerTrigger(boto3.client("lambda", region_name=settings.region), settings.planner_function_name)
         if settings.planner_function_name
@@ -74,7 +76,7 @@ def build_services(settings: Settings) -> Services:
         accounts=AccountService(businesses, accounts, queues, secrets, provisioner=_account_queues(settings)),
         queues=QueueService(businesses, accounts, queues),
         contacts=ContactService(contacts),
-        processing=ProcessingService(businesses, accounts, queues, delivery, trigger),
+        processing=ProcessingService(queues, QueueLifecycleStore(table), jobs, jobs, trigger),
     )
 
 
@@ -82,7 +84,7 @@ def build_services(settings: Settings) -> Services:
 class Delivery:
     planner: Planner
     sender: Sender
-    delivery: DeliveryStore
+    jobs: DynamoJobStore
     metrics: EmfMetrics
     queues: AccountQueues
 
@@ -93,7 +95,8 @@ def build_delivery(settings: Settings, http_client: httpx.Client | None = None) 
     businesses = BusinessRepository(table)
     accounts = AccountRepository(table)
     contacts = ContactRepository(table)
-    delivery = DeliveryStore(table)
+    lifecycle = QueueLifecycleStore(table)
+    jobs = DynamoJobStore(table, retention_days=settings.job_retention_days)
     account_queues = _account_queues(settings)
     rates = RateLimiter(table)
     metrics = EmfMetrics(namespace=settings.metrics_namespace)
@@ -101,8 +104,16 @@ def build_delivery(settings: Settings, http_client: httpx.Client | None = None) 
     providers = ProviderFactory(
         settings, powertools_secret_getter, http_client or httpx.Client(timeout=settings.provider_timeout_s)
     )
+    dispatch = (
+        SqsPlanDispatch(boto3.client("sqs", region_name=settings.region), settings.plan_queue_url)
+        if settings.plan_queue_url
+        else None
+    )
     planner = Planner(
-        delivery=delivery,
+        lifecycle=lifecycle,
+        registry=PlannerRegistryStore(table),
+        jobs=jobs,
+        counters=jobs,
         businesses=businesses,
         accounts=accounts,
         contacts=contacts,
@@ -110,17 +121,19 @@ def build_delivery(settings: Settings, http_client: httpx.Client | None = None) 
         rates=rates,
         metrics=metrics,
         config=PlannerConfig(feed_window_s=settings.feed_window_s, requeue_after_s=settings.requeue_after_s),
+        dispatch=dispatch,
     )
     sender = Sender(
-        delivery=delivery,
+        lifecycle=lifecycle,
+        jobs=jobs,
         businesses=businesses,
         accounts=accounts,
         contacts=contacts,
         providers=providers,
         rates=rates,
-        feed=account_queues,
+        redelivery=account_queues.delay_redelivery,
         metrics=metrics,
         secret_name=secrets.name_for_account,
         max_rate_wait_s=settings.max_rate_wait_s,
     )
-    return Delivery(planner=planner, sender=sender, delivery=delivery, metrics=metrics, queues=account_queues)
+    return Delivery(planner=planner, sender=sender, jobs=jobs, metrics=metrics, queues=account_queues)

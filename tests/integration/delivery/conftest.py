@@ -10,10 +10,6 @@ Lambda sandbox); the API client is only used from the test's own thread.
 
 from __future__ import annotations
 
-import copy
-import functools
-import json
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,196 +19,26 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from moto.core import responses as moto_responses
-from moto.core import utils as moto_utils
-from moto.dynamodb import models as ddb_models
-from moto.dynamodb import responses as ddb_responses
-from moto.dynamodb.models import dynamo_type as ddb_type
-from moto.dynamodb.models import table as ddb_table
-from moto.sqs import models as sqs_models
 
 from tests.integration.conftest import ApiClient, FakeLambdaContext, account_body, load_function_module
 from wabacast.adapters.dynamodb.base import TableGateway
-from wabacast.adapters.dynamodb.delivery import DeliveryStore
+from wabacast.adapters.dynamodb.jobs import JOB_PREFIX, job_from_item
+from wabacast.adapters.dynamodb.counters import queue_partition
+from wabacast.domain.delivery import account_queue_name, parse_account_queue_name
 from wabacast.domain.jobs import Job
 from wabacast.settings import Settings
+from wabacast_local.event_sources import lambda_sqs_event
+from wabacast_local.moto_fixes import install_all as install_moto_fixes
 from wabacast_local.sandbox import SandboxServer
 
 SETTLED = frozenset({"COMPLETED", "PAUSED", "CANCELLED", "FAILED"})
 COUNTER_PARTS = ("pending", "sent", "failed", "optedOut", "skipped")
-_PLAIN_JSON_READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan"})
 
 
-# Fidelity of moto's SQS ------------------------------------------------------------------------------------------
-def sqs_deduplication_like_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """AWS drops a FIFO message whose deduplication id was *sent* in the last 5 minutes, whether or not that
-    message has been deleted since; moto only compares with the messages still in the queue. Here a queue
-    remembers every deduplication id it accepted (a test runs well within 5 minutes), as AWS does."""
-    original = sqs_models.Queue.add_message
-
-    def add_message(self: Any, message: Any) -> None:
-        dedup_id = message.deduplication_id
-        if not self.fifo_queue or dedup_id is None or self.lambda_event_source_mappings:
-            original(self, message)
-            return
-        seen: set[str] = self.__dict__.setdefault("_wabacast_dedup_ids", set())
-        if dedup_id in seen:
-            return
-        seen.add(dedup_id)
-        with self._messages_lock:
-            self._messages.append(message)
-            self._messages_lock.notify_all()
-
-    monkeypatch.setattr(sqs_models.Queue, "add_message", add_message)
-
-
-def moto_fast_paths(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Same behaviour, less work, so thousands of jobs fit in a test (measured: 200 jobs took 35 s without).
-
-    - A DynamoDB transaction in moto deep-copies every table it touches to roll back on failure: with
-      thousands of items, each transaction costs ~50 ms. Here only the items the transaction names are saved
-      and put back, which is all a failed transaction can have changed.
-    - moto's SQS converts the time through naive datetimes for every message each time it checks visibility,
-      and re-reads every queue attribute (counting all messages) for each message it hands out.
-    """
-    original_transact = ddb_models.DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        saved = []
-        for entry in transact_items:
-            _, operation = next(iter(entry.items()))
-            table = self.tables.get(operation.get("TableName"))
-            if table is None:
-                continue
-            key = operation.get("Key") or {
-                name: operation.get("Item", {}).get(name)
-                for name in (table.hash_key_attr, table.range_key_attr)
-                if name is not None
-            }
-            try:
-                hash_value, range_value = self.get_keys_value(table, key)
-                current = table.get_item(hash_value, range_value)
-            except Exception:  # noqa: S112 - a malformed key: moto's own call reports it
-                continue
-            saved.append((table, hash_value, range_value, copy.deepcopy(current)))
-        try:
-            original_transact(self, transact_items)
-        except Exception:
-            for table, hash_value, range_value, item in reversed(saved):
-                if item is None:
-                    table.delete_item(hash_value, range_value)
-                elif range_value is not None:
-                    table.items[hash_value][range_value] = item
-                else:
-                    table.items[hash_value] = item
-            raise
-
-    class _CopyWithoutTables:
-        """moto's `copy` as its transaction code sees it: a table "copy" is the table (restored item-wise)."""
-
-        copy = staticmethod(copy.copy)
-
-        @staticmethod
-        def deepcopy(value: Any, memo: Any = None) -> Any:
-            if isinstance(value, ddb_table.Table):
-                return value
-            return copy.deepcopy(value, memo)
-
-    monkeypatch.setattr(ddb_models.DynamoDBBackend, "transact_write_items", transact_write_items)
-    monkeypatch.setattr(ddb_models, "copy", _CopyWithoutTables)
-
-    # A read's answer is already DynamoDB JSON: written as it is instead of walked value by value along the
-    # response shape (~30 us a value: a page of 100 jobs took 0.2 s).
-    original_execute = ddb_responses.DynamoResult.execute_result
-
-    def execute_result(self: Any, context: Any) -> Any:
-        if context.operation_model.name in _PLAIN_JSON_READS and isinstance(self.result, dict):
-            try:
-                body = json.dumps({key: value for key, value in self.result.items() if value is not None})
-            except TypeError:
-                return original_execute(self, context)
-            version = context.service_model.metadata.get("jsonVersion", "1.0")
-            return 200, {"Content-Type": f"application/x-amz-json-{version}"}, body
-        return original_execute(self, context)
-
-    monkeypatch.setattr(ddb_responses.DynamoResult, "execute_result", execute_result)
-
-    # A query through an index scans and sorts the whole table: compare strings as strings (moto asks each value
-    # five questions first) and compute each item's sort key once instead of at every comparison.
-    original_cast_value = vars(ddb_type.DynamoType)["cast_value"].fget
-
-    def cast_value(self: Any) -> Any:
-        return self.value if self.type == "S" else original_cast_value(self)
-
-    def sorted_items(self: Any, hash_key_attrs: list[str], range_key_attrs: list[str | None], items: list[Any]) -> Any:
-        names = self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs)
-        items.sort(key=lambda item: tuple(item.attrs[name].cast_value for name in names))
-        return items
-
-    monkeypatch.setattr(ddb_type.DynamoType, "cast_value", property(cast_value))
-    monkeypatch.setattr(ddb_table.Table, "sorted_items", sorted_items)
-
-    def now_millis(dt: Any = None) -> float:
-        return time.time() * 1000.0 if dt is None else moto_utils.unix_time_millis(dt)
-
-    def now_seconds(dt: Any = None) -> float:
-        return time.time() if dt is None else moto_utils.unix_time(dt)
-
-    monkeypatch.setattr(sqs_models, "unix_time_millis", now_millis)
-    monkeypatch.setattr(sqs_models, "unix_time", now_seconds)
-
-    def retention_ok(self: Any, queue_name: str, message: Any) -> bool:
-        retention = self.get_queue(queue_name).message_retention_period
-        return bool(int(retention) + message.sent_timestamp / 1000 > time.time())
-
-    monkeypatch.setattr(sqs_models.SQSBackend, "is_message_valid_based_on_retention_period", retention_ok)
-
-    # The approximate counts: one comparison per message instead of two datetime conversions.
-    def not_visible(self: Any) -> int:
-        now = time.time() * 1000.0
-        return sum(1 for message in self._messages if not now > message.visible_at)
-
-    def delayed(self: Any) -> int:
-        now = time.time() * 1000.0
-        return sum(1 for message in self._messages if now < message.delayed_until)
-
-    def visible(self: Any) -> int:
-        now = time.time() * 1000.0
-        return sum(1 for m in self._messages if now > m.visible_at and not now < m.delayed_until)
-
-    monkeypatch.setattr(sqs_models.Queue, "approximate_number_of_messages_not_visible", property(not_visible))
-    monkeypatch.setattr(sqs_models.Queue, "approximate_number_of_messages_delayed", property(delayed))
-    monkeypatch.setattr(sqs_models.Queue, "approximate_number_of_messages", property(visible))
-
-    # Validating a message to send reads one setting, not every attribute (message counts included).
-    class _QueueView:
-        def __init__(self, queue: Any) -> None:
-            self._queue = queue
-            flag = "true" if queue.content_based_deduplication else "false"
-            self.attributes = {"ContentBasedDeduplication": flag}
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self._queue, name)
-
-    original_validate = sqs_models.SQSBackend._validate_message
-
-    def validate_message(self: Any, queue: Any, *args: Any, **kwargs: Any) -> None:
-        view: Any = _QueueView(queue)
-        original_validate(self, view, *args, **kwargs)
-
-    monkeypatch.setattr(sqs_models.SQSBackend, "_validate_message", validate_message)
-
-    # Pure functions moto recomputes for every request.
-    camel_to_snake = functools.cache(moto_utils.camelcase_to_underscores)
-    monkeypatch.setattr(moto_responses, "camelcase_to_underscores", camel_to_snake)
-    monkeypatch.setattr(sqs_models, "camelcase_to_underscores", camel_to_snake)
-    monkeypatch.setattr(moto_responses, "method_names_from_class", functools.cache(moto_utils.method_names_from_class))
-
-
-@pytest.fixture(autouse=True)
-def moto_like_aws_and_faster(monkeypatch: pytest.MonkeyPatch) -> None:
-    sqs_deduplication_like_aws(monkeypatch)
-    moto_fast_paths(monkeypatch)
+@pytest.fixture(autouse=True, scope="session")
+def moto_like_aws_and_faster() -> None:
+    """The local stack's own moto fixes (isolated DynamoDB requests, AWS's 5-minute SQS deduplication, speed)."""
+    install_moto_fixes()
 
 
 # Environment ---------------------------------------------------------------------------------------------------
@@ -268,9 +94,7 @@ class Pipeline:
         self.sender = load_function_module("sender", "handler")
         self.dead_letter = load_function_module("sender", "dead_letter")
         self.sqs = boto3.client("sqs", region_name=settings.region)
-        self.store = DeliveryStore(
-            TableGateway(boto3.client("dynamodb", region_name=settings.region), settings.table_name)
-        )
+        self.table = TableGateway(boto3.client("dynamodb", region_name=settings.region), settings.table_name)
         self.tick_reports: list[dict[str, Any]] = []
         self.drain_reports: list[DrainReport] = []
         self._urls: dict[str, str] = {}
@@ -287,8 +111,7 @@ class Pipeline:
 
     # Queues ------------------------------------------------------------------------------------------------
     def _queue_name(self, account_id: str, dead_letter: bool = False) -> str:
-        suffix = "-dlq.fifo" if dead_letter else ".fifo"
-        return f"{self.settings.queue_name_prefix}-{account_id}{suffix}"
+        return account_queue_name(self.settings.queue_name_prefix, account_id, dead_letter=dead_letter)
 
     def queue_url(self, account_id: str, dead_letter: bool = False) -> str:
         name = self._queue_name(account_id, dead_letter)
@@ -305,11 +128,10 @@ class Pipeline:
 
     def account_ids(self) -> list[str]:
         """Every account with a delivery queue (created by the API when the account was)."""
-        prefix = f"{self.settings.queue_name_prefix}-"
-        names = [url.rsplit("/", 1)[-1] for url in self.sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls", [])]
-        return sorted(
-            name.removeprefix(prefix).removesuffix(".fifo") for name in names if not name.endswith("-dlq.fifo")
-        )
+        prefix = self.settings.queue_name_prefix
+        urls = self.sqs.list_queues(QueueNamePrefix=f"{prefix}-").get("QueueUrls", [])
+        parsed = [parse_account_queue_name(prefix, url) for url in urls]
+        return sorted(queue.account_id for queue in parsed if queue is not None and not queue.dead_letter)
 
     def mapped_account_ids(self) -> list[str]:
         """The accounts whose queue's event source mapping is enabled: ACTIVE ones (AccountQueues.provision)."""
@@ -335,23 +157,7 @@ class Pipeline:
 
     def event(self, account_id: str, messages: list[dict[str, Any]], dead_letter: bool = False) -> dict[str, Any]:
         """The Lambda SQS event the event source mapping would build from received messages."""
-        arn = self.queue_arn(account_id, dead_letter)
-        return {
-            "Records": [
-                {
-                    "messageId": message["MessageId"],
-                    "receiptHandle": message["ReceiptHandle"],
-                    "body": message["Body"],
-                    "attributes": message.get("Attributes", {}),
-                    "messageAttributes": {},
-                    "md5OfBody": message["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": arn,
-                    "awsRegion": self.settings.region,
-                }
-                for message in messages
-            ]
-        }
+        return lambda_sqs_event(messages, self.queue_arn(account_id, dead_letter), self.settings.region)
 
     def release(self, invocations: Iterable[Invocation]) -> None:
         """Their visibility timeout lapses: SQS hands the messages out again."""
@@ -493,15 +299,15 @@ class Pipeline:
         items: list[Job] = []
         token: str | None = None
         for _ in range(1000):
-            page, token = self.store._table.query_page(
+            page, token = self.table.query_page(
                 partition_attribute="PK",
-                partition_value=f"Q#{queue_id}",
+                partition_value=queue_partition(queue_id),
                 sort_attribute="SK",
-                sort_prefix="JOB#",
+                sort_prefix=JOB_PREFIX,
                 limit=100,
                 next_token=token,
             )
-            items.extend(DeliveryStore._to_job(item) for item in page)
+            items.extend(job_from_item(item) for item in page)
             if token is None:
                 return items
         raise AssertionError("too many job pages")

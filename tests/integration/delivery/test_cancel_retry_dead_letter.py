@@ -19,7 +19,7 @@ from tests.integration.delivery.conftest import (
     queue_action,
     sandbox_account,
 )
-from wabacast.adapters.dynamodb.delivery import DeliveryStore
+from wabacast.adapters.dynamodb.jobs import DynamoJobStore
 from wabacast.adapters.sqs import MAX_RECEIVE_COUNT
 from wabacast_local.sandbox import SandboxServer
 
@@ -185,12 +185,12 @@ def test_a_message_the_sender_cannot_process_is_redriven_and_its_job_failed(
     queue = new_queue(business, [phone(6_500)])
     process(business, queue["id"])
     pipeline.tick()
-    original_get_jobs = DeliveryStore.get_jobs
+    original_get_jobs = DynamoJobStore.get_jobs
 
-    def get_jobs(self: DeliveryStore, refs: object) -> object:
+    def get_jobs(self: DynamoJobStore, refs: object) -> object:
         raise RuntimeError("the sender cannot handle this record")
 
-    monkeypatch.setattr(DeliveryStore, "get_jobs", get_jobs)
+    monkeypatch.setattr(DynamoJobStore, "get_jobs", get_jobs)
 
     # WHEN SQS delivers it maxReceiveCount times (each time the visibility timeout lapses)
     for _ in range(MAX_RECEIVE_COUNT):
@@ -199,7 +199,7 @@ def test_a_message_the_sender_cannot_process_is_redriven_and_its_job_failed(
         pipeline.redeliver_crashed()
     # AND then hands it to the dead-letter queue instead of the sender
     assert pipeline.drain_once().invocations == []
-    monkeypatch.setattr(DeliveryStore, "get_jobs", original_get_jobs)
+    monkeypatch.setattr(DynamoJobStore, "get_jobs", original_get_jobs)
     handled = pipeline.drain_dead_letters()
     pipeline.tick()
 

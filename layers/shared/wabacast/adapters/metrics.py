@@ -22,8 +22,10 @@ class EmfMetrics:
         self._lock = threading.Lock()
         self._points: dict[tuple[tuple[str, str], ...], list[tuple[str, str, float]]] = defaultdict(list)
 
-    def add(self, name: str, value: float, *, account_id: str, unit: str = "Count", **dimensions: str) -> None:
-        key = tuple(sorted({"account": account_id, **dimensions}.items()))
+    def add(self, name: str, value: float, *, account_id: str | None, unit: str = "Count", **dimensions: str) -> None:
+        """`account_id` None: a series without the account dimension (the service aggregate)."""
+        named = {"account": account_id} if account_id is not None else {}
+        key = tuple(sorted({**named, **dimensions}.items()))
         with self._lock:
             self._points[key].append((name, unit, value))
 
@@ -32,7 +34,8 @@ class EmfMetrics:
             points, self._points = self._points, defaultdict(list)
         for dimensions, values in points.items():
             metrics = EphemeralMetrics(namespace=self._namespace, service=self._service)
-            metrics.add_dimensions(**dict(dimensions))
+            if dimensions:
+                metrics.add_dimensions(**dict(dimensions))
             for name, unit, value in values:
                 metrics.add_metric(name=name, unit=MetricUnit(unit), value=value)
             metrics.flush_metrics()

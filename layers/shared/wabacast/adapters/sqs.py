@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from wabacast.domain.delivery import OutgoingMessage
+from wabacast.domain.delivery import OutgoingMessage, PlanAccountMessage, account_queue_name
 from wabacast.domain.models import Account, AccountStatus
 from wabacast.settings import Settings
 
@@ -31,11 +31,14 @@ SEND_BATCH_SIZE = 10
 RECEIVE_BATCH_SIZE = 10
 
 
-def sender_concurrency(messages_per_second: int) -> int:
-    """Concurrent sender invocations an account needs: a batch of 10 takes about one provider round trip, so
-    one invocation carries ~10 messages per round trip; one extra absorbs slow calls. The event source mapping
-    accepts 2..1000."""
-    return max(2, min(1000, math.ceil(messages_per_second / 10) + 1))
+def sender_concurrency(messages_per_second: int, round_trip_s: float = 0.3) -> int:
+    """Concurrent sender invocations an account needs: ceil(rate x round trip / batch size) + 1.
+
+    A batch of 10 takes its 10 rate slots (10 / rate seconds) plus about one provider round trip, so each
+    invocation carries 10 messages per max(round trip, 10 / rate); rate x round trip messages are in flight at any
+    moment, 10 per invocation, and one more invocation absorbs slow calls. More would only sleep, billed, waiting
+    for rate slots. The event source mapping accepts 2..1000."""
+    return max(2, min(1000, math.ceil(messages_per_second * round_trip_s / RECEIVE_BATCH_SIZE) + 1))
 
 
 class AccountQueues:
@@ -47,10 +50,10 @@ class AccountQueues:
 
     # Names ---------------------------------------------------------------------------------------------------
     def queue_name(self, account_id: str) -> str:
-        return f"{self._settings.queue_name_prefix}-{account_id}.fifo"
+        return account_queue_name(self._settings.queue_name_prefix, account_id)
 
     def dead_letter_name(self, account_id: str) -> str:
-        return f"{self._settings.queue_name_prefix}-{account_id}-dlq.fifo"
+        return account_queue_name(self._settings.queue_name_prefix, account_id, dead_letter=True)
 
     def queue_url(self, account_id: str) -> str:
         name = self.queue_name(account_id)
@@ -85,7 +88,9 @@ class AccountQueues:
                 self._arn(queue_url),
                 self._settings.sender_function_arn,
                 enabled=account.status == AccountStatus.ACTIVE,
-                maximum_concurrency=sender_concurrency(account.limits.messages_per_second),
+                maximum_concurrency=sender_concurrency(
+                    account.limits.messages_per_second, self._settings.provider_round_trip_s
+                ),
             )
         if self._lambda is not None and self._settings.dead_letter_function_arn:
             self._ensure_mapping(
@@ -169,9 +174,9 @@ class AccountQueues:
                 Entries=[
                     {
                         "Id": str(index),
-                        "MessageBody": json.dumps(message.body, separators=(",", ":")),
+                        "MessageBody": message.message.body(),
                         # SQS drops a second enqueue with the same dedupe id within its 5-minute window.
-                        "MessageDeduplicationId": message.deduplication_id or message.job_id,
+                        "MessageDeduplicationId": message.deduplication_id,
                         "MessageGroupId": message.group_id,
                     }
                     for index, message in enumerate(chunk)
@@ -191,3 +196,23 @@ class AccountQueues:
         if name not in self._urls:
             self._urls[name] = self._sqs.get_queue_url(QueueName=name)["QueueUrl"]
         return self._urls[name]
+
+
+class SqsPlanDispatch:
+    """The planner tick's fan-out: one "plan account X" message per active account on the plan queue (standard
+    SQS); the plan worker's event source mapping runs one invocation per message, retried by SQS on failure."""
+
+    def __init__(self, sqs: SQSClient, queue_url: str) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+
+    def dispatch(self, accounts: Sequence[PlanAccountMessage]) -> list[PlanAccountMessage]:
+        refused: list[PlanAccountMessage] = []
+        for start in range(0, len(accounts), SEND_BATCH_SIZE):
+            chunk = accounts[start : start + SEND_BATCH_SIZE]
+            response = self._sqs.send_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[{"Id": str(index), "MessageBody": message.body()} for index, message in enumerate(chunk)],
+            )
+            refused.extend(chunk[int(entry["Id"])] for entry in response.get("Failed", []))
+        return refused

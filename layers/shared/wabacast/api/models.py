@@ -260,7 +260,7 @@ class QueueOut(ApiModel):
         data["audience"] = AudienceOut(
             recipients=queue.audience.recipients if with_recipients else None,
             contact_tags=queue.audience.contact_tags,
-            recipient_count=len(queue.audience.recipients),
+            recipient_count=queue.audience.recipient_count,
         )
         return cls.model_validate(data)
 

@@ -1,17 +1,19 @@
-"""Delivery jobs: one per recipient of a queue, and what a provider's answer means for them."""
+"""Delivery jobs: one per recipient of a queue, the moves a job may make, and what each move does to the queue's
+counters. The one table below is the state machine; nothing else writes counter deltas."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class JobStatus(StrEnum):
-    PENDING = "PENDING"  # materialized, waiting to be fed to the account's SQS queue
-    QUEUED = "QUEUED"  # in the account's SQS queue
+    PENDING = "PENDING"  # planned; fed to the account's SQS queue once the planner's feed cursor passes it
     SENDING = "SENDING"  # claimed by a sender; the provider call may be under way
     RETRY = "RETRY"  # a retryable failure; SQS redelivers it after a backoff
     SENT = "SENT"
@@ -20,18 +22,52 @@ class JobStatus(StrEnum):
     SKIPPED = "SKIPPED"
 
 
-# Which queue counter a job in each status counts towards: total = pending + sent + failed + optedOut + skipped.
-COUNTER_OF_STATUS: dict[JobStatus, str] = {
-    JobStatus.PENDING: "pending",
-    JobStatus.QUEUED: "pending",
-    JobStatus.SENDING: "pending",
-    JobStatus.RETRY: "pending",
-    JobStatus.SENT: "sent",
-    JobStatus.FAILED: "failed",
-    JobStatus.OPTED_OUT: "opted_out",
-    JobStatus.SKIPPED: "skipped",
+class Counter(StrEnum):
+    """The queue counters: total = pending + sent + failed + opted_out + skipped at every moment."""
+
+    TOTAL = "total"
+    PENDING = "pending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    OPTED_OUT = "opted_out"
+    SKIPPED = "skipped"
+
+
+# Which counter a job in each status counts towards.
+COUNTER_OF_STATUS: dict[JobStatus, Counter] = {
+    JobStatus.PENDING: Counter.PENDING,
+    JobStatus.SENDING: Counter.PENDING,
+    JobStatus.RETRY: Counter.PENDING,
+    JobStatus.SENT: Counter.SENT,
+    JobStatus.FAILED: Counter.FAILED,
+    JobStatus.OPTED_OUT: Counter.OPTED_OUT,
+    JobStatus.SKIPPED: Counter.SKIPPED,
 }
 TERMINAL_JOB_STATUSES = frozenset({JobStatus.SENT, JobStatus.FAILED, JobStatus.OPTED_OUT, JobStatus.SKIPPED})
+
+# The allowed moves. PENDING -> PENDING is a hand-back (a sender found the queue paused or the account unable to
+# send): the job waits for the planner to feed it again.
+ALLOWED_MOVES: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.PENDING: frozenset(
+        {JobStatus.PENDING, JobStatus.SENDING, JobStatus.FAILED, JobStatus.OPTED_OUT, JobStatus.SKIPPED}
+    ),
+    JobStatus.SENDING: frozenset({JobStatus.SENT, JobStatus.RETRY, JobStatus.FAILED}),
+    JobStatus.RETRY: frozenset(
+        {JobStatus.PENDING, JobStatus.SENDING, JobStatus.FAILED, JobStatus.OPTED_OUT, JobStatus.SKIPPED}
+    ),
+    JobStatus.FAILED: frozenset({JobStatus.PENDING}),  # retry-failed
+    JobStatus.SENT: frozenset(),
+    JobStatus.OPTED_OUT: frozenset(),
+    JobStatus.SKIPPED: frozenset(),
+}
+# Statuses a sender may claim a job from.
+CLAIMABLE = frozenset({JobStatus.PENDING, JobStatus.RETRY})
+
+
+class IllegalJobMoveError(Exception):
+    """A move the state machine does not allow: a bug in the caller, never a user error."""
 
 
 class ErrorClass(StrEnum):
@@ -70,6 +106,52 @@ class Job(BaseModel):
     # When the planner put it on the account's SQS queue, and when the provider accepted it.
     queued_at: datetime | None = None
     sent_at: datetime | None = None
+    # A job handed back to the planner (paused queue, account unable to send, day's volume used): fed again.
+    refeed: bool = False
+
+    def move(self, to: JobStatus, *, now: datetime, **changes: Any) -> JobMove:
+        """This job moved to `to` (with `changes`), checked against ALLOWED_MOVES, with its counter deltas."""
+        if to not in ALLOWED_MOVES[self.status]:
+            raise IllegalJobMoveError(f"job {self.id}: {self.status.value} -> {to.value} is not allowed")
+        moved = self.model_copy(update={**changes, "status": to, "updated_at": now})
+        return JobMove(
+            job=moved, before=self, counter_deltas=counter_deltas(self.status, to), error=changes.get("last_error")
+        )
+
+    def claim(self, *, account_id: str, now: datetime, queued_at: datetime | None = None) -> JobMove:
+        """A sender takes the job for one provider call (attempt + 1); `queued_at`: when SQS got its message."""
+        if self.status not in CLAIMABLE:
+            raise IllegalJobMoveError(f"job {self.id}: {self.status.value} cannot be claimed")
+        return self.move(
+            JobStatus.SENDING,
+            now=now,
+            attempts=self.attempts + 1,
+            account_id=account_id,
+            refeed=False,
+            queued_at=queued_at or self.queued_at,
+        )
+
+
+def counter_deltas(before: JobStatus, after: JobStatus) -> dict[Counter, int]:
+    old, new = COUNTER_OF_STATUS[before], COUNTER_OF_STATUS[after]
+    return {} if old == new else {old: -1, new: 1}
+
+
+def planned_deltas(status: JobStatus) -> dict[Counter, int]:
+    """A job that appears (is planned) in `status`."""
+    return {Counter.TOTAL: 1, COUNTER_OF_STATUS[status]: 1}
+
+
+@dataclass(frozen=True)
+class JobMove:
+    """A job's move, as the stores write it: `before` is what was read (the write is conditioned on it), `job` is
+    what is written, `counter_deltas` what the queue's counters change by (derived, never written by hand)."""
+
+    job: Job
+    before: Job
+    counter_deltas: dict[Counter, int]
+    # The error this move records, counted in the queue's error statistics.
+    error: JobError | None = None
 
 
 def job_id_for(queue_id: str, phone_number: str) -> str:

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Annotated, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 from pydantic.alias_generators import to_camel
 
 from wabacast.phone import FROM_STORAGE, PhoneNumber
@@ -231,6 +231,12 @@ class Account(DomainModel):
     created_at: datetime
     updated_at: datetime
 
+    @property
+    def can_send(self) -> bool:
+        """The one rule for whether messages may go out through this account: ACTIVE, and not rated RED by Meta
+        (sending on a RED number is how numbers get blocked)."""
+        return self.status == AccountStatus.ACTIVE and self.quality_rating != QualityRating.RED
+
 
 class Template(DomainModel):
     name: str = Field(pattern=_TEMPLATE_NAME, description="Approved template name (lowercase, digits, _)")
@@ -251,10 +257,26 @@ MAX_INLINE_RECIPIENTS = 1000
 class Audience(DomainModel):
     recipients: list[Recipient] = Field(default_factory=list, max_length=MAX_INLINE_RECIPIENTS)
     contact_tags: list[Tag] = Field(default_factory=list, max_length=20)
+    # How many inline recipients a stored queue has when it was read without them (listings).
+    _stored_recipient_count: int | None = PrivateAttr(default=None)
+
+    @property
+    def stored_recipient_count(self) -> int | None:
+        return self._stored_recipient_count
+
+    @stored_recipient_count.setter
+    def stored_recipient_count(self, count: int) -> None:
+        self._stored_recipient_count = count
+
+    @property
+    def recipient_count(self) -> int:
+        if self.recipients or self._stored_recipient_count is None:
+            return len(self.recipients)
+        return self._stored_recipient_count
 
     @model_validator(mode="after")
     def _not_empty(self, info: ValidationInfo) -> Audience:
-        # A stored queue read without its recipients (wabacast.adapters.dynamodb.delivery) was checked on the way in.
+        # A stored queue read without its recipients (listings, delivery reads) was checked on the way in.
         if isinstance(info.context, dict) and info.context.get(FROM_STORAGE):
             return self
         if not self.recipients and not self.contact_tags:

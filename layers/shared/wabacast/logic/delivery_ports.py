@@ -1,4 +1,5 @@
-"""Interfaces the planner and sender need (implemented in wabacast.adapters; faked in unit tests)."""
+"""Interfaces the planner, sender and processing need, one per aggregate (implemented in
+wabacast.adapters.dynamodb (lifecycle, registry, jobs) and wabacast.adapters.sqs; faked in unit tests)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,30 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from wabacast.domain.delivery import ActiveAccount, JobOutcome, OutgoingMessage, PlanState, QueueProgress, Reservation
-from wabacast.domain.jobs import Job
-from wabacast.domain.models import Account, Queue, QueueStatus
+from wabacast.domain.delivery import (
+    ActiveAccount,
+    FeedCandidate,
+    FeedMark,
+    OutgoingMessage,
+    PlanAccountMessage,
+    PlanState,
+    QueueTally,
+    Reservation,
+)
+from wabacast.domain.jobs import Job, JobMove
+from wabacast.domain.models import Account, Queue, QueueCounters, QueueStatus, Recipient
 from wabacast.providers.base import Provider
 
-# A stored item as the adapters read it (attribute name -> plain value).
-Item = dict[str, Any]
 
+class QueueLifecycle(Protocol):
+    """The queue item: its status moves, and what the planner reads of it."""
 
-class DeliveryPort(Protocol):
-    def read_queue(
-        self, business_id: str, queue_id: str, *, with_recipients: bool = True
-    ) -> tuple[Queue, QueueProgress] | None: ...
+    def read_queue(self, business_id: str, queue_id: str) -> Queue | None:
+        """The queue without its inline recipients (see inline_recipients) and without live counters."""
+        ...
+
+    def read_queues(self, refs: Iterable[tuple[str, str]]) -> dict[str, Queue]: ...
+    def inline_recipients(self, queue_id: str, offset: int, limit: int) -> list[Recipient]: ...
     def transition(
         self,
         queue: Queue,
@@ -29,38 +41,93 @@ class DeliveryPort(Protocol):
         reason: str | None = None,
         register: bool | None = None,
         account_id: str | None = None,
-    ) -> bool: ...
-    def complete_if_done(self, queue: Queue, now: datetime) -> bool: ...
-    def record_rate(self, queue: Queue, *, at: float, done: int, rate: float) -> None: ...
+        unchanged_since: datetime | None = None,
+    ) -> bool:
+        """Move the queue to `to` if it is in one of `allowed_from` (and, with `unchanged_since`, was not written
+        since that `updated_at`), adding it to (register=True) or removing it from (False) the planner registry of
+        `account_id` (default: the queue's account) in the same write. False when a condition did not hold."""
+        ...
+
+    def record_counters(self, queue: Queue, counters: QueueCounters) -> None: ...
+
+
+class PlannerRegistry(Protocol):
+    """Which accounts have queues for the planner, and one planner at a time per account."""
+
     def active_accounts(self) -> list[ActiveAccount]: ...
+    def account(self, business_id: str, account_id: str) -> ActiveAccount | None: ...
     def acquire_lease(self, business_id: str, account_id: str, *, now: float, seconds: float) -> bool: ...
     def release_lease(self, business_id: str, account_id: str) -> None: ...
-    def unregister(self, queue: Queue, account_id: str | None = None) -> None: ...
-    def existing_jobs(self, queue_id: str, job_ids: Iterable[str]) -> dict[str, Item]: ...
+    def unregister(self, business_id: str, account_id: str, queue_id: str) -> None: ...
+
+
+class JobStore(Protocol):
+    """A queue's jobs and its planning state. Every job move goes through `claim` or `settle`."""
+
+    # Planning
+    def read_plan(self, queue_id: str) -> PlanState: ...
+    def existing_plan_versions(self, queue_id: str, job_ids: Sequence[str]) -> dict[str, int | None]:
+        """job id -> the plan version it was written under, for the jobs that exist."""
+        ...
+
     def commit_page(
         self,
-        queue: Queue,
+        queue_id: str,
         plan: PlanState,
         *,
         jobs: Sequence[Job],
         cursor: dict[str, Any] | None,
         done: bool,
-        counter_changes: dict[str, int],
         now: datetime,
-    ) -> bool: ...
-    def pending_jobs(self, queue_id: str, limit: int) -> list[Job]: ...
-    def stale_queued_jobs(self, queue_id: str, older_than: datetime, limit: int) -> list[Job]: ...
-    def retryable_failed_jobs(self, queue_id: str, limit: int) -> list[Job]: ...
-    def mark_queued(self, jobs: Sequence[Job], account_id: str, now: datetime) -> list[Job]: ...
+    ) -> bool:
+        """Write a page of new jobs, then advance the cursor and count them (planned totals) in one conditional
+        write. False when another planner advanced the cursor first."""
+        ...
+
+    def record_feed(self, queue_id: str, *, fed_seq: int, swept_seq: int, marks: Sequence[FeedMark]) -> None: ...
+    def record_rate(self, queue_id: str, *, at: float, done: int, rate: float) -> None: ...
+
+    # Feeding
+    def unfed(self, queue_id: str, after_seq: int, limit: int) -> list[FeedCandidate]:
+        """Planned PENDING jobs with seq > after_seq, in seq order (read from the index: no job item read)."""
+        ...
+
+    def fed_between(self, queue_id: str, after_seq: int, up_to_seq: int) -> list[Job]:
+        """Jobs with after_seq < seq <= up_to_seq that are still PENDING and not handed back."""
+        ...
+
+    def handed_back(self, queue_id: str, limit: int) -> list[Job]: ...
+    def clear_hand_back(self, job: Job) -> bool: ...
+    def retryable_failed(self, queue_id: str, limit: int) -> list[Job]: ...
+
+    # Sending
     def get_jobs(self, refs: Iterable[tuple[str, str]]) -> dict[str, Job]: ...
-    def get_queues(self, refs: Iterable[tuple[str, str]]) -> dict[str, tuple[Queue, QueueProgress]]: ...
-    def apply(self, outcome: JobOutcome, queue: Queue) -> bool: ...
+    def claim(self, move: JobMove) -> bool:
+        """One conditional single-item write; False when the job was not as read."""
+        ...
+
+    def settle(self, moves: Sequence[JobMove]) -> list[JobMove]:
+        """Write the moves with their counter deltas, job change and counter change together; returns the moves
+        that applied (the others found their job changed meanwhile)."""
+        ...
+
+
+class CounterStore(Protocol):
+    def tally(self, queue_id: str) -> QueueTally: ...
 
 
 class FeedPort(Protocol):
     def backlog(self, account_id: str) -> int: ...
     def send(self, account_id: str, messages: Sequence[OutgoingMessage]) -> list[str]: ...
     def delay_redelivery(self, queue_url: str, receipt_handle: str, seconds: int) -> None: ...
+
+
+class PlanDispatch(Protocol):
+    """Hands "plan account X" to a worker of its own (the plan queue in AWS)."""
+
+    def dispatch(self, accounts: Sequence[PlanAccountMessage]) -> list[PlanAccountMessage]:
+        """Returns the messages that could not be handed over."""
+        ...
 
 
 class RatePort(Protocol):

@@ -1,45 +1,60 @@
 """The planner: turns PROCESSING queues into jobs and feeds each account's SQS queue what it can send soon.
 
-One tick walks the accounts in the planner registry. Per account, under a lease (so two planners never
-interleave), it:
-  1. materializes jobs for its queues' audiences, a page at a time with a saved cursor (re-runnable: job ids
-     are deterministic, and a page is committed with one conditional cursor update);
-  2. feeds the account's queue about `feed_window_s` of its rate, from its PROCESSING queues by priority
-     (10 first) then start time, so pause/cancel and priority changes take effect within one window;
-  3. completes queues with nothing left pending.
+The tick (every minute) hands one unit of work per active account to a worker of its own (`PlanDispatch`: the plan
+queue in AWS), so hundreds of accounts, or one account at 1,000 msg/s, fit in a minute; with no dispatch (unit
+tests, one-process tools) the tick plans every account itself. Per account, under a lease (two planners never
+interleave on one account), `plan_account`:
+  1. materializes jobs for its queues' audiences, a page at a time with a saved cursor (re-runnable: job ids are
+     deterministic, and a page is committed with one conditional write of the plan item);
+  2. feeds the account's queue about `feed_window_s` of its rate, from its PROCESSING queues by priority (10 first)
+     then start time: handed-back jobs first, then the planned ones after the queue's feed cursor. Feeding writes no
+     job: the cursor (one write per queue and tick) says what was fed;
+  3. sweeps: jobs fed more than `requeue_after_s` ago that no sender ever claimed (lost between the planner and
+     SQS) are fed again; a second copy in SQS is harmless, a sender claims a job at most once;
+  4. completes queues whose audience is planned and whose counters show nothing pending.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from wabacast.clock import Clock, utc_now
-from wabacast.domain.delivery import ActiveAccount, JobOutcome, OutgoingMessage, PlanState, QueueProgress
-from wabacast.domain.jobs import Job, JobStatus, job_id_for
-from wabacast.domain.models import (
-    Account,
-    AccountStatus,
-    Business,
-    Contact,
-    QualityRating,
-    Queue,
-    QueueStatus,
+from wabacast.domain.delivery import (
+    ActiveAccount,
+    FeedMark,
+    JobMessage,
+    OutgoingMessage,
+    PlanAccountMessage,
+    PlanState,
+    QueueTally,
 )
-from wabacast.logic.delivery_ports import DeliveryPort, FeedPort, RatePort
+from wabacast.domain.jobs import Job, JobStatus, job_id_for
+from wabacast.domain.models import Account, Business, Contact, Queue, QueueStatus
+from wabacast.logic.delivery_ports import (
+    CounterStore,
+    FeedPort,
+    JobStore,
+    PlanDispatch,
+    PlannerRegistry,
+    QueueLifecycle,
+    RatePort,
+)
 from wabacast.logic.ports import AccountStore, BusinessStore, ContactStore, MetricsSink
 from wabacast.logic.rendering import MissingVariableError, render_variables
 from wabacast.logic.scheduling import within_active_hours
 
 PAGE_SIZE = 100
-FEED_CHUNK = 10
-LEASE_SECONDS = 120.0
+# Planned jobs read from the index per feeding query (each one a few dozen bytes there).
+FEED_PAGE = 1000
+LEASE_SECONDS = 300.0
 # Stop starting new work when less than this remains of the invocation.
 SAFETY_MARGIN_S = 10.0
+# Feed marks closer together than this are merged: the plan item keeps about one per tick.
+MARK_SPACING_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -51,22 +66,29 @@ class PlannerConfig:
 @dataclass
 class TickReport:
     accounts: int = 0
+    dispatched: int = 0
     jobs_planned: int = 0
     jobs_fed: int = 0
+    jobs_requeued: int = 0
     queues_completed: int = 0
     skipped_busy: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def add(self, other: TickReport) -> None:
+        for name in ("accounts", "dispatched", "jobs_planned", "jobs_fed", "jobs_requeued", "queues_completed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.skipped_busy += other.skipped_busy
+        self.errors.extend(other.errors)
 
-def queue_message(job: Job) -> OutgoingMessage:
+
+def job_message(business_id: str, queue_id: str, job_id: str, phone_number: str, fed_at: float) -> OutgoingMessage:
     # Group = recipient: one recipient's messages stay ordered and never go out in parallel.
-    # Dedupe id = this feeding of the job (it was marked QUEUED at updated_at): a repeated send of the same feeding
-    # is dropped, but a job fed again after going back to PENDING (pause/resume, retry-failed) is not.
+    # Dedupe id = this feeding of the job: a repeated send of one feeding is dropped, a later feeding is not.
     return OutgoingMessage(
-        job_id=job.id,
-        group_id=job.phone_number,
-        body={"b": job.business_id, "q": job.queue_id, "j": job.id},
-        deduplication_id=f"{job.id}-{int(job.updated_at.timestamp() * 1_000_000)}",
+        job_id=job_id,
+        group_id=phone_number,
+        message=JobMessage(business_id=business_id, queue_id=queue_id, job_id=job_id),
+        deduplication_id=f"{job_id}-{int(fed_at * 1_000_000)}",
     )
 
 
@@ -74,7 +96,10 @@ class Planner:
     def __init__(
         self,
         *,
-        delivery: DeliveryPort,
+        lifecycle: QueueLifecycle,
+        registry: PlannerRegistry,
+        jobs: JobStore,
+        counters: CounterStore,
         businesses: BusinessStore,
         accounts: AccountStore,
         contacts: ContactStore,
@@ -82,10 +107,14 @@ class Planner:
         rates: RatePort,
         metrics: MetricsSink,
         config: PlannerConfig,
+        dispatch: PlanDispatch | None = None,
         clock: Clock = utc_now,
-        monotonic: Callable[[], float] = time.monotonic,
+        wall_time: Callable[[], float] = time.time,
     ) -> None:
-        self._delivery = delivery
+        self._lifecycle = lifecycle
+        self._registry = registry
+        self._jobs = jobs
+        self._counters = counters
         self._businesses = businesses
         self._accounts = accounts
         self._contacts = contacts
@@ -93,110 +122,144 @@ class Planner:
         self._rates = rates
         self._metrics = metrics
         self._config = config
+        self._dispatch = dispatch
         self._clock = clock
-        self._monotonic = monotonic
+        self._wall_time = wall_time
 
     # Entry points --------------------------------------------------------------------------------------------
     def tick(self, remaining_s: Callable[[], float]) -> TickReport:
+        """One schedule tick: a heartbeat, then one unit of work per active account."""
+        self._metrics.add("PlannerTick", 1, account_id=None)
         report = TickReport()
-        for active in self._delivery.active_accounts():
+        active = self._registry.active_accounts()
+        if self._dispatch is not None:
+            messages = [
+                PlanAccountMessage(business_id=entry.business_id, account_id=entry.account_id) for entry in active
+            ]
+            refused = self._dispatch.dispatch(messages) if messages else []
+            report.dispatched = len(messages) - len(refused)
+            report.errors += [f"{message.account_id}: not dispatched" for message in refused]
+            return report
+        for entry in active:
             if remaining_s() < SAFETY_MARGIN_S:
                 break
-            now = self._clock()
-            if not self._delivery.acquire_lease(
-                active.business_id, active.account_id, now=now.timestamp(), seconds=LEASE_SECONDS
-            ):
-                report.skipped_busy += 1
-                continue
-            report.accounts += 1
-            try:
-                self._plan_account(active, remaining_s, report)
-            except Exception as error:  # one account's trouble must not starve the others
-                report.errors.append(f"{active.account_id}: {type(error).__name__}: {error}"[:300])
-            finally:
-                self._delivery.release_lease(active.business_id, active.account_id)
+            report.add(self._plan_under_lease(entry, remaining_s))
+        return report
+
+    def plan_account(self, business_id: str, account_id: str, remaining_s: Callable[[], float]) -> TickReport:
+        """One account's work (the plan worker's entry point). An account that has left the registry has none."""
+        entry = self._registry.account(business_id, account_id)
+        if entry is None:
+            return TickReport()
+        return self._plan_under_lease(entry, remaining_s)
+
+    def _plan_under_lease(self, entry: ActiveAccount, remaining_s: Callable[[], float]) -> TickReport:
+        report = TickReport()
+        if not self._registry.acquire_lease(
+            entry.business_id, entry.account_id, now=self._wall_time(), seconds=LEASE_SECONDS
+        ):
+            report.skipped_busy += 1
+            return report
+        report.accounts += 1
+        try:
+            self._plan_account(entry, remaining_s, report)
+        except Exception as error:  # one account's trouble must not starve the others
+            report.errors.append(f"{entry.account_id}: {type(error).__name__}: {error}"[:300])
+        finally:
+            self._registry.release_lease(entry.business_id, entry.account_id)
         return report
 
     # One account ---------------------------------------------------------------------------------------------
-    def _plan_account(self, active: ActiveAccount, remaining_s: Callable[[], float], report: TickReport) -> None:
-        business = self._businesses.get(active.business_id)
-        queues: list[tuple[Queue, QueueProgress]] = []
-        for queue_id in sorted(active.queue_ids):
-            found = self._delivery.read_queue(active.business_id, queue_id)
-            if found is None:
-                continue
-            queue, progress = found
-            if queue.status == QueueStatus.CANCELLED:
-                self._cancel_pending(queue, remaining_s)
-                continue
-            if queue.status != QueueStatus.PROCESSING:
-                self._delivery.unregister(queue, active.account_id)
-                continue
-            queues.append((queue, progress))
+    def _plan_account(self, entry: ActiveAccount, remaining_s: Callable[[], float], report: TickReport) -> None:
+        business = self._businesses.get(entry.business_id)
+        queues: list[Queue] = []
+        for queue_id in sorted(entry.queue_ids):
+            queue = self._lifecycle.read_queue(entry.business_id, queue_id)
+            if queue is None:
+                self._registry.unregister(entry.business_id, entry.account_id, queue_id)
+            elif queue.status == QueueStatus.CANCELLED:
+                self._cancel_pending(queue, entry.account_id, remaining_s)
+            elif queue.status != QueueStatus.PROCESSING:
+                self._registry.unregister(entry.business_id, entry.account_id, queue_id)
+            else:
+                queues.append(queue)
         if business is None or not queues:
             return
-        account = self._accounts.get(business, active.account_id)
+        account = self._accounts.get(business, entry.account_id)
         sender = self._sending_account(business, account)
         if sender is None:
             reason = (
-                f"account {active.account_id} cannot send "
+                f"account {entry.account_id} cannot send "
                 f"({'deleted' if account is None else account.status.value + '/' + account.quality_rating.value})"
                 " and the business has no healthy default account"
             )
-            for queue, _ in queues:
-                self._delivery.transition(
+            for queue in queues:
+                self._lifecycle.transition(
                     queue,
                     allowed_from=(QueueStatus.PROCESSING,),
                     to=QueueStatus.PAUSED,
                     now=self._clock(),
                     reason=reason,
                     register=False,
-                    account_id=active.account_id,
+                    account_id=entry.account_id,
                 )
             return
         # Priority 10 first, then the queue that started first.
-        queues.sort(key=lambda pair: (-pair[0].priority, pair[0].started_at or pair[0].created_at))
-        for queue, progress in queues:
-            if not progress.plan.done and remaining_s() > SAFETY_MARGIN_S:
-                report.jobs_planned += self._materialize(queue, progress.plan, remaining_s)
-        report.jobs_fed += self._feed_account(sender, [queue for queue, _ in queues])
-        for queue, _ in queues:
-            found = self._delivery.read_queue(queue.business_id, queue.id, with_recipients=False)
-            if found is None:
-                continue
-            current, progress = found
-            if self._delivery.complete_if_done(current, self._clock()):
+        queues.sort(key=lambda queue: (-queue.priority, queue.started_at or queue.created_at))
+        plans = {queue.id: self._jobs.read_plan(queue.id) for queue in queues}
+        for queue in queues:
+            if not plans[queue.id].done and remaining_s() > SAFETY_MARGIN_S:
+                plans[queue.id], planned = self._materialize(queue, plans[queue.id], remaining_s)
+                report.jobs_planned += planned
+        self._feed_account(sender, queues, plans, report)
+        for queue in queues:
+            tally = self._counters.tally(queue.id)
+            plan = plans[queue.id]
+            if (
+                plan.done
+                and tally.counters.pending == 0
+                and self._lifecycle.transition(
+                    queue,
+                    allowed_from=(QueueStatus.PROCESSING,),
+                    to=QueueStatus.COMPLETED,
+                    now=self._clock(),
+                    register=False,
+                    account_id=entry.account_id,
+                    # A retry-failed that reopened work after this tick read the queue keeps it PROCESSING.
+                    unchanged_since=queue.updated_at,
+                )
+            ):
                 report.queues_completed += 1
-            self._sample_rate(current, progress)
+            if tally.counters != queue.counters:
+                self._lifecycle.record_counters(queue, tally.counters)
+            self._sample_rate(queue, plan, tally)
 
     def _sending_account(self, business: Business, account: Account | None) -> Account | None:
         """The queue's account while it can send; else the business's default account when that one can."""
-        if account is not None and _healthy(account):
+        if account is not None and account.can_send:
             return account
         if business.default_account_id and (account is None or business.default_account_id != account.id):
             fallback = self._accounts.get(business, business.default_account_id)
-            if fallback is not None and _healthy(fallback):
+            if fallback is not None and fallback.can_send:
                 return fallback
         return None
 
     # Materializing -------------------------------------------------------------------------------------------
-    def _materialize(self, queue: Queue, plan: PlanState, remaining_s: Callable[[], float]) -> int:
+    def _materialize(self, queue: Queue, plan: PlanState, remaining_s: Callable[[], float]) -> tuple[PlanState, int]:
         planned = 0
         while not plan.done and remaining_s() > SAFETY_MARGIN_S:
             recipients, cursor, done = self._next_page(queue, plan.cursor)
             phones = [phone for phone, _, _ in recipients]
             opted_out = self._contacts.opted_out_among(queue.business_id, phones) if phones else set()
-            existing = self._delivery.existing_jobs(queue.id, [job_id_for(queue.id, phone) for phone in phones])
+            existing = self._jobs.existing_plan_versions(queue.id, [job_id_for(queue.id, phone) for phone in phones])
             now = self._clock()
             jobs: list[Job] = []
-            counts = {"total": 0, "pending": 0, "opted_out": 0, "skipped": 0}
             seen: set[str] = set()
             for phone, recipient_variables, contact in recipients:
                 job_id = job_id_for(queue.id, phone)
-                earlier = existing.get(job_id)
                 # Same number again (inline + tag, two tags): one job. A job this very page wrote before a crash
                 # carries the same plan version and is written (and counted) again.
-                if phone in seen or (earlier is not None and earlier.get("plan_version") != plan.version):
+                if phone in seen or (job_id in existing and existing[job_id] != plan.version):
                     continue
                 seen.add(phone)
                 status, reason, variables = JobStatus.PENDING, None, {}
@@ -221,16 +284,12 @@ class Planner:
                         updated_at=now,
                     )
                 )
-                counts["total"] += 1
-                counts[{JobStatus.PENDING: "pending", JobStatus.OPTED_OUT: "opted_out"}.get(status, "skipped")] += 1
-            if not self._delivery.commit_page(
-                queue, plan, jobs=jobs, cursor=cursor, done=done, counter_changes=counts, now=now
-            ):
+            if not self._jobs.commit_page(queue.id, plan, jobs=jobs, cursor=cursor, done=done, now=now):
                 break  # another planner moved this queue's cursor: leave it the queue
-            plan = PlanState(cursor=cursor, version=plan.version + 1, done=done, next_seq=plan.next_seq + len(jobs))
+            plan = replace(plan, cursor=cursor, version=plan.version + 1, done=done, next_seq=plan.next_seq + len(jobs))
             planned += len(jobs)
             self._metrics.add("JobsPlanned", len(jobs), account_id=queue.account_id)
-        return planned
+        return plan, planned
 
     def _next_page(
         self, queue: Queue, cursor: dict[str, Any] | None
@@ -239,11 +298,11 @@ class Planner:
         cursor = cursor or {"phase": "inline", "offset": 0}
         tags = queue.audience.contact_tags
         if cursor["phase"] == "inline":
-            offset = int(cursor["offset"])
-            chunk = queue.audience.recipients[offset : offset + PAGE_SIZE]
+            offset, count = int(cursor["offset"]), queue.audience.recipient_count
+            chunk = self._lifecycle.inline_recipients(queue.id, offset, PAGE_SIZE) if offset < count else []
             contacts = self._contacts.get_many(queue.business_id, [r.phone_number for r in chunk]) if chunk else {}
             page = [(r.phone_number, r.variables, contacts.get(r.phone_number)) for r in chunk]
-            if offset + PAGE_SIZE < len(queue.audience.recipients):
+            if offset + PAGE_SIZE < count:
                 return page, {"phase": "inline", "offset": offset + PAGE_SIZE}, False
             if tags:
                 return page, {"phase": "tag", "tag": 0, "token": None}, False
@@ -258,7 +317,9 @@ class Planner:
         return page, None, True
 
     # Feeding -------------------------------------------------------------------------------------------------
-    def _feed_account(self, sender: Account, queues: list[Queue]) -> int:
+    def _feed_account(
+        self, sender: Account, queues: Sequence[Queue], plans: dict[str, PlanState], report: TickReport
+    ) -> None:
         now = self._clock()
         window = math.ceil(sender.limits.messages_per_second * self._config.feed_window_s)
         budget = window - self._feed.backlog(sender.id)
@@ -267,64 +328,125 @@ class Planner:
         )
         fed = 0
         for queue in queues:
-            self._requeue_lost(queue, sender, now)
-            if budget <= 0:
-                break
-            if not within_active_hours(queue.schedule, now):
-                continue
-            while budget > 0:
-                jobs = self._delivery.pending_jobs(queue.id, min(budget, PAGE_SIZE))
-                if not jobs:
-                    break
-                for start in range(0, len(jobs), FEED_CHUNK):
-                    moved = self._delivery.mark_queued(jobs[start : start + FEED_CHUNK], sender.id, self._clock())
-                    if not moved:
-                        continue
-                    refused = set(self._feed.send(sender.id, [queue_message(job) for job in moved]))
-                    # Refused by SQS: left QUEUED, they are fed again once `requeue_after_s` has passed.
-                    fed += len(moved) - len(refused)
-                    budget -= len(moved)
-                if len(jobs) < PAGE_SIZE and budget > 0:
-                    break
+            plan = self._sweep(queue, sender, plans[queue.id], report)
+            if budget > 0 and within_active_hours(queue.schedule, now):
+                handed_back = self._feed_handed_back(queue, sender, budget)
+                budget -= handed_back
+                fed += handed_back
+                fed_now, plan = self._feed_planned(queue, sender, plan, budget)
+                budget -= fed_now
+                fed += fed_now
+            if plan != plans[queue.id]:
+                self._jobs.record_feed(queue.id, fed_seq=plan.fed_seq, swept_seq=plan.swept_seq, marks=plan.feed_marks)
+                plans[queue.id] = plan
         if fed:
             self._metrics.add("JobsFed", fed, account_id=sender.id)
-        return fed
+        report.jobs_fed += fed
 
-    def _requeue_lost(self, queue: Queue, sender: Account, now: datetime) -> None:
-        """QUEUED jobs that never reached a sender (the planner died between marking and SQS) are fed again;
-        a second copy in SQS is harmless, the sender acknowledges a job that is no longer QUEUED."""
-        stale = self._delivery.stale_queued_jobs(
-            queue.id, now - timedelta(seconds=self._config.requeue_after_s), PAGE_SIZE
+    def _feed_handed_back(self, queue: Queue, sender: Account, budget: int) -> int:
+        """Jobs a sender handed back (paused queue, account unable to send): fed again before anything new."""
+        jobs = self._jobs.handed_back(queue.id, min(budget, PAGE_SIZE))
+        if not jobs:
+            return 0
+        fed_at = self._wall_time()
+        messages = [job_message(job.business_id, job.queue_id, job.id, job.phone_number, fed_at) for job in jobs]
+        refused = set(self._feed.send(sender.id, messages))
+        for job in jobs:
+            if job.id not in refused:
+                self._jobs.clear_hand_back(job)
+        return len(jobs) - len(refused)
+
+    def _feed_planned(self, queue: Queue, sender: Account, plan: PlanState, budget: int) -> tuple[int, PlanState]:
+        fed = 0
+        fed_seq = plan.fed_seq
+        while budget - fed > 0:
+            candidates = self._jobs.unfed(queue.id, fed_seq, min(budget - fed, FEED_PAGE))
+            if not candidates:
+                break
+            fed_at = self._wall_time()
+            messages = [job_message(queue.business_id, queue.id, c.job_id, c.phone_number, fed_at) for c in candidates]
+            refused = set(self._feed.send(sender.id, messages))
+            # The cursor only passes what SQS took; from the first refusal on, the next tick feeds again.
+            accepted = 0
+            for candidate in candidates:
+                if candidate.job_id in refused:
+                    break
+                fed_seq = candidate.seq
+                accepted += 1
+            fed += accepted
+            if refused:
+                break
+        if fed_seq == plan.fed_seq:
+            return 0, plan
+        return fed, replace(plan, fed_seq=fed_seq, feed_marks=_with_mark(plan.feed_marks, fed_seq, self._wall_time()))
+
+    def _sweep(self, queue: Queue, sender: Account, plan: PlanState, report: TickReport) -> PlanState:
+        """Jobs fed more than `requeue_after_s` ago and still not claimed are fed again (once per range)."""
+        cutoff = self._wall_time() - self._config.requeue_after_s
+        due = [mark for mark in plan.feed_marks if mark.at <= cutoff]
+        if not due:
+            return plan
+        up_to = max(mark.seq for mark in due)
+        if up_to > plan.swept_seq:
+            lost = self._jobs.fed_between(queue.id, plan.swept_seq, up_to)
+            if lost:
+                fed_at = self._wall_time()
+                self._feed.send(
+                    sender.id,
+                    [job_message(job.business_id, job.queue_id, job.id, job.phone_number, fed_at) for job in lost],
+                )
+                self._metrics.add("JobsRequeued", len(lost), account_id=sender.id)
+                report.jobs_requeued += len(lost)
+        return replace(
+            plan,
+            swept_seq=max(plan.swept_seq, up_to),
+            feed_marks=tuple(mark for mark in plan.feed_marks if mark.at > cutoff),
         )
-        if stale:
-            self._feed.send(sender.id, [queue_message(job) for job in stale])
-            self._metrics.add("JobsRequeued", len(stale), account_id=sender.id)
 
     # Cancel and progress -------------------------------------------------------------------------------------
-    def _cancel_pending(self, queue: Queue, remaining_s: Callable[[], float]) -> None:
-        """A cancelled queue's jobs that never left the table become SKIPPED, so its counters add up."""
+    def _cancel_pending(self, queue: Queue, account_id: str, remaining_s: Callable[[], float]) -> None:
+        """A cancelled queue's jobs still PENDING become SKIPPED, so its counters add up: first those never fed or
+        handed back, then those fed (a sender that gets one of those finds it settled and only acknowledges it)."""
+        plan = self._jobs.read_plan(queue.id)
+        fed_seq = plan.fed_seq
         while remaining_s() > SAFETY_MARGIN_S:
-            jobs = self._delivery.pending_jobs(queue.id, PAGE_SIZE)
-            if not jobs:
-                self._delivery.unregister(queue)
+            candidates = self._jobs.unfed(queue.id, fed_seq, PAGE_SIZE)
+            jobs = list(self._jobs.get_jobs((queue.id, c.job_id) for c in candidates).values())
+            jobs += self._jobs.handed_back(queue.id, PAGE_SIZE)
+            self._skip(jobs)
+            if candidates:
+                fed_seq = candidates[-1].seq
+                self._jobs.record_feed(queue.id, fed_seq=fed_seq, swept_seq=plan.swept_seq, marks=plan.feed_marks)
+            if not candidates and not jobs:
+                self._skip(self._jobs.fed_between(queue.id, -1, plan.fed_seq))
+                self._registry.unregister(queue.business_id, account_id, queue.id)
+                self._lifecycle.record_counters(queue, self._counters.tally(queue.id).counters)
                 return
-            for job in jobs:
-                skipped = job.model_copy(
-                    update={"status": JobStatus.SKIPPED, "skip_reason": "queue cancelled", "updated_at": self._clock()}
-                )
-                self._delivery.apply(JobOutcome(skipped, (JobStatus.PENDING,), {"pending": -1, "skipped": 1}), queue)
 
-    def _sample_rate(self, queue: Queue, progress: QueueProgress) -> None:
-        counters = queue.counters
-        done = counters.sent + counters.failed + counters.opted_out + counters.skipped
-        now = self._clock().timestamp()
-        previous_at = progress.rate_sample_at
+    def _skip(self, jobs: Sequence[Job]) -> None:
+        now = self._clock()
+        moves = [
+            job.move(JobStatus.SKIPPED, now=now, skip_reason="queue cancelled", refeed=False)
+            for job in jobs
+            if job.status == JobStatus.PENDING
+        ]
+        if moves:
+            self._jobs.settle(moves)
+
+    def _sample_rate(self, queue: Queue, plan: PlanState, tally: QueueTally) -> None:
+        done = tally.settled
+        now = self._wall_time()
+        previous_at = plan.rate_sample_at
         if previous_at is None:
-            self._delivery.record_rate(queue, at=now, done=done, rate=0.0)
+            self._jobs.record_rate(queue.id, at=now, done=done, rate=0.0)
         elif now - previous_at >= 5.0:
-            rate = max(0.0, (done - progress.rate_sample_done) / (now - previous_at))
-            self._delivery.record_rate(queue, at=now, done=done, rate=rate)
+            rate = max(0.0, (done - plan.rate_sample_done) / (now - previous_at))
+            self._jobs.record_rate(queue.id, at=now, done=done, rate=rate)
 
 
-def _healthy(account: Account) -> bool:
-    return account.status == AccountStatus.ACTIVE and account.quality_rating != QualityRating.RED
+def _with_mark(marks: tuple[FeedMark, ...], seq: int, at: float) -> tuple[FeedMark, ...]:
+    if marks and at - marks[-1].at < MARK_SPACING_S:
+        # Merged into the last mark: its jobs count as fed at the earlier time, so the sweep may look at them
+        # a little early (at worst a harmless second copy in SQS).
+        return (*marks[:-1], FeedMark(seq, marks[-1].at))
+    return (*marks, FeedMark(seq, at))

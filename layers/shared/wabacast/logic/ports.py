@@ -74,4 +74,6 @@ class QueueProvisioner(Protocol):
 class MetricsSink(Protocol):
     """Counts and timings per account (CloudWatch EMF through Powertools in AWS)."""
 
-    def add(self, name: str, value: float, *, account_id: str, unit: str = "Count", **dimensions: str) -> None: ...
+    def add(
+        self, name: str, value: float, *, account_id: str | None, unit: str = "Count", **dimensions: str
+    ) -> None: ...

@@ -7,12 +7,12 @@ from datetime import datetime
 from typing import Protocol
 
 from wabacast.clock import Clock, utc_now
-from wabacast.domain.delivery import JobOutcome, QueueProgress
+from wabacast.domain.delivery import PlanState, QueueTally
 from wabacast.domain.jobs import JobStatus
 from wabacast.domain.models import Queue, QueueCounters, QueueStatus
 from wabacast.errors import ConflictError, NotFoundError
-from wabacast.logic.delivery_ports import DeliveryPort
-from wabacast.logic.ports import AccountStore, BusinessStore, QueueStore
+from wabacast.logic.delivery_ports import CounterStore, JobStore, QueueLifecycle
+from wabacast.logic.ports import QueueStore
 
 RETRY_FAILED_LIMIT = 1000
 
@@ -51,17 +51,17 @@ class RetryReport:
 class ProcessingService:
     def __init__(
         self,
-        businesses: BusinessStore,
-        accounts: AccountStore,
         queues: QueueStore,
-        delivery: DeliveryPort,
+        lifecycle: QueueLifecycle,
+        jobs: JobStore,
+        counters: CounterStore,
         trigger: PlannerTrigger | None,
         clock: Clock = utc_now,
     ) -> None:
-        self._businesses = businesses
-        self._accounts = accounts
         self._queues = queues
-        self._delivery = delivery
+        self._lifecycle = lifecycle
+        self._jobs = jobs
+        self._counters = counters
         self._trigger = trigger
         self._clock = clock
 
@@ -112,17 +112,16 @@ class ProcessingService:
         queue = self._queue(business_id, queue_id)
         if queue.status not in (QueueStatus.PROCESSING, QueueStatus.PAUSED, QueueStatus.COMPLETED):
             raise ConflictError(f"a queue that is {queue.status.value} has no failures to retry", field="status")
-        jobs = self._delivery.retryable_failed_jobs(queue.id, RETRY_FAILED_LIMIT + 1)
-        requeued = 0
-        for job in jobs[:RETRY_FAILED_LIMIT]:
-            again = job.model_copy(update={"status": JobStatus.PENDING, "attempts": 0, "updated_at": self._clock()})
-            if self._delivery.apply(JobOutcome(again, (JobStatus.FAILED,), {"failed": -1, "pending": 1}), queue):
-                requeued += 1
+        jobs = self._jobs.retryable_failed(queue.id, RETRY_FAILED_LIMIT + 1)
+        now = self._clock()
+        # Handed back to the planner, which feeds them again before anything new.
+        moves = [job.move(JobStatus.PENDING, now=now, attempts=0, refeed=True) for job in jobs[:RETRY_FAILED_LIMIT]]
+        requeued = len(self._jobs.settle(moves)) if moves else 0
         if requeued:
             if queue.status == QueueStatus.COMPLETED:
                 self._move(queue, (QueueStatus.COMPLETED,), QueueStatus.PROCESSING, register=True)
             elif queue.status == QueueStatus.PROCESSING:
-                self._delivery.transition(
+                self._lifecycle.transition(
                     queue,
                     allowed_from=(QueueStatus.PROCESSING,),
                     to=QueueStatus.PROCESSING,
@@ -132,11 +131,10 @@ class ProcessingService:
         return RetryReport(requeued=requeued, more=len(jobs) > RETRY_FAILED_LIMIT)
 
     def progress(self, business_id: str, queue_id: str) -> Progress:
-        found = self._delivery.read_queue(business_id, queue_id, with_recipients=False)
-        if found is None:
+        queue = self._lifecycle.read_queue(business_id, queue_id)
+        if queue is None:
             raise NotFoundError("queue not found")
-        queue, extras = found
-        return _progress(queue, extras, self._clock())
+        return _progress(queue, self._counters.tally(queue_id), self._jobs.read_plan(queue_id), self._clock())
 
     def _queue(self, business_id: str, queue_id: str) -> Queue:
         queue = self._queues.get(business_id, queue_id)
@@ -153,7 +151,7 @@ class ProcessingService:
         register: bool | None,
         reason: str | None = None,
     ) -> None:
-        if queue.status not in allowed or not self._delivery.transition(
+        if queue.status not in allowed or not self._lifecycle.transition(
             queue, allowed_from=allowed, to=to, now=self._clock(), reason=reason, register=register
         ):
             current = self._queues.get(queue.business_id, queue.id)
@@ -162,14 +160,14 @@ class ProcessingService:
             raise ConflictError(f"the queue is {status}; this needs it to be {expected}", field="status")
 
 
-def _progress(queue: Queue, extras: QueueProgress, now: datetime) -> Progress:
-    counters = queue.counters
+def _progress(queue: Queue, tally: QueueTally, plan: PlanState, now: datetime) -> Progress:
+    counters = tally.counters
     if counters.total:
         percent = round(100.0 * (counters.total - counters.pending) / counters.total, 2)
     else:
         percent = 100.0 if queue.status == QueueStatus.COMPLETED else 0.0
-    rate = extras.rate_per_second
-    settled = counters.sent + counters.failed + counters.opted_out + counters.skipped
+    rate = plan.rate_per_second
+    settled = tally.settled
     if not rate and queue.status == QueueStatus.PROCESSING and queue.started_at and settled:
         # Before the planner has two samples a few seconds apart, the average since the start is the best guess.
         elapsed = (now - queue.started_at).total_seconds()
@@ -177,8 +175,9 @@ def _progress(queue: Queue, extras: QueueProgress, now: datetime) -> Progress:
     eta = round(counters.pending / rate, 1) if rate > 0 and counters.pending else None
     errors = sorted(
         (
-            ErrorSummary(code=code, message=extras.error_messages.get(code, ""), count=count)
-            for code, count in extras.error_counts.items()
+            ErrorSummary(code=code, message=tally.error_messages.get(code, ""), count=count)
+            for code, count in tally.error_counts.items()
+            if count
         ),
         key=lambda summary: -summary.count,
     )[:10]

@@ -1,12 +1,15 @@
 """The sender: sends one SQS batch of jobs for one account, at most once per job, within the account's rate.
 
-For a batch it loads jobs, queues and opt-outs in bulk, settles what needs no provider call (duplicates,
-cancelled or paused queues, opt-outs), reserves rate-limit slots for the rest with one conditional write, then
-claims and sends each job at its slot in a thread pool (a batch of 10 costs about one provider round trip).
+For a batch it loads jobs, queues and opt-outs in bulk and settles what needs no provider call (duplicates,
+cancelled or paused queues, opt-outs, jobs a dead sender left claimed). It reserves rate-limit slots for the rest
+with one conditional write, then, in a thread pool, each job waits for its slot, is claimed (one conditional write,
+at the last moment), and goes to the provider. The batch's outcomes are written together at the end: one
+transaction per queue holding the job moves and one counter-shard update (wabacast.adapters.dynamodb.jobs).
 
-At most once: a job is claimed (QUEUED/RETRY -> SENDING) before the provider call and settled after it. A job
-found SENDING by a later delivery means the previous sender died between the two: the provider may have
-accepted it, so it is failed as UNKNOWN_OUTCOME and never resent (docs/providers.md).
+At most once: a job is claimed (PENDING/RETRY -> SENDING) right before the provider call and settled after it. A
+job found SENDING by a later delivery means the previous sender died between the two: the provider may have
+accepted it, so it is failed as UNKNOWN_OUTCOME and never resent (docs/providers.md). The window is the provider
+round trip plus the rest of the batch's sends (at most its slot spread, 9 / messagesPerSecond).
 """
 
 from __future__ import annotations
@@ -15,22 +18,13 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
 
 from wabacast.clock import Clock, utc_now
-from wabacast.domain.delivery import JobOutcome
-from wabacast.domain.jobs import TERMINAL_JOB_STATUSES, ErrorClass, Job, JobError, JobStatus
-from wabacast.domain.models import (
-    Account,
-    AccountStatus,
-    Business,
-    OptOut,
-    OptOutSource,
-    QualityRating,
-    Queue,
-    QueueStatus,
-)
-from wabacast.logic.delivery_ports import DeliveryPort, FeedPort, ProviderPort, RatePort
+from wabacast.domain.delivery import JobMessage, SendOutcome
+from wabacast.domain.jobs import TERMINAL_JOB_STATUSES, ErrorClass, Job, JobError, JobMove, JobStatus
+from wabacast.domain.models import Account, OptOut, OptOutSource, Queue, QueueStatus
+from wabacast.logic.delivery_ports import JobStore, ProviderPort, QueueLifecycle, RatePort
 from wabacast.logic.ports import AccountStore, BusinessStore, ContactStore, MetricsSink
 from wabacast.providers.base import OutboundMessage, ProviderError
 
@@ -47,8 +41,10 @@ def backoff_seconds(attempt: int) -> int:
 class InboundRecord:
     message_id: str
     receipt_handle: str
-    body: dict[str, Any]
+    message: JobMessage
     queue_url: str
+    # When SQS accepted the message (epoch seconds): the job's queued_at.
+    sent_timestamp: float | None = None
 
 
 @dataclass
@@ -60,17 +56,28 @@ class BatchResult:
     failed: int = 0
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """What one provider call came to: its outcome and the move to write (None: nothing to write)."""
+
+    outcome: SendOutcome
+    move: JobMove | None = None
+    error: ProviderError | None = None
+
+
 class Sender:
     def __init__(
         self,
         *,
-        delivery: DeliveryPort,
+        lifecycle: QueueLifecycle,
+        jobs: JobStore,
         businesses: BusinessStore,
         accounts: AccountStore,
         contacts: ContactStore,
         providers: ProviderPort,
         rates: RatePort,
-        feed: FeedPort,
+        # Hands a message back to SQS after a delay: (queue URL, receipt handle, seconds).
+        redelivery: Callable[[str, str, int], None],
         metrics: MetricsSink,
         secret_name: Callable[[str, str], str],
         max_rate_wait_s: float = 20.0,
@@ -78,13 +85,14 @@ class Sender:
         wall_time: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._delivery = delivery
+        self._lifecycle = lifecycle
+        self._jobs = jobs
         self._businesses = businesses
         self._accounts = accounts
         self._contacts = contacts
         self._providers = providers
         self._rates = rates
-        self._feed = feed
+        self._redeliver = redelivery
         self._metrics = metrics
         self._secret_name = secret_name
         self._max_rate_wait_s = max_rate_wait_s
@@ -95,46 +103,43 @@ class Sender:
     def send_batch(self, account_id: str, records: Sequence[InboundRecord]) -> BatchResult:
         """`account_id`: the account whose SQS queue the batch came from (the sending account)."""
         result = BatchResult()
-        refs = [(r.body["q"], r.body["j"]) for r in records]
-        jobs = self._delivery.get_jobs(refs)
-        queues = self._delivery.get_queues((r.body["b"], r.body["q"]) for r in records)
-        business_id = records[0].body["b"] if records else ""
+        if not records:
+            return result
+        jobs = self._jobs.get_jobs((r.message.queue_id, r.message.job_id) for r in records)
+        queues = self._lifecycle.read_queues((r.message.business_id, r.message.queue_id) for r in records)
+        business_id = records[0].message.business_id
         business = self._businesses.get(business_id)
         account = self._accounts.get(business, account_id) if business else None
         phones = [job.phone_number for job in jobs.values()]
         opted_out = self._contacts.opted_out_among(business_id, phones) if phones else set()
+        now = self._clock()
 
+        moves: list[JobMove] = []
         candidates: list[tuple[InboundRecord, Job, Queue]] = []
+        seen: set[str] = set()
         for record in records:
-            job = jobs.get(record.body["j"])
-            found = queues.get(record.body["q"])
-            if job is None or found is None or job.status in TERMINAL_JOB_STATUSES or job.status == JobStatus.PENDING:
-                # Already settled, or handed back to the planner: this copy of the message is spent.
+            job = jobs.get(record.message.job_id)
+            queue = queues.get(record.message.queue_id)
+            if job is None or queue is None or job.status in TERMINAL_JOB_STATUSES or job.id in seen:
+                # Settled already, or a second copy in this very batch: this copy is spent.
                 self._metrics.add("DuplicateDeliveries", 1, account_id=account_id)
                 continue
-            queue = found[0]
+            seen.add(job.id)
             if job.status == JobStatus.SENDING:
-                self._settle_unknown(job, queue)
+                moves.append(self._unknown_outcome(job, now))
                 result.failed += 1
-                continue
-            if queue.status == QueueStatus.CANCELLED:
-                self._move(job, queue, JobStatus.SKIPPED, {"pending": -1, "skipped": 1}, skip="queue cancelled")
-                continue
-            if (
-                queue.status != QueueStatus.PROCESSING
-                or account is None
-                or account.status != AccountStatus.ACTIVE
-                or account.quality_rating == QualityRating.RED
-            ):
+            elif queue.status == QueueStatus.CANCELLED:
+                moves.append(job.move(JobStatus.SKIPPED, now=now, skip_reason="queue cancelled"))
+            elif queue.status != QueueStatus.PROCESSING or account is None or not account.can_send:
                 # Paused, or the account must stop sending: back to the planner, which feeds it again on resume or
                 # through the business's default account.
-                self._move(job, queue, JobStatus.PENDING, {})
-                continue
-            if job.phone_number in opted_out:
-                self._move(job, queue, JobStatus.OPTED_OUT, {"pending": -1, "opted_out": 1}, skip="opted out")
-                continue
-            candidates.append((record, job, queue))
+                moves.append(job.move(JobStatus.PENDING, now=now, refeed=True))
+            elif job.phone_number in opted_out:
+                moves.append(job.move(JobStatus.OPTED_OUT, now=now, skip_reason="opted out"))
+            else:
+                candidates.append((record, job, queue))
         if not candidates or account is None or business is None:
+            self._jobs.settle(moves)
             return result
 
         reservation = self._rates.reserve(
@@ -146,54 +151,51 @@ class Sender:
             max_wait_s=self._max_rate_wait_s,
         )
         granted = candidates[: len(reservation.slots)]
-        for record, job, queue in candidates[len(reservation.slots) :]:
+        for record, job, _ in candidates[len(reservation.slots) :]:
             if reservation.daily_exhausted or reservation.slots:
                 # Over today's volume: back to the planner, which stops feeding until the day turns.
-                self._move(job, queue, JobStatus.PENDING, {})
+                moves.append(job.move(JobStatus.PENDING, now=now, refeed=True))
             else:
                 # Every slot is taken for longer than we may wait: SQS hands it out again later.
-                self._feed.delay_redelivery(record.queue_url, record.receipt_handle, int(reservation.retry_after_s) + 1)
+                self._redeliver(record.queue_url, record.receipt_handle, int(reservation.retry_after_s) + 1)
                 result.retry.add(record.message_id)
         if len(granted) < len(candidates):
             self._metrics.add("RateLimited", len(candidates) - len(granted), account_id=account.id)
-        if not granted:
-            return result
 
-        with ThreadPoolExecutor(max_workers=len(granted)) as pool:
-            outcomes = list(
-                pool.map(
-                    lambda item: self._send_one(item[0], item[1], item[2], account, business, item[3]),
-                    [(*candidate, slot) for candidate, slot in zip(granted, reservation.slots, strict=False)],
+        attempts: list[_Attempt] = []
+        if granted:
+            with ThreadPoolExecutor(max_workers=len(granted)) as pool:
+                attempts = list(
+                    pool.map(
+                        lambda item: self._send_one(item[0], item[1], item[2], account, item[3]),
+                        [(*candidate, slot) for candidate, slot in zip(granted, reservation.slots, strict=False)],
+                    )
                 )
-            )
-        for record, outcome in zip([c[0] for c in granted], outcomes, strict=True):
-            if outcome == "retry":
+        moves += [attempt.move for attempt in attempts if attempt.move is not None]
+        applied = {move.job.id for move in self._jobs.settle(moves)}
+        for (record, job, queue), attempt in zip(granted, attempts, strict=True):
+            if attempt.outcome == SendOutcome.RETRY:
                 result.retry.add(record.message_id)
-            elif outcome == "sent":
+            elif attempt.outcome == SendOutcome.SENT and job.id in applied:
                 result.sent += 1
-            elif outcome == "failed":
+            elif attempt.outcome == SendOutcome.FAILED and job.id in applied:
                 result.failed += 1
-        for _, (queue, _) in queues.items():
-            self._delivery.complete_if_done(queue, self._clock())
+                self._after_failure(job, queue, attempt.error)
         return result
 
     # One job -------------------------------------------------------------------------------------------------
-    def _send_one(
-        self, record: InboundRecord, job: Job, queue: Queue, account: Account, business: Business, slot: float
-    ) -> str:
-        claimed = job.model_copy(
-            update={
-                "status": JobStatus.SENDING,
-                "attempts": job.attempts + 1,
-                "account_id": account.id,
-                "updated_at": self._clock(),
-            }
-        )
-        if not self._delivery.apply(JobOutcome(claimed, (JobStatus.QUEUED, JobStatus.RETRY), {}), queue):
-            return "done"  # someone else settled or claimed it meanwhile
+    def _send_one(self, record: InboundRecord, job: Job, queue: Queue, account: Account, slot: float) -> _Attempt:
         delay = slot - self._wall_time()
         if delay > 0:
             self._sleep(delay)
+        # Claimed at the last moment: a sender that stops before this line leaves the job claimable.
+        queued_at = (
+            datetime.fromtimestamp(record.sent_timestamp, UTC) if record.sent_timestamp is not None else job.queued_at
+        )
+        claim = job.claim(account_id=account.id, now=self._clock(), queued_at=queued_at)
+        if not self._jobs.claim(claim):
+            return _Attempt(SendOutcome.SETTLED_ELSEWHERE)
+        claimed = claim.job
         message = OutboundMessage(
             job_id=job.id,
             to=job.phone_number,
@@ -205,52 +207,40 @@ class Sender:
         )
         started = time.perf_counter()
         try:
-            provider = self._providers.for_account(account, self._secret_name(business.id, account.id))
+            provider = self._providers.for_account(account, self._secret_name(account.business_id, account.id))
             receipt = provider.send(message)
         except ProviderError as error:
-            self._metrics.add(
-                "SendLatency", (time.perf_counter() - started) * 1000, account_id=account.id, unit="Milliseconds"
-            )
-            return self._settle_failure(record, claimed, queue, error)
+            self._record_latency(account, started)
+            return self._failure(record, claimed, queue, error)
         except Exception:
             # Our own failure before or around the call: hand the job back for a retry (attempt already counted).
-            self._delivery.apply(
-                JobOutcome(claimed.model_copy(update={"status": JobStatus.RETRY}), (JobStatus.SENDING,), {}), queue
-            )
+            self._jobs.settle([claimed.move(JobStatus.RETRY, now=self._clock())])
             raise
+        self._record_latency(account, started)
+        sent_at = self._clock()
+        self._metrics.add("MessagesSent", 1, account_id=account.id)
+        move = claimed.move(
+            JobStatus.SENT, now=sent_at, provider_message_id=receipt.provider_message_id, sent_at=sent_at
+        )
+        return _Attempt(SendOutcome.SENT, move)
+
+    def _record_latency(self, account: Account, started: float) -> None:
         self._metrics.add(
             "SendLatency", (time.perf_counter() - started) * 1000, account_id=account.id, unit="Milliseconds"
         )
-        sent_at = self._clock()
-        sent = claimed.model_copy(
-            update={
-                "status": JobStatus.SENT,
-                "provider_message_id": receipt.provider_message_id,
-                "updated_at": sent_at,
-                "sent_at": sent_at,
-            }
-        )
-        self._metrics.add("MessagesSent", 1, account_id=account.id)
-        if not self._delivery.apply(JobOutcome(sent, (JobStatus.SENDING,), {"pending": -1, "sent": 1}), queue):
-            # Settled by someone else meanwhile (the dead-letter consumer): the provider has the message anyway.
-            return "done"
-        return "sent"
 
-    def _settle_failure(self, record: InboundRecord, job: Job, queue: Queue, error: ProviderError) -> str:
+    def _failure(self, record: InboundRecord, job: Job, queue: Queue, error: ProviderError) -> _Attempt:
         job_error = JobError(code=error.code, message=error.message[:500], error_class=error.error_class)
-        self._metrics.add("MessagesFailed", 1, account_id=job.account_id or "", error_class=error.error_class.value)
+        self._metrics.add("MessagesFailed", 1, account_id=job.account_id, error_class=error.error_class.value)
         if error.error_class == ErrorClass.RETRYABLE and job.attempts < queue.max_attempts:
-            retry = job.model_copy(
-                update={"status": JobStatus.RETRY, "last_error": job_error, "updated_at": self._clock()}
-            )
-            self._delivery.apply(JobOutcome(retry, (JobStatus.SENDING,), {}, job_error), queue)
-            self._feed.delay_redelivery(record.queue_url, record.receipt_handle, backoff_seconds(job.attempts))
-            self._metrics.add("MessagesRetried", 1, account_id=job.account_id or "")
-            return "retry"
-        failed = job.model_copy(
-            update={"status": JobStatus.FAILED, "last_error": job_error, "updated_at": self._clock()}
-        )
-        self._delivery.apply(JobOutcome(failed, (JobStatus.SENDING,), {"pending": -1, "failed": 1}, job_error), queue)
+            self._redeliver(record.queue_url, record.receipt_handle, backoff_seconds(job.attempts))
+            self._metrics.add("MessagesRetried", 1, account_id=job.account_id)
+            return _Attempt(SendOutcome.RETRY, job.move(JobStatus.RETRY, now=self._clock(), last_error=job_error))
+        return _Attempt(SendOutcome.FAILED, job.move(JobStatus.FAILED, now=self._clock(), last_error=job_error), error)
+
+    def _after_failure(self, job: Job, queue: Queue, error: ProviderError | None) -> None:
+        if error is None:
+            return
         if error.error_class == ErrorClass.OPTED_OUT:
             self._contacts.add_opt_out(
                 job.business_id,
@@ -262,7 +252,7 @@ class Sender:
                 ),
             )
         elif error.error_class == ErrorClass.PAUSE_QUEUE:
-            self._delivery.transition(
+            self._lifecycle.transition(
                 queue,
                 allowed_from=(QueueStatus.PROCESSING,),
                 to=QueueStatus.PAUSED,
@@ -270,44 +260,29 @@ class Sender:
                 reason=f"provider error {error.code}: {error.message}"[:500],
                 register=False,
             )
-        return "failed"
 
-    def _settle_unknown(self, job: Job, queue: Queue) -> None:
+    def _unknown_outcome(self, job: Job, now: datetime) -> JobMove:
         error = JobError(
             code="UNKNOWN_OUTCOME",
             message="a sender stopped between the provider call and recording its answer; not resent",
             error_class=ErrorClass.UNKNOWN_OUTCOME,
         )
-        failed = job.model_copy(update={"status": JobStatus.FAILED, "last_error": error, "updated_at": self._clock()})
-        self._delivery.apply(JobOutcome(failed, (JobStatus.SENDING,), {"pending": -1, "failed": 1}, error), queue)
-        self._metrics.add("MessagesFailed", 1, account_id=job.account_id or "", error_class=error.error_class.value)
-
-    def _move(self, job: Job, queue: Queue, to: JobStatus, counters: dict[str, int], skip: str | None = None) -> None:
-        moved = job.model_copy(update={"status": to, "skip_reason": skip, "updated_at": self._clock()})
-        self._delivery.apply(JobOutcome(moved, (JobStatus.QUEUED, JobStatus.RETRY), counters), queue)
+        self._metrics.add("MessagesFailed", 1, account_id=job.account_id, error_class=error.error_class.value)
+        return job.move(JobStatus.FAILED, now=now, last_error=error)
 
 
-def dead_letter(delivery: DeliveryPort, record_bodies: Sequence[dict[str, Any]], clock: Clock = utc_now) -> int:
+def dead_letter(jobs: JobStore, messages: Sequence[JobMessage], clock: Clock = utc_now) -> int:
     """Fail every dead-lettered job that is not settled yet, with its last error, so counters add up."""
-    jobs = delivery.get_jobs((body["q"], body["j"]) for body in record_bodies)
-    queues = delivery.get_queues((body["b"], body["q"]) for body in record_bodies)
-    failed = 0
-    for job in jobs.values():
-        if job.status in TERMINAL_JOB_STATUSES or job.queue_id not in queues:
+    found = jobs.get_jobs((message.queue_id, message.job_id) for message in messages)
+    now = clock()
+    moves = []
+    for job in found.values():
+        if job.status in TERMINAL_JOB_STATUSES:
             continue
-        queue = queues[job.queue_id][0]
         error = job.last_error or JobError(
             code="DEAD_LETTERED",
             message="SQS gave up on the message (maxReceiveCount reached)",
             error_class=ErrorClass.PERMANENT,
         )
-        outcome = JobOutcome(
-            job.model_copy(update={"status": JobStatus.FAILED, "last_error": error, "updated_at": clock()}),
-            (JobStatus.PENDING, JobStatus.QUEUED, JobStatus.SENDING, JobStatus.RETRY),
-            {"pending": -1, "failed": 1},
-            error,
-        )
-        if delivery.apply(outcome, queue):
-            failed += 1
-            delivery.complete_if_done(queue, clock())
-    return failed
+        moves.append(job.move(JobStatus.FAILED, now=now, last_error=error, refeed=False))
+    return len(jobs.settle(moves))

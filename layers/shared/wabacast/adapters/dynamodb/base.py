@@ -153,15 +153,18 @@ class TableGateway:
                 raise TransactionCancelledError(reasons or ["TransactionConflict"]) from error
             raise TransactionCancelledError(reasons) from error
 
-    def batch_get(self, keys: Iterable[tuple[str, str]], *, attributes: Sequence[str] | None = None) -> list[Item]:
-        """BatchGetItem in chunks of 100, retrying unprocessed keys; `attributes` limits what is read."""
+    def batch_get(
+        self, keys: Iterable[tuple[str, str]], *, attributes: Sequence[str] | None = None, consistent: bool = True
+    ) -> list[Item]:
+        """BatchGetItem in chunks of 100, retrying unprocessed keys; `attributes` limits what is returned (DynamoDB
+        bills the whole item either way). Eventually consistent reads cost half."""
         results: list[Item] = []
         pending = [{PARTITION_KEY: {"S": pk}, SORT_KEY: {"S": sk}} for pk, sk in keys]
         for start in range(0, len(pending), BATCH_GET_SIZE):
             request: dict[str, Any] = {
                 self.table_name: {
                     "Keys": pending[start : start + BATCH_GET_SIZE],
-                    "ConsistentRead": True,
+                    "ConsistentRead": consistent,
                     **_projection(attributes),
                 }
             }
@@ -172,6 +175,12 @@ class TableGateway:
                 request = dict(response.get("UnprocessedKeys") or {})
                 attempt = _backoff(attempt) if request else attempt
         return results
+
+    def hydrate(self, keys_only: Sequence[Item]) -> list[Item]:
+        """The whole items behind index entries (indexes project only what their queries read), in the same
+        order; entries whose item is gone meanwhile are left out."""
+        found = {(item[PARTITION_KEY], item[SORT_KEY]): item for item in self.batch_get(_keys_of(keys_only))}
+        return [found[key] for key in _keys_of(keys_only) if key in found]
 
     def batch_write(self, puts: Sequence[AttributeMap], deletes: Sequence[tuple[str, str]] = ()) -> None:
         """BatchWriteItem in chunks of 25, retrying unprocessed items until all are written."""
@@ -184,6 +193,10 @@ class TableGateway:
                 response = self.client.batch_write_item(RequestItems=chunk)
                 chunk = dict(response.get("UnprocessedItems") or {})
                 attempt = _backoff(attempt) if chunk else attempt
+
+
+def _keys_of(items: Sequence[Item]) -> list[tuple[str, str]]:
+    return [(item[PARTITION_KEY], item[SORT_KEY]) for item in items]
 
 
 def _projection(attributes: Sequence[str] | None) -> dict[str, Any]:

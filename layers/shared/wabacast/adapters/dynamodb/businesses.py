@@ -75,6 +75,7 @@ class BusinessRepository:
             limit=limit,
             next_token=next_token,
         )
+        items = self._table.hydrate(items)  # the index holds keys only
         return Page[Business](items=[Business.model_validate(_strip(item)) for item in items], next_token=token)
 
     def add_key(self, key: ApiKey, key_hash: str) -> None:
