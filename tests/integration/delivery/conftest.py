@@ -83,14 +83,19 @@ class DrainReport:
         return [invocation for invocation in self.invocations if invocation.error is not None]
 
 
+PLAN_QUEUE_NAME = "wabacast-plan"
+
+
 class Pipeline:
-    """Plays the planner schedule and the SQS event source mappings for one test's moto world."""
+    """Plays the planner schedule and the SQS event source mappings for one test's moto world: the plan queue's
+    (one plan worker invocation per message), the account queues' and their dead-letter queues'."""
 
     def __init__(self, settings: Settings, api: ApiClient, sandbox: SandboxServer) -> None:
         self.settings = settings
         self.api = api
         self.sandbox = sandbox
         self.planner = load_function_module("planner", "handler")
+        self.plan_worker = load_function_module("planner", "worker")
         self.sender = load_function_module("sender", "handler")
         self.dead_letter = load_function_module("sender", "dead_letter")
         self.sqs = boto3.client("sqs", region_name=settings.region)
@@ -104,8 +109,28 @@ class Pipeline:
 
     # Planner -----------------------------------------------------------------------------------------------
     def tick(self) -> dict[str, Any]:
-        report: dict[str, Any] = self.planner.lambda_handler({"source": "test"}, FakeLambdaContext())
+        """The schedule fires the planner, which dispatches one message per active account to the plan queue;
+        its mapping invokes the plan worker once per message. Returns the workers' reports added up."""
+        dispatch: dict[str, Any] = self.planner.lambda_handler({"source": "test"}, FakeLambdaContext())
+        assert not dispatch["errors"], dispatch["errors"]
+        report: dict[str, Any] = {"dispatched": dispatch["dispatched"], "errors": []}
+        url = self.sqs.get_queue_url(QueueName=PLAN_QUEUE_NAME)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        while messages := self.sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0
+        ).get("Messages", []):
+            for message in messages:
+                event = lambda_sqs_event([message], arn, self.settings.region)
+                answer = self.plan_worker.lambda_handler(event, FakeLambdaContext())
+                for name, value in answer["report"].items():
+                    if name == "errors":
+                        report["errors"] += value
+                    elif name != "dispatched":
+                        report[name] = report.get(name, 0) + value
+                if not answer["batchItemFailures"]:
+                    self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         assert not report["errors"], report["errors"]
+        report.setdefault("accounts", 0)
         self.tick_reports.append(report)
         return report
 
@@ -329,6 +354,8 @@ def make_pipeline(
     """A Pipeline whose functions read these settings (fresh handler modules, so fresh cached settings)."""
 
     def make(feed_window_s: float = 60, max_rate_wait_s: float = 20, requeue_after_s: float = 900) -> Pipeline:
+        plan_queue = boto3.client("sqs", region_name=settings.region).create_queue(QueueName=PLAN_QUEUE_NAME)
+        monkeypatch.setenv("PLAN_QUEUE_URL", plan_queue["QueueUrl"])
         monkeypatch.setenv("FEED_WINDOW_S", str(feed_window_s))
         monkeypatch.setenv("MAX_RATE_WAIT_S", str(max_rate_wait_s))
         monkeypatch.setenv("REQUEUE_AFTER_S", str(requeue_after_s))
