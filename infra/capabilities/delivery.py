@@ -16,7 +16,8 @@ infra/capabilities/api.py and docs/operations.md). So the roles that touch them 
 pattern `wabacast-*`, and the sender's role is what those mappings poll the queues with.
 
 The sender and the plan worker run once per batch and once per active account and minute, so their traces grow
-with the volume: an X-Ray sampling rule per function asks for a small fixed rate (see `_trace_sampling_rule`).
+with the volume: an X-Ray sampling rule per function asks for a small fixed rate (see `_trace_sampling_rule` for
+what it does and does not govern).
 """
 
 from __future__ import annotations
@@ -129,6 +130,11 @@ class DeliverySettings:
     # An account not planned within this long has been asked for again by later ticks: older messages are dropped.
     # Longer than max_receive_count visibility timeouts, so a message failing every time reaches the DLQ first.
     plan_queue_retention_seconds: int = 2 * 3600
+    # Measured with bench/sender_memory.py (docs/operations.md, "Sizing"): the sender peaks at about 80 MB of RSS
+    # (63 MB after the import, +17 MB on the first batch, then flat over 30 batches), so 256 MB would hold it; but
+    # a warm batch of 10 also takes about 0.15 s of CPU (a full x86 core), which Lambda's CPU share turns into
+    # about 1 s at 256 MB and 0.5 s at 512 MB, against a 0.3 s provider round trip. At 512 MB a batch costs about
+    # the same GB-seconds as at 256 MB (its CPU-bound part costs the same at any size) and takes half as long.
     sender_memory_mb: int = 512
     sender_timeout_seconds: int = 60
     dead_letter_memory_mb: int = 256
@@ -456,9 +462,10 @@ class Delivery(Construct):
 
         Caveat: the Lambda developer guide ("Visualize Lambda function invocations using AWS X-Ray") says that for
         an invocation without a sampled trace header, Lambda's own active-tracing decision is 1 request a second
-        and 5% of the rest, and cannot be configured. The rule applies to the decisions taken through X-Ray's
-        centralized sampling (the X-Ray SDK's or an OpenTelemetry X-Ray remote sampler); check the effective rate
-        in the X-Ray console's sampling statistics after a deploy (docs/operations.md, "Tracing").
+        and 5% of the rest, and cannot be configured; and inside Lambda the X-Ray SDK (Powertools' Tracer) takes
+        the decision from Lambda's trace header, not from sampling rules. The rule applies to decisions taken
+        through X-Ray's centralized sampling (e.g. an OpenTelemetry X-Ray remote sampler, when the SDK is
+        replaced); check the effective rate after a deploy (docs/operations.md, "Tracing").
         """
         rule = xray.CfnSamplingRule(self, construct_id)
         rule.sampling_rule = xray.CfnSamplingRule.SamplingRuleProperty(

@@ -36,7 +36,7 @@ DEAD_LETTER_QUEUES_ARN_PATTERN = arn_pattern("sqs", "wabacast-*-dlq.fifo")
 SECRETS_ARN_PATTERN = arn_pattern("secretsmanager", "secret:wabacast/*")
 SANDBOX_URL = "https://sandbox.example.com"
 META_URL = "https://graph.example.com"
-# DeliverySettings.sender_memory_mb.
+# DeliverySettings.sender_memory_mb, sized from bench/sender_memory.py (docs/operations.md, "Sizing").
 SENDER_MEMORY_MB = 512
 
 
