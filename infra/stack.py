@@ -55,7 +55,19 @@ class WabacastStack(cdk.Stack):
             self,
             "PlannerFunctionName",
             value=self.delivery.planner.function_name,
-            description="The delivery planner (ticked every minute by EventBridge Scheduler)",
+            description="The planner tick (every minute, EventBridge Scheduler): dispatches accounts to the plan queue",
+        )
+        cdk.CfnOutput(
+            self,
+            "PlanWorkerFunctionName",
+            value=self.delivery.plan_worker.function_name,
+            description="The plan worker (plans one account per message of the plan queue)",
+        )
+        cdk.CfnOutput(
+            self,
+            "PlanDeadLetterQueueUrl",
+            value=self.delivery.plan_dead_letter_queue.queue_url,
+            description="Plan requests (one account each) the plan worker failed on 3 times",
         )
         cdk.CfnOutput(
             self,

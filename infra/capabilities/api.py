@@ -156,6 +156,8 @@ class Api(Construct):
                 "SENDER_FUNCTION_ARN": delivery.sender.function_arn,
                 "DEAD_LETTER_FUNCTION_ARN": delivery.dead_letter_function.function_arn,
                 "PLANNER_FUNCTION_NAME": delivery.planner.function_name,
+                # With the account's messages per second, sizes the MaximumConcurrency of its sender mapping.
+                "PROVIDER_ROUND_TRIP_S": str(delivery.settings.provider_round_trip_seconds),
                 # Sandbox accounts are refused when it is not set.
                 **delivery.settings.sandbox_environment,
             },

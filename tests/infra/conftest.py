@@ -31,7 +31,7 @@ STUB_HANDLER = "def lambda_handler(event, context):\n    return None\n"
 # Code folder -> modules, as the stack expects them under functions/.
 STUB_MODULES = {
     "api": ("handler.py", "authorizer.py"),
-    "planner": ("handler.py",),
+    "planner": ("handler.py", "worker.py"),
     "sender": ("handler.py", "dead_letter.py"),
 }
 
@@ -92,6 +92,7 @@ def function_ids(stack: WabacastStack) -> dict[str, str]:
         "api": logical_id(stack, stack.api.function),
         "authorizer": logical_id(stack, stack.api.authorizer_function),
         "planner": logical_id(stack, stack.delivery.planner),
+        "plan_worker": logical_id(stack, stack.delivery.plan_worker),
         "sender": logical_id(stack, stack.delivery.sender),
         "dead_letter": logical_id(stack, stack.delivery.dead_letter_function),
     }

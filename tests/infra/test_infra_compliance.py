@@ -24,6 +24,7 @@ FUNCTIONS = (
     "Wabacast/Api/ApiFunction",
     "Wabacast/Api/AuthorizerFunction",
     "Wabacast/Delivery/PlannerFunction",
+    "Wabacast/Delivery/PlanWorkerFunction",
     "Wabacast/Delivery/SenderFunction",
     "Wabacast/Delivery/DeadLetterFunction",
 )
@@ -37,7 +38,7 @@ EXPECTED_ACKNOWLEDGMENTS = {
     (f"AwsSolutions-IAM5[Resource::{SECRETS}]", "Wabacast/Api/ApiFunctionRole"),
     (f"AwsSolutions-IAM5[Resource::{QUEUES}]", "Wabacast/Api/ApiFunctionRole"),
     (f"AwsSolutions-IAM5[Resource::{MAPPINGS}]", "Wabacast/Api/ApiFunctionRole"),
-    (f"AwsSolutions-IAM5[Resource::{QUEUES}]", "Wabacast/Delivery/PlannerFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{QUEUES}]", "Wabacast/Delivery/PlanWorkerFunctionRole"),
     (f"AwsSolutions-IAM5[Resource::{QUEUES}]", "Wabacast/Delivery/SenderFunctionRole"),
     (f"AwsSolutions-IAM5[Resource::{SECRETS}]", "Wabacast/Delivery/SenderFunctionRole"),
     (f"AwsSolutions-IAM5[Resource::{DEAD_LETTER_QUEUES}]", "Wabacast/Delivery/DeadLetterFunctionRole"),

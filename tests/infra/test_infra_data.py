@@ -35,15 +35,30 @@ def test_table_is_built_from_the_shared_constants(resources: Resources) -> None:
     _, table = only(resources, "AWS::DynamoDB::Table")
     properties = table["Properties"]
 
-    # THEN PK/SK, both GSIs (projection ALL) and the TTL attribute come from them
+    # THEN PK/SK, both GSIs and the TTL attribute come from them
     assert [key["AttributeName"] for key in properties["KeySchema"]] == [PARTITION_KEY, SORT_KEY]
     indexes = {
         index["IndexName"]: tuple(key["AttributeName"] for key in index["KeySchema"])
         for index in properties["GlobalSecondaryIndexes"]
     }
     assert indexes == expected_indexes == {"GSI1": ("GSI1PK", "GSI1SK"), "GSI2": ("GSI2PK", "GSI2SK")}
-    assert {index["Projection"]["ProjectionType"] for index in properties["GlobalSecondaryIndexes"]} == {"ALL"}
+    assert {index["IndexName"]: index["Projection"] for index in properties["GlobalSecondaryIndexes"]} == {
+        index.name: index.projection() for index in GLOBAL_INDEXES
+    }
     assert properties["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+
+
+def test_indexes_project_only_what_their_queries_read(resources: Resources) -> None:
+    # GIVEN / WHEN the synthesized table's indexes
+    _, table = only(resources, "AWS::DynamoDB::Table")
+    projections = {index["IndexName"]: index["Projection"] for index in table["Properties"]["GlobalSecondaryIndexes"]}
+
+    # THEN GSI1 carries the keys and phone_number (feeding reads a queue's open jobs from it without item reads),
+    # GSI2 the keys only: no index copies whole items (every write to a projected attribute is billed again)
+    assert projections == {
+        "GSI1": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["phone_number"]},
+        "GSI2": {"ProjectionType": "KEYS_ONLY"},
+    }
 
 
 def test_table_has_point_in_time_recovery_encryption_and_deletion_protection(resources: Resources) -> None:

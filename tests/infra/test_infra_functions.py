@@ -13,7 +13,7 @@ from infra_helpers import actions_of, actions_on, arn_pattern, as_list, get_att_
 
 Resources = dict[str, dict[str, Any]]
 
-FUNCTIONS = ("api", "authorizer", "planner", "sender", "dead_letter")
+FUNCTIONS = ("api", "authorizer", "planner", "plan_worker", "sender", "dead_letter")
 TABLE_ARN = get_att_arn("Table")
 TABLE_INDEX_ARNS = [{"Fn::Join": ["", [TABLE_ARN, f"/index/{name}"]]} for name in ("GSI1", "GSI2")]
 TABLE_READ_WRITE_ACTIONS = {
@@ -63,11 +63,12 @@ def test_function_runs_python_312_on_arm64_with_tracing_the_layer_and_powertools
     assert POWERTOOLS.items() <= properties["Environment"]["Variables"].items()
 
 
-def test_the_stack_has_exactly_these_five_functions(resources: Resources, function_ids: dict[str, str]) -> None:
+def test_the_stack_has_exactly_these_six_functions(resources: Resources, function_ids: dict[str, str]) -> None:
     # GIVEN / WHEN every function of the synthesized stack
     functions = of_type(resources, "AWS::Lambda::Function")
 
-    # THEN they are the API, authorizer, planner, sender and dead-letter functions, each its own resource
+    # THEN they are the API, authorizer, planner tick, plan worker, sender and dead-letter functions, each its own
+    # resource
     assert sorted(functions) == sorted(function_ids.values())
     assert len(set(function_ids.values())) == len(FUNCTIONS)
 
@@ -79,9 +80,10 @@ def test_functions_share_one_code_asset_per_functions_folder(
     code = {name: function(resources, function_ids, name)["Properties"]["Code"] for name in FUNCTIONS}
 
     # THEN functions/api serves the API and the authorizer, functions/sender the sender and the dead-letter
-    # consumer, functions/planner the planner: three assets
+    # consumer, functions/planner the planner tick and the plan worker: three assets
     assert code["api"] == code["authorizer"]
     assert code["sender"] == code["dead_letter"]
+    assert code["planner"] == code["plan_worker"]
     assert len({repr(c) for c in code.values()}) == 3
 
 
@@ -111,7 +113,7 @@ def test_every_function_has_its_own_role(resources: Resources, function_ids: dic
     assert len(set(roles)) == len(FUNCTIONS)
 
 
-@pytest.mark.parametrize("name", ["api", "planner", "sender", "dead_letter"])
+@pytest.mark.parametrize("name", ["api", "planner", "plan_worker", "sender", "dead_letter"])
 def test_function_reads_and_writes_only_the_table_and_its_indexes(
     resources: Resources, function_ids: dict[str, str], name: str
 ) -> None:
@@ -129,8 +131,9 @@ def test_api_function_environment(resources: Resources, function_ids: dict[str, 
     # GIVEN / WHEN the API function's environment
     variables = function(resources, function_ids, "api")["Properties"]["Environment"]["Variables"]
 
-    # THEN it finds the table and secrets, names account queues like the planner and sender do, maps them to the
-    # sender and dead-letter functions and starts the planner; no sandbox URL unless the context sets one
+    # THEN it finds the table and secrets, names account queues like the plan worker and sender do, maps them to the
+    # sender and dead-letter functions (the sender's maximum concurrency from the provider round trip) and starts
+    # the planner; no sandbox URL unless the context sets one
     assert variables == {
         **POWERTOOLS,
         "TABLE_NAME": {"Ref": "Table"},
@@ -139,6 +142,7 @@ def test_api_function_environment(resources: Resources, function_ids: dict[str, 
         "SENDER_FUNCTION_ARN": get_att_arn(function_ids["sender"]),
         "DEAD_LETTER_FUNCTION_ARN": get_att_arn(function_ids["dead_letter"]),
         "PLANNER_FUNCTION_NAME": {"Ref": function_ids["planner"]},
+        "PROVIDER_ROUND_TRIP_S": "0.3",
     }
 
 
@@ -232,7 +236,7 @@ def test_authorizer_can_only_look_up_items_in_the_table(resources: Resources, fu
         assert actions_on(statements, service) == []
 
 
-@pytest.mark.parametrize("name", ["authorizer", "planner", "sender", "dead_letter"])
+@pytest.mark.parametrize("name", ["authorizer", "planner", "plan_worker", "sender", "dead_letter"])
 def test_only_xray_uses_a_wildcard_resource(resources: Resources, function_ids: dict[str, str], name: str) -> None:
     # GIVEN every statement of the function's role
     statements = statements_for(resources, function_ids, name)
