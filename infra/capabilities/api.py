@@ -157,7 +157,7 @@ class Api(Construct):
                 "DEAD_LETTER_FUNCTION_ARN": delivery.dead_letter_function.function_arn,
                 "PLANNER_FUNCTION_NAME": delivery.planner.function_name,
                 # With the account's messages per second, sizes the MaximumConcurrency of its sender mapping.
-                "PROVIDER_ROUND_TRIP_S": str(delivery.settings.provider_round_trip_seconds),
+                "SENDER_BATCH_S": str(delivery.settings.sender_batch_seconds),
                 # Sandbox accounts are refused when it is not set.
                 **delivery.settings.sandbox_environment,
             },

@@ -147,9 +147,10 @@ class DeliverySettings:
     max_rate_wait_seconds: int = 20
     # Jobs expire (DynamoDB TTL) this many days after they were planned (JOB_RETENTION_DAYS).
     job_retention_days: int = 90
-    # A typical provider round trip: the API sizes each sender mapping's MaximumConcurrency from it and the
-    # account's messages per second (PROVIDER_ROUND_TRIP_S).
-    provider_round_trip_seconds: float = 0.3
+    # How long a sender batch takes besides its rate slots: the provider round trip (~0.3 s) plus the handler's own
+    # time at sender_memory_mb (~0.5 s measured by bench/sender_memory.py). The API sizes each sender mapping's
+    # MaximumConcurrency from it and the account's messages per second (SENDER_BATCH_S).
+    sender_batch_seconds: float = 0.8
     # X-Ray sampling of the sender and the plan worker: this many traces per second, then this share of the rest.
     trace_reservoir_per_second: int = 1
     trace_sampling_rate: float = 0.01

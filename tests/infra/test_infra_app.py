@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -95,30 +94,7 @@ def test_the_stack_points_at_the_agreed_handlers() -> None:
     ]
 
 
-# Handlers the stack already points at while their module is written on another branch: the check is an expected
-# failure until the module exists, and runs (and must pass) as soon as it does.
-PENDING_HANDLERS = {
-    (
-        delivery.PLANNER_CODE_FOLDER,
-        delivery.PLAN_WORKER_HANDLER,
-    ): "the plan worker comes with the delivery core rewrite",
-}
-
-
-def _handler_params() -> list[Any]:
-    params = []
-    for folder, handler in HANDLERS:
-        marks = []
-        pending = PENDING_HANDLERS.get((folder, handler))
-        if pending is not None:
-            module = handler.split(".")[0]
-            missing = not (FUNCTIONS_DIR / folder / f"{module}.py").exists()
-            marks.append(pytest.mark.xfail(missing, reason=pending, strict=True))
-        params.append(pytest.param(folder, handler, marks=marks, id=f"{folder}/{handler}"))
-    return params
-
-
-@pytest.mark.parametrize(("folder", "handler"), _handler_params())
+@pytest.mark.parametrize(("folder", "handler"), HANDLERS, ids=[f"{f}/{h}" for f, h in HANDLERS])
 def test_the_handlers_the_stack_points_at_exist_in_functions(folder: str, handler: str) -> None:
     # GIVEN the handler the stack configures, as module.function inside functions/<folder>
     module, function = handler.split(".")

@@ -142,7 +142,7 @@ def test_api_function_environment(resources: Resources, function_ids: dict[str, 
         "SENDER_FUNCTION_ARN": get_att_arn(function_ids["sender"]),
         "DEAD_LETTER_FUNCTION_ARN": get_att_arn(function_ids["dead_letter"]),
         "PLANNER_FUNCTION_NAME": {"Ref": function_ids["planner"]},
-        "PROVIDER_ROUND_TRIP_S": "0.3",
+        "SENDER_BATCH_S": "0.8",
     }
 
 

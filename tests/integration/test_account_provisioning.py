@@ -77,7 +77,7 @@ def test_mapping_follows_the_rate_and_is_disabled_while_suspended(mapped: tuple[
     client, sender_arn, dead_letter_arn = mapped
     lambdas = boto3.client("lambda")
     sqs = boto3.client("sqs")
-    # GIVEN an account at 80 messages/s (with the default 0.3 s provider round trip)
+    # GIVEN an account at 80 messages/s (with the default 0.8 s batch time)
     account = create_account(client, phone(2), limits={"messagesPerSecond": 80})
     _, attributes, _ = _queue(sqs, f"wabacast-{account['id']}.fifo")
     _, dlq_attributes, _ = _queue(sqs, f"wabacast-{account['id']}-dlq.fifo")
@@ -90,7 +90,7 @@ def test_mapping_follows_the_rate_and_is_disabled_while_suspended(mapped: tuple[
     # THEN the queue maps to the sender with concurrency from the rate, and the DLQ to the dead-letter consumer
     sender_mapping = mapping(attributes["QueueArn"])
     assert sender_mapping["FunctionArn"] == sender_arn
-    assert sender_mapping["ScalingConfig"]["MaximumConcurrency"] == 4  # ceil(80 x 0.3 / 10) + 1
+    assert sender_mapping["ScalingConfig"]["MaximumConcurrency"] == 8  # ceil(80 x 0.8 / 10) + 1
     assert sender_mapping["BatchSize"] == 10
     assert mapping(dlq_attributes["QueueArn"])["FunctionArn"] == dead_letter_arn
     # WHEN the rate changes and the account is suspended
@@ -100,7 +100,7 @@ def test_mapping_follows_the_rate_and_is_disabled_while_suspended(mapped: tuple[
     assert updated.status == 200, updated.body
     # THEN the same mapping is updated, not duplicated, and disabled
     sender_mapping = mapping(attributes["QueueArn"])
-    assert sender_mapping["ScalingConfig"]["MaximumConcurrency"] == 7  # ceil(200 x 0.3 / 10) + 1
+    assert sender_mapping["ScalingConfig"]["MaximumConcurrency"] == 17  # ceil(200 x 0.8 / 10) + 1
     assert sender_mapping["State"] in ("Disabled", "Disabling")
     # WHEN the account is deleted
     assert client.delete(f"/api/whatsapp/accounts/{account['id']}").status == 204

@@ -98,13 +98,13 @@ def test_backoff_doubles_per_attempt_up_to_the_cap() -> None:
 
 
 @pytest.mark.parametrize(
-    ("mps", "round_trip_s", "expected"),
-    [(1, 0.3, 2), (10, 0.3, 2), (80, 0.3, 4), (1000, 0.3, 31), (1000, 1.0, 101), (80_000, 1.0, 1000)],
+    ("mps", "batch_time_s", "expected"),
+    [(1, 0.8, 2), (10, 0.8, 2), (80, 0.8, 8), (1000, 0.8, 81), (1000, 0.3, 31), (80_000, 1.0, 1000)],
 )
-def test_sender_concurrency_is_the_rate_times_the_round_trip_over_the_batch(
-    mps: int, round_trip_s: float, expected: int
+def test_sender_concurrency_is_the_rate_times_the_batch_time_over_the_batch_size(
+    mps: int, batch_time_s: float, expected: int
 ) -> None:
-    # GIVEN an account's rate and the provider's round trip
+    # GIVEN an account's rate and the time a batch takes besides its rate slots
     # WHEN the sender mapping is sized
-    # THEN it has rate x round trip / 10 invocations (each carries a batch of 10 per round trip) plus one, 2..1000
-    assert sender_concurrency(mps, round_trip_s) == expected
+    # THEN it has rate x batch time / 10 invocations (each carries 10 messages per batch time) plus one, 2..1000
+    assert sender_concurrency(mps, batch_time_s) == expected

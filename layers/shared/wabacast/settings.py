@@ -48,8 +48,9 @@ class Settings(BaseModel):
     # The planner tick hands "plan account X" messages to this SQS standard queue (one worker invocation per
     # account); unset, the tick plans every account itself (unit tests, one-process tools).
     plan_queue_url: str | None = None
-    # Typical provider round trip: sizes the sender mapping's MaximumConcurrency (see sender_concurrency).
-    provider_round_trip_s: float = Field(default=0.3, gt=0, le=10)
+    # A sender batch's time besides its rate slots (provider round trip + handler time): sizes the sender
+    # mapping's MaximumConcurrency (see sender_concurrency).
+    sender_batch_s: float = Field(default=0.8, gt=0, le=10)
     # Jobs expire (DynamoDB TTL) this many days after they were planned; queue totals stay.
     job_retention_days: int = Field(default=90, ge=1, le=3650)
     metrics_namespace: str = "wabacast"
@@ -74,7 +75,7 @@ class Settings(BaseModel):
             requeue_after_s=float(env.get("REQUEUE_AFTER_S", "900")),
             max_rate_wait_s=float(env.get("MAX_RATE_WAIT_S", "20")),
             plan_queue_url=env.get("PLAN_QUEUE_URL") or None,
-            provider_round_trip_s=float(env.get("PROVIDER_ROUND_TRIP_S") or 0.3),
+            sender_batch_s=float(env.get("SENDER_BATCH_S") or 0.8),
             job_retention_days=int(env.get("JOB_RETENTION_DAYS") or 90),
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "wabacast"),
         )

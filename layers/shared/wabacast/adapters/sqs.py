@@ -31,14 +31,14 @@ SEND_BATCH_SIZE = 10
 RECEIVE_BATCH_SIZE = 10
 
 
-def sender_concurrency(messages_per_second: int, round_trip_s: float = 0.3) -> int:
-    """Concurrent sender invocations an account needs: ceil(rate x round trip / batch size) + 1.
+def sender_concurrency(messages_per_second: int, batch_time_s: float = 0.8) -> int:
+    """Concurrent sender invocations an account needs: ceil(rate x batch time / batch size) + 1.
 
-    A batch of 10 takes its 10 rate slots (10 / rate seconds) plus about one provider round trip, so each
-    invocation carries 10 messages per max(round trip, 10 / rate); rate x round trip messages are in flight at any
-    moment, 10 per invocation, and one more invocation absorbs slow calls. More would only sleep, billed, waiting
-    for rate slots. The event source mapping accepts 2..1000."""
-    return max(2, min(1000, math.ceil(messages_per_second * round_trip_s / RECEIVE_BATCH_SIZE) + 1))
+    `batch_time_s` is what a batch of 10 takes besides waiting for its rate slots: the provider round trip plus
+    the handler's own time (SENDER_BATCH_S). An invocation then carries 10 messages per batch time, so
+    rate x batch time / 10 invocations keep up with the rate, and one more absorbs slow calls. More would only
+    sleep, billed, waiting for rate slots. The event source mapping accepts 2..1000."""
+    return max(2, min(1000, math.ceil(messages_per_second * batch_time_s / RECEIVE_BATCH_SIZE) + 1))
 
 
 class AccountQueues:
@@ -89,7 +89,7 @@ class AccountQueues:
                 self._settings.sender_function_arn,
                 enabled=account.status == AccountStatus.ACTIVE,
                 maximum_concurrency=sender_concurrency(
-                    account.limits.messages_per_second, self._settings.provider_round_trip_s
+                    account.limits.messages_per_second, self._settings.sender_batch_s
                 ),
             )
         if self._lambda is not None and self._settings.dead_letter_function_arn:
