@@ -347,6 +347,23 @@ class SqsQueueMapping:
                 LOGGER.warning("deleting a message from %s failed: %s", self.name, failed.get("Message", failed))
 
 
+class FixedQueueMapping:
+    """A queue the stack itself creates (the plan queue) mapped to one function, as a stack component: what the
+    CDK stack's event source mapping does for it in the cloud."""
+
+    def __init__(self, mapping: SqsQueueMapping, shutdown_timeout_s: float = 10.0) -> None:
+        self.mapping = mapping
+        self.name = f"mapping {mapping.name} -> {mapping.function.name}"
+        self._shutdown_timeout_s = shutdown_timeout_s
+
+    def start(self) -> None:
+        self.mapping.start()
+
+    def stop(self) -> None:
+        self.mapping.request_stop()
+        self.mapping.wait_stopped(time.monotonic() + self._shutdown_timeout_s)
+
+
 # Discovery ------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AccountQueue:

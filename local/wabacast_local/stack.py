@@ -21,7 +21,13 @@ from botocore.config import Config
 from wabacast.bootstrap import create_resources, issue_admin_key
 from wabacast.settings import Settings
 from wabacast_local.emulator import MotoEmulator
-from wabacast_local.event_sources import DynamoDbAccountLookup, SqsEventSourceMappings
+from wabacast_local.event_sources import (
+    DynamoDbAccountLookup,
+    FixedQueueMapping,
+    MappingState,
+    SqsEventSourceMappings,
+    SqsQueueMapping,
+)
 from wabacast_local.http_api import HttpApi, LambdaAuthorizer, LambdaInvoker, Route
 from wabacast_local.http_server import HttpApiServer
 from wabacast_local.lambda_runtime import FunctionConfig, LocalLambdaFunction
@@ -116,6 +122,10 @@ class Component(Protocol):
 ComponentT = TypeVar("ComponentT", bound=Component)
 
 
+# As infra/capabilities/delivery.py's plan worker mapping, scaled to one machine.
+PLAN_WORKER_CONCURRENCY = 4
+
+
 def lambda_environment(
     config: LocalStackConfig, aws_endpoint_url: str, sandbox_url: str | None = None
 ) -> dict[str, str]:
@@ -197,15 +207,30 @@ class LocalStack:
         settings = self._configure_functions_environment(emulator.endpoint_url, sandbox.url)
         # The same table definition as the CDK stack (wabacast.storage.table), created by the shared bootstrap.
         create_resources(settings)
+        plan_queue_url, plan_queue_arn = self._create_plan_queue(settings)
         http_api = self._build_http_api(api_code_root)
-        planner, sender, dead_letter = self._load_delivery_functions()
+        planner, plan_worker, sender, dead_letter = self._load_delivery_functions()
         server = self._start(HttpApiServer(http_api, self.config.host, self.config.port))
         # Only once the port is ours: a second stack that fails to bind must not hide the first one's file.
         # The previous run's file is stale anyway, its keys died with its in-memory emulator.
         self.state.remove()
         self._owns_state_file = True
         endpoints = self._seed(settings, server.url, emulator.endpoint_url, sandbox.url)
-        # Delivery runs from here on: the mappings poll the account queues, the schedule ticks the planner.
+        # Delivery runs from here on: the mappings poll the plan queue and the account queues, the schedule ticks the
+        # planner, which hands each active account to the plan worker through the plan queue.
+        self._start(
+            FixedQueueMapping(
+                SqsQueueMapping(
+                    sqs=boto3.client("sqs", region_name=settings.region),
+                    queue_url=plan_queue_url,
+                    queue_arn=plan_queue_arn,
+                    function=plan_worker,
+                    region=settings.region,
+                    state=MappingState(enabled=True, maximum_concurrency=PLAN_WORKER_CONCURRENCY),
+                    batch_size=1,
+                )
+            )
+        )
         self._start(self._event_source_mappings(settings, sender, dead_letter))
         self._start(
             ScheduleTicker(
@@ -259,18 +284,35 @@ class LocalStack:
         authorizer = LambdaAuthorizer(authorizer_function, result_ttl_seconds=self.config.authorizer_cache_ttl_seconds)
         return HttpApi(routes=api_routes(api_function, authorizer), region=region)
 
-    def _load_delivery_functions(self) -> tuple[LocalLambdaFunction, LocalLambdaFunction, LocalLambdaFunction]:
-        """The planner, the sender and the dead-letter consumer (sizes as in infra/capabilities/delivery.py)."""
+    def _create_plan_queue(self, settings: Settings) -> tuple[str, str]:
+        """The plan queue (a standard queue, as in infra/capabilities/delivery.py); its URL goes to the functions'
+        environment as PLAN_QUEUE_URL before any handler reads its settings."""
+        sqs = boto3.client("sqs", region_name=settings.region)
+        url = sqs.create_queue(QueueName=f"{settings.queue_name_prefix}-plan")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        apply_lambda_environment(os.environ, {"PLAN_QUEUE_URL": url})
+        return url, arn
+
+    def _load_delivery_functions(
+        self,
+    ) -> tuple[LocalLambdaFunction, LocalLambdaFunction, LocalLambdaFunction, LocalLambdaFunction]:
+        """The planner, the plan worker, the sender and the dead-letter consumer (sizes as in
+        infra/capabilities/delivery.py)."""
         functions_dir, region = self.config.functions_dir, self.config.region
         planner_file = functions_dir / "planner" / "handler.py"
+        plan_worker_file = functions_dir / "planner" / "worker.py"
         sender_file = functions_dir / "sender" / "handler.py"
         dead_letter_file = functions_dir / "sender" / "dead_letter.py"
-        for handler_file in (planner_file, sender_file, dead_letter_file):
+        for handler_file in (planner_file, plan_worker_file, sender_file, dead_letter_file):
             if not handler_file.is_file():
                 raise StartupError(f"{handler_file} not found (see --functions-dir)")
         planner = LocalLambdaFunction.from_file(
             FunctionConfig(name="wabacast-planner", timeout_seconds=300, memory_limit_in_mb=512, region=region),
             planner_file,
+        )
+        plan_worker = LocalLambdaFunction.from_file(
+            FunctionConfig(name="wabacast-plan-worker", timeout_seconds=300, memory_limit_in_mb=512, region=region),
+            plan_worker_file,
         )
         sender = LocalLambdaFunction.from_file(
             FunctionConfig(name="wabacast-sender", timeout_seconds=60, memory_limit_in_mb=512, region=region),
@@ -280,7 +322,7 @@ class LocalStack:
             FunctionConfig(name="wabacast-dead-letter", timeout_seconds=60, memory_limit_in_mb=256, region=region),
             dead_letter_file,
         )
-        return planner, sender, dead_letter
+        return planner, plan_worker, sender, dead_letter
 
     def _event_source_mappings(
         self, settings: Settings, sender: LocalLambdaFunction, dead_letter: LocalLambdaFunction
