@@ -411,8 +411,10 @@ class Planner:
         fed_seq = plan.fed_seq
         while remaining_s() > SAFETY_MARGIN_S:
             candidates = self._jobs.unfed(queue.id, fed_seq, PAGE_SIZE)
-            jobs = list(self._jobs.get_jobs((queue.id, c.job_id) for c in candidates).values())
-            jobs += self._jobs.handed_back(queue.id, PAGE_SIZE)
+            found = self._jobs.get_jobs((queue.id, c.job_id) for c in candidates)
+            # A handed-back job may also be past the cursor (fed out of order): one move per job.
+            found.update((job.id, job) for job in self._jobs.handed_back(queue.id, PAGE_SIZE))
+            jobs = list(found.values())
             self._skip(jobs)
             if candidates:
                 fed_seq = candidates[-1].seq

@@ -117,17 +117,16 @@ class ProcessingService:
         # Handed back to the planner, which feeds them again before anything new.
         moves = [job.move(JobStatus.PENDING, now=now, attempts=0, refeed=True) for job in jobs[:RETRY_FAILED_LIMIT]]
         requeued = len(self._jobs.settle(moves)) if moves else 0
-        if requeued:
-            if queue.status == QueueStatus.COMPLETED:
-                self._move(queue, (QueueStatus.COMPLETED,), QueueStatus.PROCESSING, register=True)
-            elif queue.status == QueueStatus.PROCESSING:
-                self._lifecycle.transition(
-                    queue,
-                    allowed_from=(QueueStatus.PROCESSING,),
-                    to=QueueStatus.PROCESSING,
-                    now=self._clock(),
-                    register=True,
-                )
+        if requeued and queue.status != QueueStatus.PAUSED:
+            # PROCESSING or COMPLETED, whatever it is now: the planner may have completed it since it was read here,
+            # and a write to it also stops a completion the planner decided on before these jobs were pending.
+            self._lifecycle.transition(
+                queue,
+                allowed_from=(QueueStatus.PROCESSING, QueueStatus.COMPLETED),
+                to=QueueStatus.PROCESSING,
+                now=self._clock(),
+                register=True,
+            )
         return RetryReport(requeued=requeued, more=len(jobs) > RETRY_FAILED_LIMIT)
 
     def progress(self, business_id: str, queue_id: str) -> Progress:

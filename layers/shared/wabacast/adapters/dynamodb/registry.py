@@ -37,6 +37,13 @@ def registry_remove(business_id: str, account_id: str, queue_id: str) -> dict[st
     }
 
 
+def _entry(item: dict[str, Any]) -> ActiveAccount:
+    """The ids come from the sort key: removing a queue from an account with no entry (an UpdateItem, inside the
+    queue's transition) leaves an item with keys only, which the planner then takes, finds empty and deletes."""
+    business_id, account_id = str(item[SORT_KEY]).removeprefix("ACCOUNT#").split("#", 1)
+    return ActiveAccount(business_id, account_id, frozenset(item.get("queue_ids") or []))
+
+
 class PlannerRegistryStore:
     def __init__(self, table: TableGateway) -> None:
         self._table = table
@@ -53,18 +60,13 @@ class PlannerRegistryStore:
                 limit=100,
                 next_token=token,
             )
-            accounts.extend(
-                ActiveAccount(item["business_id"], item["account_id"], frozenset(item.get("queue_ids") or []))
-                for item in items
-            )
+            accounts.extend(_entry(item) for item in items)
             if token is None:
                 return accounts
 
     def account(self, business_id: str, account_id: str) -> ActiveAccount | None:
         item = self._table.get(REGISTRY_PK, f"ACCOUNT#{business_id}#{account_id}")
-        if item is None:
-            return None
-        return ActiveAccount(business_id, account_id, frozenset(item.get("queue_ids") or []))
+        return _entry(item) if item is not None else None
 
     def acquire_lease(self, business_id: str, account_id: str, *, now: float, seconds: float) -> bool:
         """One planner at a time per account: materializing and feeding are then never interleaved."""
