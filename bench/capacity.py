@@ -414,6 +414,19 @@ class CapacityReport:
         """The `n` items written most often (ties: the costlier first), as (key, writes, total_wru)."""
         return sorted(self.items.values(), key=lambda item: (-item.writes, -item.total_wru, item.key))[:n]
 
+    def hottest_partitions(self, n: int = 1) -> list[ItemWrites]:
+        """The `n` partition keys whose items cost the most table write units together (key.sk is None).
+
+        DynamoDB's 1,000 WCU/s limit is per partition, and every item of a partition key starts in the same one.
+        """
+        partitions: dict[ItemKey, list[float]] = {}
+        for item in self.items.values():
+            totals = partitions.setdefault(ItemKey(item.key.table, item.key.pk), [0.0, 0.0])
+            totals[0] += item.writes
+            totals[1] += item.total_wru
+        ranked = sorted(partitions.items(), key=lambda entry: (-entry[1][1], -entry[1][0], entry[0]))
+        return [ItemWrites(key, int(writes), wru) for key, (writes, wru) in ranked[:n]]
+
 
 @dataclass
 class _Pending:

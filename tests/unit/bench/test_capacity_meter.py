@@ -359,6 +359,24 @@ def test_the_hottest_item_is_the_one_written_most(dynamodb: DynamoDBClient, mete
     assert (second.writes, second.total_wru, second.wru_per_write) == (1, 2, 2)
 
 
+def test_partitions_add_up_the_writes_of_their_items(dynamodb: DynamoDBClient, meter: CapacityMeter) -> None:
+    # GIVEN three 2 KB jobs in one partition and a counter updated four times in another
+    for number in range(3):
+        dynamodb.put_item(TableName=TABLE, Item=padded("Q#1", f"JOB#{number}", 2000))
+    for _ in range(4):
+        dynamodb.update_item(
+            TableName=TABLE,
+            Key=key("BIZ#1", "QUEUE#1"),
+            UpdateExpression="ADD sent :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+    # WHEN the hottest partitions are asked for
+    first, second = meter.snapshot().hottest_partitions(2)
+    # THEN the jobs' partition leads on write units (3 x 2) although its items were written less often
+    assert (first.key.pk, first.key.sk, first.writes, first.total_wru) == ("Q#1", None, 3, 6)
+    assert (second.key.pk, second.writes, second.total_wru) == ("BIZ#1", 4, 4)
+
+
 def test_requests_are_totalled_per_label_and_ignored_labels_are_left_out(
     dynamodb: DynamoDBClient, meter: CapacityMeter
 ) -> None:
