@@ -24,8 +24,8 @@ from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 
 from wabacast.adapters.dynamodb import QueueRepository
-from wabacast.adapters.dynamodb.queues import queue_to_item
 from wabacast.adapters.dynamodb.base import TableGateway
+from wabacast.adapters.dynamodb.queues import queue_to_item
 from wabacast.bootstrap import create_resources, issue_admin_key
 from wabacast.domain.models import QueueStatus
 from wabacast.settings import Settings

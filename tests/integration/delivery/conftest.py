@@ -22,8 +22,8 @@ import pytest
 
 from tests.integration.conftest import ApiClient, FakeLambdaContext, account_body, load_function_module
 from wabacast.adapters.dynamodb.base import TableGateway
-from wabacast.adapters.dynamodb.jobs import JOB_PREFIX, job_from_item
 from wabacast.adapters.dynamodb.counters import queue_partition
+from wabacast.adapters.dynamodb.jobs import JOB_PREFIX, job_from_item
 from wabacast.domain.delivery import account_queue_name, parse_account_queue_name
 from wabacast.domain.jobs import Job
 from wabacast.settings import Settings
