@@ -374,28 +374,33 @@ def infra_memory_mb(function_name: str) -> int | None:
 # The at-most-once gap: from the provider's acceptance (the job's sent_at) until the SENT settle is written.
 # A sender that dies inside it leaves the job SENDING, and the job is then failed as UNKNOWN_OUTCOME.
 _settle_gaps: list[float] = []
+# The whole window a sender's death turns into UNKNOWN_OUTCOME: from the claim to the settle written.
+_claim_gaps: list[float] = []
 
 
 def _time_settles() -> bool:
-    """Time the SENT settles (DeliveryStore.apply); False when the delivery code no longer has that hook."""
-    try:
-        from wabacast.adapters.dynamodb.delivery import DeliveryStore
-        from wabacast.domain.jobs import JobStatus
-    except ImportError:
-        return False
-    original_apply = getattr(DeliveryStore, "apply", None)
-    if original_apply is None:
-        return False
+    """Time the at-most-once window on every SENT settle (DynamoJobStore.settle): from the claim (the SENDING
+    job's updated_at) and from the provider's acceptance (sent_at) to the settle written."""
+    from wabacast.adapters.dynamodb.jobs import DynamoJobStore
+    from wabacast.domain.jobs import JobMove, JobStatus
 
-    def timed_apply(self: Any, outcome: Any, queue: Any) -> Any:
-        result = original_apply(self, outcome, queue)
-        job = getattr(outcome, "job", None)
-        if job is not None and job.status == JobStatus.SENT and job.sent_at is not None:
-            _settle_gaps.append(time.time() - job.sent_at.timestamp())
-        return result
+    original_settle = DynamoJobStore.settle
 
-    DeliveryStore.apply = timed_apply  # type: ignore[method-assign]
+    def timed_settle(self: DynamoJobStore, moves: Any) -> list[JobMove]:
+        applied = original_settle(self, moves)
+        done = time.time()
+        for move in applied:
+            if move.job.status == JobStatus.SENT and move.job.sent_at is not None:
+                _settle_gaps.append(done - move.job.sent_at.timestamp())
+                _claim_gaps.append(done - move.before.updated_at.timestamp())
+        return applied
+
+    DynamoJobStore.settle = timed_settle  # type: ignore[method-assign]
     return True
+
+
+def _ms(values: list[float], share: float) -> float | None:
+    return round(_percentile(values, share) * 1000, 1) if values else None
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -514,8 +519,10 @@ def run(messages: int, mps: int, feed_window: float, latency_ms: float, timeout_
                 "max": round(max(latencies), 3) if latencies else None,
             },
             "unknownOutcomeWindowMs": {
-                "p50": round(statistics.median(_settle_gaps) * 1000, 1) if _settle_gaps else None,
-                "p99": round(_percentile(_settle_gaps, 0.99) * 1000, 1) if _settle_gaps else None,
+                "providerAcceptedToRecordedP50": _ms(_settle_gaps, 0.5),
+                "providerAcceptedToRecordedP99": _ms(_settle_gaps, 0.99),
+                "claimToRecordedP50": _ms(_claim_gaps, 0.5),
+                "claimToRecordedP99": _ms(_claim_gaps, 0.99),
             }
             if settles_timed
             else None,
