@@ -174,3 +174,27 @@ def test_jobs_lost_between_the_planner_and_sqs_are_fed_again_and_sent_once(
     progress = pipeline.progress(queue["id"])
     assert progress["status"] == "COMPLETED"
     assert progress["counters"]["sent"] == 2
+
+
+def test_a_message_that_is_not_a_job_is_acknowledged_and_the_others_are_sent(
+    business: ApiClient, pipeline: Pipeline
+) -> None:
+    # GIVEN a job in the account's queue, and a message beside it that names no job
+    account = sandbox_account(business, phone(1))
+    queue = new_queue(business, [phone(120)])
+    process(business, queue["id"])
+    pipeline.tick()
+    pipeline.sqs.send_message(
+        QueueUrl=pipeline.queue_url(account["id"]),
+        MessageBody='{"not": "a job"}',
+        MessageGroupId="stray",
+        MessageDeduplicationId="stray-1",
+    )
+
+    # WHEN the sender gets both
+    report = pipeline.drain_once()
+
+    # THEN the invocation succeeds, the stray message is consumed, and the job is sent
+    assert report.crashed == []
+    assert pipeline.backlog(account["id"]) == 0
+    assert pipeline.recipients_messaged() == {phone(120): 1}

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
-from pydantic import BaseModel, Json, ValidationError
+from pydantic import Json, ValidationError
 
 from wabacast.domain.delivery import JobMessage, PlanAccountMessage
-
-BodyT = TypeVar("BodyT", bound=BaseModel)
 
 
 class JobRecord(SqsRecordModel):
@@ -21,16 +20,19 @@ class PlanAccountRecord(SqsRecordModel):
     body: Json[PlanAccountMessage]
 
 
-class ParsedRecords(Generic[BodyT]):
-    def __init__(self) -> None:
-        self.records: list[Any] = []
-        # Message ids of records that are not what this queue carries (logged and acknowledged by the caller).
-        self.malformed: list[str] = []
+RecordT = TypeVar("RecordT", bound=SqsRecordModel)
 
 
-def parse_records(raw_records: Iterable[dict[str, Any]], model: type[SqsRecordModel]) -> ParsedRecords[Any]:
+@dataclass
+class ParsedRecords(Generic[RecordT]):
+    records: list[RecordT] = field(default_factory=list)
+    # Message ids of records that are not what this queue carries (logged and acknowledged by the caller).
+    malformed: list[str] = field(default_factory=list)
+
+
+def parse_records(raw_records: Iterable[dict[str, Any]], model: type[RecordT]) -> ParsedRecords[RecordT]:
     """Each record on its own: one malformed message must not hold back the others."""
-    parsed: ParsedRecords[Any] = ParsedRecords()
+    parsed: ParsedRecords[RecordT] = ParsedRecords()
     for raw in raw_records:
         try:
             parsed.records.append(model.model_validate(raw))
