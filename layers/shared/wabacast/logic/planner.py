@@ -207,11 +207,16 @@ class Planner:
         # Priority 10 first, then the queue that started first.
         queues.sort(key=lambda queue: (-queue.priority, queue.started_at or queue.created_at))
         plans = {queue.id: self._jobs.read_plan(queue.id) for queue in queues}
-        for queue in queues:
-            if not plans[queue.id].done and remaining_s() > SAFETY_MARGIN_S:
-                plans[queue.id], planned = self._materialize(queue, plans[queue.id], remaining_s)
-                report.jobs_planned += planned
-        self._feed_account(sender, queues, plans, report)
+        # First about one window per queue, so sending starts at once; the rest of the audience after feeding, in the
+        # time left (a large tag audience would otherwise hold the first messages back for a whole invocation).
+        window = math.ceil(sender.limits.messages_per_second * self._config.feed_window_s)
+        for limit in (window, None):
+            for queue in queues:
+                if not plans[queue.id].done and remaining_s() > SAFETY_MARGIN_S:
+                    plans[queue.id], planned = self._materialize(queue, plans[queue.id], remaining_s, limit)
+                    report.jobs_planned += planned
+            if limit is not None:
+                self._feed_account(sender, queues, plans, report)
         for queue in queues:
             tally = self._counters.tally(queue.id)
             plan = plans[queue.id]
@@ -245,9 +250,12 @@ class Planner:
         return None
 
     # Materializing -------------------------------------------------------------------------------------------
-    def _materialize(self, queue: Queue, plan: PlanState, remaining_s: Callable[[], float]) -> tuple[PlanState, int]:
+    def _materialize(
+        self, queue: Queue, plan: PlanState, remaining_s: Callable[[], float], limit: int | None = None
+    ) -> tuple[PlanState, int]:
+        """Plan pages of the audience until it is done, time runs short, or (with `limit`) that many jobs more."""
         planned = 0
-        while not plan.done and remaining_s() > SAFETY_MARGIN_S:
+        while not plan.done and remaining_s() > SAFETY_MARGIN_S and (limit is None or planned < limit):
             recipients, cursor, done = self._next_page(queue, plan.cursor)
             phones = [phone for phone, _, _ in recipients]
             opted_out = self._contacts.opted_out_among(queue.business_id, phones) if phones else set()
