@@ -540,19 +540,23 @@ def run(messages: int, mps: int, feed_window: float, latency_ms: float, timeout_
 
 
 def _jobs(endpoint_url: str, queue_id: str) -> list[dict[str, Any]]:
-    """The queue's jobs: the items of partition "Q#<queueId>" whose sort key starts with "JOB#"."""
+    """The queue's jobs: the items of its job partitions whose sort key starts with "JOB#"."""
+    from wabacast.adapters.dynamodb.jobs import JOB_PREFIX, job_partitions
+
     table = boto3.resource("dynamodb", endpoint_url=endpoint_url, region_name="us-east-1").Table("wabacast-local")
     items: list[dict[str, Any]] = []
-    request: dict[str, Any] = {
-        "KeyConditionExpression": "PK = :pk",
-        "ExpressionAttributeValues": {":pk": f"Q#{queue_id}"},
-    }
-    while True:
-        response = table.query(**request)
-        items.extend(item for item in response["Items"] if str(item.get("SK", "")).startswith("JOB#"))
-        if "LastEvaluatedKey" not in response:
-            return items
-        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    for partition in job_partitions(queue_id):
+        request: dict[str, Any] = {
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": partition},
+        }
+        while True:
+            response = table.query(**request)
+            items.extend(item for item in response["Items"] if str(item.get("SK", "")).startswith(JOB_PREFIX))
+            if "LastEvaluatedKey" not in response:
+                break
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return items
 
 
 # The capacity mode --------------------------------------------------------------------------------------------------

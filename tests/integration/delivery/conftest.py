@@ -22,8 +22,7 @@ import pytest
 
 from tests.integration.conftest import ApiClient, FakeLambdaContext, account_body, load_function_module
 from wabacast.adapters.dynamodb.base import TableGateway
-from wabacast.adapters.dynamodb.counters import queue_partition
-from wabacast.adapters.dynamodb.jobs import JOB_PREFIX, job_from_item
+from wabacast.adapters.dynamodb.jobs import JOB_PREFIX, job_from_item, job_partitions
 from wabacast.domain.delivery import account_queue_name, parse_account_queue_name
 from wabacast.domain.jobs import Job
 from wabacast.settings import Settings
@@ -320,22 +319,25 @@ class Pipeline:
         return Counter("+" + message["to"] for message in self.sandbox_messages())
 
     def jobs(self, queue_id: str) -> list[Job]:
-        """Every job of a queue, straight from the table."""
+        """Every job of a queue, straight from the table (all its job partitions)."""
         items: list[Job] = []
-        token: str | None = None
-        for _ in range(1000):
-            page, token = self.table.query_page(
-                partition_attribute="PK",
-                partition_value=queue_partition(queue_id),
-                sort_attribute="SK",
-                sort_prefix=JOB_PREFIX,
-                limit=100,
-                next_token=token,
-            )
-            items.extend(job_from_item(item) for item in page)
-            if token is None:
-                return items
-        raise AssertionError("too many job pages")
+        for partition in job_partitions(queue_id):
+            token: str | None = None
+            for _ in range(1000):
+                page, token = self.table.query_page(
+                    partition_attribute="PK",
+                    partition_value=partition,
+                    sort_attribute="SK",
+                    sort_prefix=JOB_PREFIX,
+                    limit=100,
+                    next_token=token,
+                )
+                items.extend(job_from_item(item) for item in page)
+                if token is None:
+                    break
+            else:
+                raise AssertionError("too many job pages")
+        return items
 
     def job_statuses(self, queue_id: str) -> Counter[str]:
         return Counter(job.status.value for job in self.jobs(queue_id))

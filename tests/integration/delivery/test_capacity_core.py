@@ -23,7 +23,7 @@ from tests.integration.delivery.conftest import (
 )
 from wabacast.adapters.dynamodb.base import TableGateway, TransactionCancelledError
 from wabacast.adapters.dynamodb.counters import DELTA_PREFIX, queue_partition
-from wabacast.adapters.dynamodb.jobs import DynamoJobStore
+from wabacast.adapters.dynamodb.jobs import DynamoJobStore, job_partitions
 from wabacast.domain.jobs import JobStatus
 from wabacast.settings import Settings
 from wabacast.storage.table import TTL_ATTRIBUTE
@@ -222,14 +222,18 @@ def test_jobs_expire_after_the_retention_days(business: ApiClient, pipeline: Pip
 
     # WHEN its job items are read raw
     table = TableGateway(boto3.client("dynamodb", region_name=settings.region), settings.table_name)
-    items, _ = table.query_page(
-        partition_attribute="PK",
-        partition_value=queue_partition(queue["id"]),
-        sort_attribute="SK",
-        sort_prefix="JOB#",
-        limit=10,
-        next_token=None,
-    )
+    items = [
+        item
+        for partition in job_partitions(queue["id"])
+        for item in table.query_page(
+            partition_attribute="PK",
+            partition_value=partition,
+            sort_attribute="SK",
+            sort_prefix="JOB#",
+            limit=10,
+            next_token=None,
+        )[0]
+    ]
 
     # THEN each carries the table's TTL attribute, 90 days out, and the queue's totals live elsewhere
     assert len(items) == 2

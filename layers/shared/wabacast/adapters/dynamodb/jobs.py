@@ -1,7 +1,8 @@
 """A queue's jobs, its planning state and the counter writes that go with job moves.
 
 Items:
-  job         Q#<q> / JOB#<job>   TTL expiresAt (JOB_RETENTION_DAYS after planning)
+  job         Q#<q>#J<nn> / JOB#<job>   nn = the job's shard (16): a campaign's job writes spread over 16 partition
+              keys instead of one; TTL expiresAt (JOB_RETENTION_DAYS after planning)
               GSI1 Q#<q>#OPEN / <seq>          set once, when planned PENDING; never changed (INCLUDE phone_number:
                                               a claim or settle changes no projected attribute, so it writes no
                                               index entry). Feeding reads the jobs after the feed cursor from here.
@@ -19,6 +20,7 @@ import json
 import logging
 import random
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
@@ -53,6 +55,7 @@ from wabacast.storage.table import GSI1, GSI2, PARTITION_KEY, SORT_KEY, TTL_ATTR
 LOGGER = logging.getLogger(__name__)
 
 JOB_PREFIX = "JOB#"
+JOB_SHARDS = 16
 OPEN_LABEL = "OPEN"
 REFEED_LABEL = "REFEED"
 FAILED_RETRYABLE_LABEL = "FAILED_RETRYABLE"
@@ -75,8 +78,17 @@ _IMMUTABLE = frozenset({"id", "queue_id", "business_id", "phone_number", "variab
 _MUTABLE = tuple(name for name in Job.model_fields if name not in _IMMUTABLE)
 
 
+def job_partition(queue_id: str, job_id: str) -> str:
+    """A queue's jobs spread evenly over JOB_SHARDS partitions (by a checksum of the id: any id has a shard)."""
+    return f"{queue_partition(queue_id)}#J{zlib.crc32(job_id.encode()) % JOB_SHARDS:02d}"
+
+
+def job_partitions(queue_id: str) -> list[str]:
+    return [f"{queue_partition(queue_id)}#J{shard:02d}" for shard in range(JOB_SHARDS)]
+
+
 def job_key(queue_id: str, job_id: str) -> dict[str, Any]:
-    return {PARTITION_KEY: {"S": queue_partition(queue_id)}, SORT_KEY: {"S": f"{JOB_PREFIX}{job_id}"}}
+    return {PARTITION_KEY: {"S": job_partition(queue_id, job_id)}, SORT_KEY: {"S": f"{JOB_PREFIX}{job_id}"}}
 
 
 def _seq_key(seq: int) -> str:
@@ -95,7 +107,7 @@ def job_to_item(job: Job, *, plan_version: int | None = None, expires_at: int | 
     """A job as a new item (planning): in the open-jobs index when PENDING."""
     data: dict[str, Any] = {
         **job.model_dump(mode="json"),
-        PARTITION_KEY: queue_partition(job.queue_id),
+        PARTITION_KEY: job_partition(job.queue_id, job.id),
         SORT_KEY: f"{JOB_PREFIX}{job.id}",
         "type": "Job",
         "plan_version": plan_version,
@@ -195,7 +207,7 @@ class DynamoJobStore:
 
     def existing_plan_versions(self, queue_id: str, job_ids: Sequence[str]) -> dict[str, int | None]:
         items = self._table.batch_get(
-            ((queue_partition(queue_id), f"{JOB_PREFIX}{job_id}") for job_id in job_ids),
+            ((job_partition(queue_id, job_id), f"{JOB_PREFIX}{job_id}") for job_id in job_ids),
             attributes=("id", "plan_version"),
         )
         return {
@@ -384,7 +396,9 @@ class DynamoJobStore:
 
     # Sending -------------------------------------------------------------------------------------------------
     def get_jobs(self, refs: Iterable[tuple[str, str]]) -> dict[str, Job]:
-        items = self._table.batch_get((queue_partition(queue_id), f"{JOB_PREFIX}{job_id}") for queue_id, job_id in refs)
+        items = self._table.batch_get(
+            (job_partition(queue_id, job_id), f"{JOB_PREFIX}{job_id}") for queue_id, job_id in refs
+        )
         jobs = (job_from_item(item) for item in items)
         return {job.id: job for job in jobs}
 
