@@ -24,7 +24,7 @@ from tests.integration.delivery.conftest import (
 from wabacast.adapters.dynamodb.base import TableGateway, TransactionCancelledError
 from wabacast.adapters.dynamodb.counters import DELTA_PREFIX, queue_partition
 from wabacast.adapters.dynamodb.jobs import DynamoJobStore, job_partitions
-from wabacast.domain.jobs import JobStatus
+from wabacast.domain.jobs import JobMove, JobStatus
 from wabacast.settings import Settings
 from wabacast.storage.table import TTL_ATTRIBUTE
 
@@ -44,6 +44,20 @@ def _counters(store: DynamoJobStore, queue_id: str) -> dict[str, int]:
         "optedOut": counters.opted_out,
         "skipped": counters.skipped,
     }
+
+
+def _claimed_and_accepted(
+    business: ApiClient, pipeline: Pipeline, store: DynamoJobStore, phone_number: str
+) -> tuple[dict[str, Any], JobMove]:
+    """A one-recipient queue whose job is claimed, and the SENT move its provider's acceptance makes."""
+    sandbox_account(business, phone(1))
+    queue = new_queue(business, [phone_number])
+    process(business, queue["id"])
+    pipeline.tick()
+    (job,) = pipeline.jobs(queue["id"])
+    claim = job.claim(account_id="acc", now=datetime.now(UTC))
+    assert store.claim(claim)
+    return queue, claim.job.move(JobStatus.SENT, now=datetime.now(UTC), provider_message_id=f"wamid.{phone_number}")
 
 
 def test_counters_add_up_while_8_threads_settle_jobs_of_one_queue(
@@ -112,15 +126,8 @@ def test_a_counter_write_that_keeps_conflicting_leaves_the_provider_accepted_job
     business: ApiClient, pipeline: Pipeline, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a claimed job the provider accepted
-    sandbox_account(business, phone(1))
-    queue = new_queue(business, [phone(21_000)])
-    process(business, queue["id"])
-    pipeline.tick()
-    (job,) = pipeline.jobs(queue["id"])
     store = _store(settings, sleep=lambda _: None)
-    claim = job.claim(account_id="acc", now=datetime.now(UTC))
-    assert store.claim(claim)
-    sent = claim.job.move(JobStatus.SENT, now=datetime.now(UTC), provider_message_id="wamid.1")
+    queue, sent = _claimed_and_accepted(business, pipeline, store, phone(21_000))
     # AND a counter shard that every transaction conflicts on (another sender's transaction holds it each time)
     attempts: list[int] = []
     original = TableGateway.transact
@@ -161,15 +168,8 @@ def test_a_counter_write_that_cannot_be_made_at_all_still_leaves_the_job_sent(
     business: ApiClient, pipeline: Pipeline, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a claimed job the provider accepted, and DynamoDB throttling every transaction
-    sandbox_account(business, phone(1))
-    queue = new_queue(business, [phone(21_100)])
-    process(business, queue["id"])
-    pipeline.tick()
-    (job,) = pipeline.jobs(queue["id"])
     store = _store(settings, sleep=lambda _: None)
-    claim = job.claim(account_id="acc", now=datetime.now(UTC))
-    assert store.claim(claim)
-    sent = claim.job.move(JobStatus.SENT, now=datetime.now(UTC), provider_message_id="wamid.2")
+    queue, sent = _claimed_and_accepted(business, pipeline, store, phone(21_100))
 
     def throttled(self: TableGateway, operations: list[dict[str, Any]]) -> None:
         error = {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}
@@ -184,7 +184,7 @@ def test_a_counter_write_that_cannot_be_made_at_all_still_leaves_the_job_sent(
     assert applied == [sent]
     (stored,) = pipeline.jobs(queue["id"])
     assert stored.status == JobStatus.SENT
-    assert stored.provider_message_id == "wamid.2"
+    assert stored.provider_message_id == sent.job.provider_message_id
 
 
 def test_the_planner_tick_fans_out_and_plans_50_accounts(
