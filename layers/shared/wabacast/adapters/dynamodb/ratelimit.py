@@ -1,23 +1,24 @@
 """Per-account send rate and daily volume, shared by every concurrent sender through DynamoDB.
 
-The rate is a GCRA (a leaky bucket without burst): the account item holds the "theoretical arrival time" (TAT)
-of its next free send slot; a batch of n reserves n slots 1/rate apart with one conditional write, and the
-sender sends each message at its slot. Slots never overlap across senders, so no one-second window ever holds
-more than `messages_per_second` sends. The daily count is a counter per account and UTC day, updated in the
-same transaction.
+The rate is a GCRA (a leaky bucket without burst): one item per account holds the "theoretical arrival time"
+(TAT) of its next free send slot, and the day's count beside it; a batch of n reserves n slots 1/rate apart and
+counts them with one conditional UpdateItem (one write unit: not a transaction, so a lost race costs one unit, not
+four). The sender sends each message at its slot. Slots never overlap across senders, so no one-second window ever
+holds more than `messages_per_second` sends. The count restarts with each UTC day.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from wabacast.adapters.dynamodb.base import TableGateway, TransactionCancelledError
+from wabacast.adapters.dynamodb.base import TableGateway
 from wabacast.domain.delivery import Reservation
-from wabacast.storage.table import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
+from wabacast.storage.table import PARTITION_KEY, SORT_KEY
 
 _MAX_CONTENTION_RETRIES = 20
+GCRA_SK = "#GCRA"
 
 
 def _rate_pk(account_id: str) -> str:
@@ -39,61 +40,43 @@ class RateLimiter:
         max_wait_s: float,
     ) -> Reservation:
         interval = 1.0 / messages_per_second
-        day = datetime.fromtimestamp(now, UTC).date()
-        day_key = {PARTITION_KEY: {"S": _rate_pk(account_id)}, SORT_KEY: {"S": f"DAY#{day.isoformat()}"}}
-        gcra_key = {PARTITION_KEY: {"S": _rate_pk(account_id)}, SORT_KEY: {"S": "#GCRA"}}
-        expires = int((datetime.combine(day, datetime.min.time(), UTC) + timedelta(days=2)).timestamp())
+        today = datetime.fromtimestamp(now, UTC).date().isoformat()
+        key = {PARTITION_KEY: {"S": _rate_pk(account_id)}, SORT_KEY: {"S": GCRA_SK}}
         for _ in range(_MAX_CONTENTION_RETRIES):
-            # One consistent BatchGetItem for both items.
-            items = {
-                item[SORT_KEY]: item
-                for item in self._table.batch_get(
-                    [(_rate_pk(account_id), "#GCRA"), (_rate_pk(account_id), f"DAY#{day.isoformat()}")]
-                )
-            }
-            gcra = items.get("#GCRA", {})
-            used_today = int(items.get(f"DAY#{day.isoformat()}", {}).get("count", 0))
+            item = self._table.get(_rate_pk(account_id), GCRA_SK) or {}
+            same_day = item.get("day") == today
+            used_today = int(item.get("count", 0)) if same_day else 0
             granted = min(count, daily_limit - used_today)
             if granted <= 0:
                 return Reservation(daily_exhausted=True)
-            previous_tat = float(gcra["tat"]) if "tat" in gcra else None
+            previous_tat = float(item["tat"]) if "tat" in item else None
             start = max(previous_tat or now, now)
             if start - now > max_wait_s:
                 return Reservation(retry_after_s=start - now)
-            new_tat = start + granted * interval
-            gcra_condition = "attribute_not_exists(tat)" if previous_tat is None else "tat = :previous"
-            gcra_values = {":tat": {"N": repr(new_tat)}}
-            if previous_tat is not None:
-                gcra_values[":previous"] = {"N": repr(previous_tat)}
+            values = {":tat": {"N": repr(start + granted * interval)}, ":n": {"N": str(granted)}}
+            if previous_tat is None:
+                condition = "attribute_not_exists(tat)"
+            else:
+                condition = "tat = :previous"
+                values[":previous"] = {"N": repr(previous_tat)}
+            if same_day:
+                # Another sender's count since the read would fail `tat = :previous` too: the count is as read.
+                expression = "SET tat = :tat ADD #count :n"
+            else:
+                expression = "SET tat = :tat, #day = :today, #count = :n"
+                values[":today"] = {"S": today}
             try:
-                self._table.transact(
-                    [
-                        {
-                            "Update": {
-                                "Key": gcra_key,
-                                "UpdateExpression": "SET tat = :tat",
-                                "ConditionExpression": gcra_condition,
-                                "ExpressionAttributeValues": gcra_values,
-                            }
-                        },
-                        {
-                            "Update": {
-                                "Key": day_key,
-                                "UpdateExpression": f"ADD #count :n SET {TTL_ATTRIBUTE} = :expires",
-                                "ConditionExpression": "attribute_not_exists(#count) OR #count <= :room",
-                                "ExpressionAttributeNames": {"#count": "count"},
-                                "ExpressionAttributeValues": {
-                                    ":n": {"N": str(granted)},
-                                    ":room": {"N": str(daily_limit - granted)},
-                                    ":expires": {"N": str(expires)},
-                                },
-                            }
-                        },
-                    ]
+                self._table.client.update_item(
+                    TableName=self._table.table_name,
+                    Key=key,
+                    UpdateExpression=expression,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={"#count": "count", **({} if same_day else {"#day": "day"})},
+                    ExpressionAttributeValues=values,
                 )
-            except TransactionCancelledError:
-                # Another sender moved the TAT or the day's count first: read again after a short random pause,
-                # so contending senders spread out instead of colliding in lockstep.
+            except self._table.client.exceptions.ConditionalCheckFailedException:
+                # Another sender moved the TAT first: read again after a short random pause, so contending
+                # senders spread out instead of colliding in lockstep.
                 time.sleep(random.uniform(0.001, 0.01))  # noqa: S311 - jitter, not security
                 continue
             return Reservation(slots=[start + index * interval for index in range(granted)])
@@ -101,6 +84,7 @@ class RateLimiter:
         return Reservation(retry_after_s=1.0)
 
     def daily_remaining(self, account_id: str, daily_limit: int, now: float) -> int:
-        day = datetime.fromtimestamp(now, UTC).date()
-        used = int((self._table.get(_rate_pk(account_id), f"DAY#{day.isoformat()}") or {}).get("count", 0))
+        today = datetime.fromtimestamp(now, UTC).date().isoformat()
+        item = self._table.get(_rate_pk(account_id), GCRA_SK) or {}
+        used = int(item.get("count", 0)) if item.get("day") == today else 0
         return max(0, daily_limit - used)
