@@ -183,7 +183,7 @@ def test_a_failed_conditional_write_on_a_missing_item_costs_1_wru(
 
 
 def test_an_update_changing_a_gsi_key_costs_two_index_writes(dynamodb: DynamoDBClient, meter: CapacityMeter) -> None:
-    # GIVEN an item in GSI1 (projection ALL) and not in GSI2
+    # GIVEN an item in GSI1 (keys and phone_number projected) and not in GSI2
     item = padded("BIZ#1", "QUEUE#1", 500, GSI1PK={"S": "BIZ#1#RUNNING"}, GSI1SK={"S": "2026-11-29"})
     dynamodb.put_item(TableName=TABLE, Item=item)
     meter.reset()
