@@ -20,7 +20,6 @@ import json
 import logging
 import random
 import time
-import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
@@ -80,7 +79,7 @@ _MUTABLE = tuple(name for name in Job.model_fields if name not in _IMMUTABLE)
 
 def job_partition(queue_id: str, job_id: str) -> str:
     """A queue's jobs spread evenly over JOB_SHARDS partitions (by a checksum of the id: any id has a shard)."""
-    return f"{queue_partition(queue_id)}#J{zlib.crc32(job_id.encode()) % JOB_SHARDS:02d}"
+    return f"{queue_partition(queue_id)}#J{shard_of(job_id, JOB_SHARDS):02d}"
 
 
 def job_partitions(queue_id: str) -> list[str]:
@@ -448,7 +447,7 @@ class DynamoJobStore:
                 if not _is_throttling(error):
                     raise
             if attempt < MAX_WRITE_RETRIES:
-                self._sleep(self._random.uniform(0, min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt)))
+                self._jittered_pause(attempt)
                 shard = self._random.randrange(COUNTER_SHARDS)
         return [move for move in pending if self._settle_alone(queue_id, move)]
 
@@ -500,7 +499,7 @@ class DynamoJobStore:
                 if not _is_throttling(error):
                     raise
             if attempt < MAX_WRITE_RETRIES:
-                self._sleep(self._random.uniform(0, min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt)))
+                self._jittered_pause(attempt)
         if move.job.status != JobStatus.SENT:
             raise RuntimeError(f"job {move.job.id}: its move and counters could not be written; retry later")
         LOGGER.error(
@@ -512,6 +511,10 @@ class DynamoJobStore:
             },
         )
         return self._write_alone(move)
+
+    def _jittered_pause(self, attempt: int) -> None:
+        """Full jitter: a random pause up to RETRY_BASE_S doubled per attempt, capped at RETRY_CAP_S."""
+        self._sleep(self._random.uniform(0, min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt)))
 
     def _write_alone(self, move: JobMove) -> bool:
         """One conditional UpdateItem (not a transaction): a single-item move."""
@@ -525,5 +528,5 @@ class DynamoJobStore:
             except ClientError as error:
                 if not _is_throttling(error) or attempt == MAX_WRITE_RETRIES:
                     raise
-                self._sleep(self._random.uniform(0, min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt)))
+                self._jittered_pause(attempt)
         return False
