@@ -32,7 +32,7 @@ FIRST = datetime(2026, 1, 1, tzinfo=UTC)
 LAST = datetime(2028, 1, 1, tzinfo=UTC)
 ONE_MINUTE = timedelta(minutes=1)
 ONE_SECOND = timedelta(seconds=1)
-PROPERTY_SETTINGS = settings(max_examples=120, deadline=None)
+PROPERTY_SETTINGS = settings(max_examples=80, deadline=None)
 
 
 @cache
