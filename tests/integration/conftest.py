@@ -166,6 +166,10 @@ ENVIRONMENT = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_SERVICE_NAME": "wabacast",
     "SANDBOX_BASE_URL": "http://sandbox.invalid",
+    "SCHEDULE_GROUP_NAME": "wabacast-test",
+    "SCHEDULER_TARGET_ARN": "arn:aws:lambda:us-east-1:123456789012:function:wabacast-test-scheduler",
+    "SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/wabacast-test-scheduler-invoke",
+    "SCHEDULE_DLQ_ARN": "arn:aws:sqs:us-east-1:123456789012:wabacast-test-schedules-dlq",
 }
 
 
@@ -187,6 +191,10 @@ def aws_environment() -> Iterator[Settings]:
             patch.setattr(boto3, "DEFAULT_SESSION", _shared_session())
             settings = Settings.from_env()
             create_resources(settings)
+            # CDK makes the schedule group in the cloud, the local stack makes its own.
+            boto3.client("scheduler", region_name=settings.region).create_schedule_group(
+                Name=str(settings.schedule_group_name)
+            )
             yield settings
 
 

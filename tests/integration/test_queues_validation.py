@@ -6,6 +6,7 @@ SUSPENDED account; every request here must be refused, so none changes what the 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,6 +23,10 @@ from tests.integration.conftest import (
 )
 
 QUEUES = "/api/whatsapp/queue"
+
+
+def _days_ahead(days: int) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +113,21 @@ CREATE_CASES: dict[str, tuple[dict[str, Any], str]] = {
         "schedule.startAt",
     ),
     "startAt not a date": ({"schedule": {"startAt": "next tuesday"}}, "schedule.startAt"),
+    "startAt more than a year ahead": ({"schedule": {"startAt": "2099-01-01T09:00:00Z"}}, "schedule.startAt"),
+    "endAt in the past": ({"schedule": {"endAt": "2020-01-01T09:00:00Z"}}, "schedule.endAt"),
+    "endAt before startAt": (
+        {"schedule": {"startAt": _days_ahead(30), "endAt": _days_ahead(29)}},
+        "schedule.endAt",
+    ),
+    "recurrence minute out of range": ({"schedule": {"recurrence": "61 9 * * MON"}}, "schedule.recurrence"),
+    "recurrence with four fields": ({"schedule": {"recurrence": "0 9 * MON"}}, "schedule.recurrence"),
+    "recurrence with both days": ({"schedule": {"recurrence": "0 9 1 * MON"}}, "schedule.recurrence"),
+    "recurrence not cron": ({"schedule": {"recurrence": "every monday"}}, "schedule.recurrence"),
+    "recipientLocalTime without a window": ({"schedule": {"recipientLocalTime": True}}, "schedule.recipientLocalTime"),
+    "recipientLocalTime not a boolean": (
+        {"schedule": {"recipientLocalTime": "yes", "activeHours": {"start": "09:00", "end": "18:00"}}},
+        "schedule.recipientLocalTime",
+    ),
     "variable with unknown placeholder": ({"variables": {"1": "{{foo}}"}}, "variables.1"),
     "variable with unbalanced braces": ({"variables": {"2": "Hello {{contact.name"}}, "variables.2"),
     "accountId unknown": ({"accountId": "acc_doesnotexist"}, "accountId"),

@@ -44,7 +44,8 @@ from wabacast.domain.delivery import (
     tally_from_parts,
 )
 from wabacast.domain.jobs import ErrorClass, Job, JobMove, JobStatus, planned_deltas
-from wabacast.domain.models import Account, Queue, QueueCounters, QueueStatus, Recipient
+from wabacast.domain.models import Account, Page, Queue, QueueCounters, QueueRun, QueueStatus, Recipient, RunStatus
+from wabacast.domain.schedules import ScheduleAction, schedule_name
 from wabacast.phone import FROM_STORAGE
 from wabacast.providers.base import OutboundMessage, Provider, ProviderError, SendReceipt
 from wabacast.providers.errors import classify, lookup
@@ -156,6 +157,10 @@ class FakeQueueLifecycle(_Recorded):
         super().__init__("lifecycle", journal)
         self._registry = registry
         self.items: dict[tuple[str, str], dict[str, Any]] = items if items is not None else {}
+        # Run items per queue, by sort key (RUN#<number>[#SKIP#<time>]).
+        self.runs: dict[str, dict[str, QueueRun]] = {}
+        # The job store whose plan item a new run resets (the same table in DynamoDB).
+        self.jobs: FakeJobStore | None = None
 
     # For tests ----------------------------------------------------------------------------------------------------
     def add(self, queue: Queue, *, register: bool = False) -> Queue:
@@ -210,28 +215,117 @@ class FakeQueueLifecycle(_Recorded):
         register: bool | None = None,
         account_id: str | None = None,
         unchanged_since: datetime | None = None,
+        paused_from: QueueStatus | None = None,
     ) -> bool:
         self._enter("transition")
         with self._lock:
+            return self._transition(
+                queue,
+                allowed_from=allowed_from,
+                to=to,
+                now=now,
+                reason=reason,
+                register=register,
+                account_id=account_id,
+                unchanged_since=unchanged_since,
+                paused_from=paused_from,
+            )
+
+    def start_run(self, queue: Queue, run: QueueRun, *, allowed_from: Sequence[QueueStatus], now: datetime) -> bool:
+        self._enter("start_run")
+        with self._lock:
             item = self.items.get((queue.business_id, queue.id))
-            if item is None or QueueStatus(item["status"]) not in allowed_from:
+            if item is None or int(item.get("run_number") or 0) != run.number - 1:
                 return False
-            if unchanged_since is not None and item["updated_at"] != _stamp(unchanged_since):
+            if not self._transition(
+                queue, allowed_from=allowed_from, to=QueueStatus.PROCESSING, now=now, register=True
+            ):
                 return False
-            item["status"] = to.value
-            item["updated_at"] = _stamp(now)
-            item["status_reason"] = reason
-            if to == QueueStatus.PROCESSING:
-                item["started_at"] = item.get("started_at") or _stamp(now)
-                item["completed_at"] = None  # retry-failed reopens a COMPLETED queue
-            if to in (QueueStatus.COMPLETED, QueueStatus.CANCELLED, QueueStatus.FAILED):
-                item["completed_at"] = _stamp(now)
-            registry_account = account_id or queue.account_id
-            if register is True:
-                self._registry.add(queue.business_id, registry_account, queue.id)
-            elif register is False:
-                self._registry.remove(queue.business_id, registry_account, queue.id)
+            item["run_number"] = run.number
+            item["run_scheduled_for"] = _stamp(run.scheduled_for) if run.scheduled_for else None
+            item["run_started_at"] = _stamp(run.started_at)
+            self.runs.setdefault(queue.id, {})[_run_key(run)] = run
+            if self.jobs is not None:
+                self.jobs.start_plan_run(queue.id, run.number)
             return True
+
+    def end_run(
+        self,
+        queue: Queue,
+        run: QueueRun,
+        *,
+        to: QueueStatus,
+        now: datetime,
+        reason: str | None = None,
+        unchanged_since: datetime | None = None,
+    ) -> bool:
+        self._enter("end_run")
+        with self._lock:
+            if not self._transition(
+                queue,
+                allowed_from=(QueueStatus.PROCESSING,),
+                to=to,
+                now=now,
+                reason=reason,
+                register=False,
+                unchanged_since=unchanged_since,
+            ):
+                return False
+            self.runs.setdefault(queue.id, {})[_run_key(run)] = run
+            return True
+
+    def record_run(self, run: QueueRun) -> None:
+        self._enter("record_run")
+        with self._lock:
+            self.runs.setdefault(run.queue_id, {})[_run_key(run)] = run
+
+    def read_run(self, queue_id: str, number: int) -> QueueRun | None:
+        self._enter("read_run")
+        with self._lock:
+            return self.runs.get(queue_id, {}).get(f"RUN#{number:06d}")
+
+    def list_runs(self, queue_id: str, limit: int, next_token: str | None) -> Page[QueueRun]:
+        self._enter("list_runs")
+        with self._lock:
+            keys = sorted(self.runs.get(queue_id, {}))
+            start = keys.index(next_token) + 1 if next_token in keys else 0
+            chosen = keys[start : start + limit]
+            more = start + limit < len(keys)
+            return Page(items=[self.runs[queue_id][key] for key in chosen], next_token=chosen[-1] if more else None)
+
+    def _transition(
+        self,
+        queue: Queue,
+        *,
+        allowed_from: Sequence[QueueStatus],
+        to: QueueStatus,
+        now: datetime,
+        reason: str | None = None,
+        register: bool | None = None,
+        account_id: str | None = None,
+        unchanged_since: datetime | None = None,
+        paused_from: QueueStatus | None = None,
+    ) -> bool:
+        item = self.items.get((queue.business_id, queue.id))
+        if item is None or QueueStatus(item["status"]) not in allowed_from:
+            return False
+        if unchanged_since is not None and item["updated_at"] != _stamp(unchanged_since):
+            return False
+        item["paused_from"] = paused_from.value if paused_from is not None else None
+        item["status"] = to.value
+        item["updated_at"] = _stamp(now)
+        item["status_reason"] = reason
+        if to == QueueStatus.PROCESSING:
+            item["started_at"] = item.get("started_at") or _stamp(now)
+            item["completed_at"] = None  # retry-failed reopens a COMPLETED queue
+        if to in (QueueStatus.COMPLETED, QueueStatus.CANCELLED, QueueStatus.FAILED):
+            item["completed_at"] = _stamp(now)
+        registry_account = account_id or queue.account_id
+        if register is True:
+            self._registry.add(queue.business_id, registry_account, queue.id)
+        elif register is False:
+            self._registry.remove(queue.business_id, registry_account, queue.id)
+        return True
 
     def record_counters(self, queue: Queue, counters: QueueCounters) -> None:
         self._enter("record_counters")
@@ -249,6 +343,13 @@ class FakeQueueLifecycle(_Recorded):
 
 
 # Jobs, plan state and counters ------------------------------------------------------------------------------------
+def _run_key(run: QueueRun) -> str:
+    key = f"RUN#{run.number:06d}"
+    if run.status == RunStatus.SKIPPED and run.scheduled_for is not None:
+        key += f"#SKIP#{_stamp(run.scheduled_for)}"
+    return key
+
+
 @dataclass
 class _Plan:
     """The plan item (Q#<q> / #PLAN): cursor, version, feed cursor and marks, rate samples, planned counters."""
@@ -264,6 +365,8 @@ class _Plan:
     rate_at: float | None = None
     rate_done: int = 0
     counters: dict[str, int] = field(default_factory=dict)
+    zones: frozenset[str] = frozenset()
+    run: int = 1
 
 
 @dataclass
@@ -344,6 +447,8 @@ class FakeJobStore(_Recorded):
                 rate_per_second=plan.rate,
                 rate_sample_at=plan.rate_at,
                 rate_sample_done=plan.rate_done,
+                zones=plan.zones,
+                run=plan.run,
             )
 
     def existing_plan_versions(self, queue_id: str, job_ids: Sequence[str]) -> dict[str, int | None]:
@@ -361,6 +466,7 @@ class FakeJobStore(_Recorded):
         cursor: dict[str, Any] | None,
         done: bool,
         now: datetime,
+        zones: frozenset[str] = frozenset(),
     ) -> bool:
         """The jobs first (whole items, replacing any earlier write), then the conditional plan update."""
         self._enter("commit_page")
@@ -374,6 +480,7 @@ class FakeJobStore(_Recorded):
             stored.done = done
             stored.next_seq = plan.next_seq + len(jobs)
             stored.cursor = dict(cursor) if cursor is not None else None
+            stored.zones = stored.zones | zones
             for job in jobs:
                 for counter, change in planned_deltas(job.status).items():
                     stored.counters[counter.value] = stored.counters.get(counter.value, 0) + change
@@ -415,10 +522,24 @@ class FakeJobStore(_Recorded):
             found = (stored.get(candidate.job_id) for candidate in chosen)
             return [job for job in found if job and job.status == JobStatus.PENDING and not job.refeed]
 
-    def handed_back(self, queue_id: str, limit: int) -> list[Job]:
+    def handed_back(self, queue_id: str, limit: int, recipient_zone: str | None = None) -> list[Job]:
         self._enter("handed_back")
         with self._lock:
-            return self._labelled(queue_id, lambda job: job.status == JobStatus.PENDING and job.refeed, limit)
+            return self._labelled(
+                queue_id,
+                lambda job: job.status == JobStatus.PENDING and job.refeed and job.recipient_zone == recipient_zone,
+                limit,
+            )
+
+    def start_plan_run(self, queue_id: str, run: int) -> None:
+        """A new run plans the audience again (QueueLifecycle.start_run's plan reset)."""
+        with self._lock:
+            plan = self.plans.setdefault(queue_id, _Plan())
+            plan.run = run
+            plan.done = False
+            plan.cursor = None
+            plan.zones = frozenset()
+            plan.version = (plan.version or 0) + 1
 
     def retryable_failed(self, queue_id: str, limit: int) -> list[Job]:
         self._enter("retryable_failed")
@@ -490,7 +611,9 @@ class FakeJobStore(_Recorded):
         self.plan_versions.setdefault(job.queue_id, {})[job.id] = plan_version
         index = self.open_index.setdefault(job.queue_id, {})
         if job.status == JobStatus.PENDING:
-            index[job.id] = FeedCandidate(job_id=job.id, phone_number=job.phone_number, seq=job.seq)
+            index[job.id] = FeedCandidate(
+                job_id=job.id, phone_number=job.phone_number, seq=job.seq, recipient_zone=job.recipient_zone
+            )
         else:
             index.pop(job.id, None)  # a whole new item without the index keys
         self._open_sorted.pop(job.queue_id, None)
@@ -702,9 +825,12 @@ class FakeProvider:
     provider's own code); `fail_for(phone, error)` raises for every send to that number.
     """
 
-    def __init__(self, account_id: str) -> None:
+    def __init__(self, account_id: str, clock: Callable[[], datetime] | None = None) -> None:
         self.account_id = account_id
+        self._clock = clock
         self.sent: list[OutboundMessage] = []
+        # When each accepted message was accepted (by the test's clock, when one was given).
+        self.accepted_at: list[datetime] = []
         self.attempted: list[OutboundMessage] = []
         self._script: list[BaseException] = []
         self._by_phone: dict[str, BaseException] = {}
@@ -732,26 +858,35 @@ class FakeProvider:
             if error is not None:
                 raise error
             self.sent.append(message)
+            if self._clock is not None:
+                self.accepted_at.append(self._clock())
             return SendReceipt(provider_message_id=f"wamid.{self.account_id}.{next(self._ids)}")
 
 
 class FakeProviders(_Recorded):
     """ProviderPort: one FakeProvider per account, created on first use; `lookups` records (account, secret)."""
 
-    def __init__(self, journal: list[str] | None = None) -> None:
+    def __init__(self, journal: list[str] | None = None, clock: Callable[[], datetime] | None = None) -> None:
         super().__init__("providers", journal)
+        self._clock = clock
         self.providers: dict[str, FakeProvider] = {}
         self.lookups: list[tuple[str, str]] = []
 
     def provider(self, account_id: str) -> FakeProvider:
         with self._lock:
-            return self.providers.setdefault(account_id, FakeProvider(account_id))
+            return self.providers.setdefault(account_id, FakeProvider(account_id, self._clock))
 
     def for_account(self, account: Account, secret_name: str) -> Provider:
         self._enter("for_account")
         with self._lock:
             self.lookups.append((account.id, secret_name))
         return self.provider(account.id)
+
+    @property
+    def accepted_at(self) -> list[datetime]:
+        """When each message any provider accepted was accepted."""
+        with self._lock:
+            return [moment for provider in self.providers.values() for moment in provider.accepted_at]
 
     @property
     def sent(self) -> list[OutboundMessage]:
@@ -798,3 +933,60 @@ class FakeMetrics:
     def names(self) -> set[str]:
         with self._lock:
             return {point.name for point in self.points}
+
+
+# EventBridge Scheduler ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FakeSchedule:
+    business_id: str
+    queue_id: str
+    action: ScheduleAction
+    at: datetime | None = None
+    aws_expression: str | None = None
+    timezone: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+class FakeSchedules(_Recorded):
+    """QueueSchedules: the schedules that exist, by name (create and update alike replace the whole definition)."""
+
+    def __init__(self, journal: list[str] | None = None) -> None:
+        super().__init__("schedules", journal)
+        self.schedules: dict[str, FakeSchedule] = {}
+
+    def put_once(self, business_id: str, queue_id: str, action: ScheduleAction, at: datetime) -> None:
+        self._enter("put_once")
+        with self._lock:
+            self.schedules[schedule_name(queue_id, action)] = FakeSchedule(business_id, queue_id, action, at=at)
+
+    def put_recurring(
+        self,
+        business_id: str,
+        queue_id: str,
+        *,
+        aws_expression: str,
+        timezone: str,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> None:
+        self._enter("put_recurring")
+        with self._lock:
+            self.schedules[schedule_name(queue_id, ScheduleAction.OCCURRENCE)] = FakeSchedule(
+                business_id,
+                queue_id,
+                ScheduleAction.OCCURRENCE,
+                aws_expression=aws_expression,
+                timezone=timezone,
+                start=start,
+                end=end,
+            )
+
+    def delete(self, queue_id: str, action: ScheduleAction) -> None:
+        self._enter("delete")
+        with self._lock:
+            self.schedules.pop(schedule_name(queue_id, action), None)
+
+    def names(self) -> set[str]:
+        with self._lock:
+            return set(self.schedules)

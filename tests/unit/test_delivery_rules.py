@@ -10,7 +10,7 @@ from wabacast.adapters.sqs import sender_concurrency
 from wabacast.domain.jobs import job_id_for
 from wabacast.domain.models import ActiveHours, Contact, Schedule, Weekday
 from wabacast.logic.rendering import MissingVariableError, render_variables
-from wabacast.logic.scheduling import within_active_hours
+from wabacast.logic.scheduling import window_open
 from wabacast.logic.sender import BACKOFF_CAP_S, backoff_seconds
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -67,7 +67,7 @@ def test_daytime_window_in_the_schedule_time_zone(utc_hour: int, expected: bool)
     # WHEN checked at a UTC instant
     moment = datetime(2026, 11, 25, utc_hour, 30, tzinfo=UTC)
     # THEN local time decides
-    assert within_active_hours(schedule, moment) is expected
+    assert window_open(schedule, moment) is expected
 
 
 def test_overnight_window_belongs_to_the_day_it_started() -> None:
@@ -77,17 +77,21 @@ def test_overnight_window_belongs_to_the_day_it_started() -> None:
     saturday_night = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
     sunday_night = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
     # THEN Saturday 02:00 is still Friday's window; Sunday 02:00 is Saturday's, which is not allowed
-    assert within_active_hours(schedule, saturday_night) is True
-    assert within_active_hours(schedule, sunday_night) is False
+    assert window_open(schedule, saturday_night) is True
+    assert window_open(schedule, sunday_night) is False
 
 
 def test_no_window_always_sends() -> None:
-    assert within_active_hours(Schedule(timezone="UTC"), NOW) is True
+    assert window_open(Schedule(timezone="UTC"), NOW) is True
 
 
 def test_job_ids_are_deterministic_per_queue_and_number() -> None:
     # GIVEN / WHEN / THEN: same queue and number, same job; any difference, another job
     assert job_id_for("q_1", "+14155552671") == job_id_for("q_1", "+14155552671")
+    assert job_id_for("q_1", "+14155552671", 2) == job_id_for("q_1", "+14155552671", 2)
+    # each run of a recurring queue has its own jobs; run 1 keeps the ids queues always had
+    assert job_id_for("q_1", "+14155552671", 2) != job_id_for("q_1", "+14155552671")
+    assert job_id_for("q_1", "+14155552671", 1) == job_id_for("q_1", "+14155552671")
     assert job_id_for("q_1", "+14155552671") != job_id_for("q_2", "+14155552671")
     assert job_id_for("q_1", "+14155552671") != job_id_for("q_1", "+14155552672")
 

@@ -15,6 +15,7 @@ from wabacast.adapters.dynamodb.ratelimit import RateLimiter
 from wabacast.adapters.dynamodb.registry import PlannerRegistryStore
 from wabacast.adapters.lambda_trigger import LambdaPlannerTrigger
 from wabacast.adapters.metrics import EmfMetrics
+from wabacast.adapters.scheduler import EventBridgeSchedules, SchedulerTarget
 from wabacast.adapters.secrets import SecretsManagerStore
 from wabacast.adapters.sqs import AccountQueues, SqsPlanDispatch
 from wabacast.logic.accounts import AccountService
@@ -23,6 +24,7 @@ from wabacast.logic.contacts import ContactService
 from wabacast.logic.planner import Planner, PlannerConfig
 from wabacast.logic.processing import ProcessingService
 from wabacast.logic.queues import QueueService
+from wabacast.logic.scheduling import ScheduleKeeper
 from wabacast.logic.sender import Sender
 from wabacast.providers.factory import ProviderFactory, powertools_secret_getter
 from wabacast.settings import Settings
@@ -70,14 +72,29 @@ def build_services(settings: Settings) -> Services:
         if settings.planner_function_name
         else None
     )
+    processing = ProcessingService(
+        queues, QueueLifecycleStore(table), jobs, jobs, trigger, schedules=ScheduleKeeper(_schedules(settings))
+    )
     return Services(
         settings=settings,
         businesses=BusinessService(businesses),
         accounts=AccountService(businesses, accounts, queues, secrets, provisioner=_account_queues(settings)),
-        queues=QueueService(businesses, accounts, queues),
+        queues=QueueService(businesses, accounts, queues, schedule_hooks=processing),
         contacts=ContactService(contacts),
-        processing=ProcessingService(queues, QueueLifecycleStore(table), jobs, jobs, trigger),
+        processing=processing,
     )
+
+
+def _schedules(settings: Settings) -> EventBridgeSchedules | None:
+    if not (settings.schedule_group_name and settings.scheduler_target_arn and settings.scheduler_role_arn):
+        return None
+    target = SchedulerTarget(
+        group_name=settings.schedule_group_name,
+        function_arn=settings.scheduler_target_arn,
+        role_arn=settings.scheduler_role_arn,
+        dead_letter_arn=settings.schedule_dlq_arn,
+    )
+    return EventBridgeSchedules(boto3.client("scheduler", region_name=settings.region), target)
 
 
 @dataclass(frozen=True)

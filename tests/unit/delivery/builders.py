@@ -36,6 +36,7 @@ def make_queue(
     created_at: datetime = NOW,
     started_at: datetime | None = NOW,
     active_hours: ActiveHours | None = None,
+    schedule: dict[str, Any] | None = None,
 ) -> Queue:
     """A stored queue; `recipients` are numbers, or (number, variables) pairs."""
     rows: list[dict[str, Any]] = [
@@ -54,7 +55,7 @@ def make_queue(
             "variables": variables or {},
             "audience": {"recipients": rows, "contact_tags": list(tags)},
             "priority": priority,
-            "schedule": {"timezone": "UTC", "active_hours": active_hours},
+            "schedule": {"timezone": "UTC", "active_hours": active_hours, **(schedule or {})},
             "max_attempts": max_attempts,
             "status": status,
             "counters": {},

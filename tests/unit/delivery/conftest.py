@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -21,12 +22,14 @@ from tests.unit.delivery_fakes import (
     FakeProviders,
     FakeQueueLifecycle,
     FakeRates,
+    FakeSchedules,
 )
 from tests.unit.fakes import FakeAccountStore, FakeBusinessStore, FakeContactStore, FakeQueueStore, FixedClock
 from wabacast.domain.jobs import JobStatus
 from wabacast.domain.models import Account, AccountLimits, Business, Queue
 from wabacast.logic.planner import Planner, PlannerConfig, TickReport
 from wabacast.logic.processing import ProcessingService
+from wabacast.logic.scheduling import ScheduleKeeper
 from wabacast.logic.sender import BatchResult, InboundRecord, Sender
 
 # Plenty of time left in the invocation.
@@ -101,6 +104,11 @@ class DeliveryWorld:
             }
         )
 
+    def set_time(self, moment: datetime) -> None:
+        """Move both clocks (the domain's and the epoch seconds of leases, feed marks and rate slots) to `moment`."""
+        self.clock.now = moment
+        self.wall.now = moment.timestamp()
+
     # Running ---------------------------------------------------------------------------------------------------
     def planner(
         self, *, feed_window_s: float = 60.0, requeue_after_s: float = 900.0, dispatch: FakePlanDispatch | None = None
@@ -145,8 +153,16 @@ class DeliveryWorld:
             sleep=sleep or self.sleeps.append,
         )
 
-    def processing(self) -> ProcessingService:
-        return ProcessingService(self.queues, self.lifecycle, self.jobs, self.jobs, trigger=None, clock=self.clock)
+    def processing(self, schedules: FakeSchedules | None = None) -> ProcessingService:
+        return ProcessingService(
+            self.queues,
+            self.lifecycle,
+            self.jobs,
+            self.jobs,
+            trigger=None,
+            clock=self.clock,
+            schedules=ScheduleKeeper(schedules),
+        )
 
     def records(self, account: Account | None = None, limit: int | None = None) -> list[InboundRecord]:
         """The next messages waiting in an account's SQS queue, as a sender receives them."""
@@ -211,6 +227,9 @@ def world(
 ) -> DeliveryWorld:
     account = make_account(limits=AccountLimits(messages_per_second=10, daily_recipient_limit=100_000))
     registry = FakePlannerRegistry()
+    jobs = FakeJobStore()
+    lifecycle = FakeQueueLifecycle(registry, items=queue_store.items)
+    lifecycle.jobs = jobs
     return DeliveryWorld(
         business=business,
         account=account,
@@ -221,11 +240,11 @@ def world(
         queues=queue_store,
         contacts=contact_store,
         registry=registry,
-        lifecycle=FakeQueueLifecycle(registry, items=queue_store.items),
-        jobs=FakeJobStore(),
+        lifecycle=lifecycle,
+        jobs=jobs,
         feed=FakeFeed(),
         rates=FakeRates(),
-        providers=FakeProviders(),
+        providers=FakeProviders(clock=clock),
         metrics=FakeMetrics(),
         new_account=make_account,
     )

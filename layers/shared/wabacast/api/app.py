@@ -42,6 +42,8 @@ from wabacast.api.models import (
     QueueOut,
     QueueUpdateIn,
     RetryFailedOut,
+    RunListOut,
+    RunOut,
 )
 from wabacast.container import Services
 from wabacast.domain.models import ApiKeyRole, QueueStatus, Tag
@@ -262,6 +264,13 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
     )
     def queue_progress(queue_id: Annotated[str, Path()]) -> ProgressOut:
         return progress_out(services.processing.progress(tenant(), queue_id))
+
+    @app.get(f"{WHATSAPP}/queue/<queue_id>/runs", tags=["processing"], responses=documented(200, "A page", *read))
+    def queue_runs(
+        queue_id: Annotated[str, Path()], limit: Limit = page_size, next_token: NextToken = None
+    ) -> RunListOut:
+        page = services.processing.runs(tenant(), queue_id, limit=limit, next_token=next_token)
+        return RunListOut(items=[RunOut.model_validate(asdict(run)) for run in page.items], next_token=page.next_token)
 
     @app.post(
         f"{WHATSAPP}/queue/<queue_id>/pause",

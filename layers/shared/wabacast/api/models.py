@@ -28,6 +28,7 @@ from wabacast.domain.models import (
     QueueCounters,
     QueueStatus,
     Recipient,
+    RunStatus,
     Tag,
     Template,
     TimeZoneName,
@@ -190,7 +191,28 @@ class ScheduleIn(ApiModel):
         default=None, description="ISO 8601; without an offset it is read in the schedule's time zone"
     )
     timezone: TimeZoneName | None = Field(default=None, description="IANA name; default: the business's")
-    active_hours: ActiveHours | None = None
+    active_hours: ActiveHours | None = Field(
+        default=None, description="Daily sending window, wall-clock time in `timezone` (or each recipient's zone)"
+    )
+    end_at: datetime | None = Field(
+        default=None,
+        description="ISO 8601 (without an offset: in `timezone`). Jobs still pending then are skipped as `expired` "
+        "and the queue completes; for a recurring queue, no run starts after it",
+    )
+    recipient_local_time: bool = Field(
+        default=False,
+        strict=True,
+        description="Apply `activeHours` in each recipient's time zone: the contact's `timezone`, else the zone of "
+        "the number when it has exactly one, else `timezone`",
+    )
+    recurrence: str | None = Field(
+        default=None,
+        min_length=9,
+        max_length=100,
+        description="5-field cron expression in `timezone` (minute hour day-of-month month day-of-week), e.g. "
+        "`0 9 * * MON`: each occurrence starts a fresh run",
+        examples=["0 9 * * MON"],
+    )
 
 
 class QueueCreateIn(ApiModel):
@@ -234,6 +256,9 @@ class ScheduleOut(ApiModel):
     start_at: datetime | None
     timezone: str
     active_hours: ActiveHours | None
+    end_at: datetime | None
+    recipient_local_time: bool
+    recurrence: str | None
 
 
 class QueueOut(ApiModel):
@@ -253,10 +278,13 @@ class QueueOut(ApiModel):
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    run_number: int = Field(description="Runs started so far (a recurring queue starts one per occurrence)")
+    run_scheduled_for: datetime | None = Field(description="The occurrence the current or last run started for")
+    run_started_at: datetime | None
 
     @classmethod
     def of(cls, queue: Queue, *, with_recipients: bool = True) -> QueueOut:
-        data: dict[str, Any] = queue.model_dump(exclude={"business_id", "audience"})
+        data: dict[str, Any] = queue.model_dump(exclude={"business_id", "audience", "paused_from"})
         data["audience"] = AudienceOut(
             recipients=queue.audience.recipients if with_recipients else None,
             contact_tags=queue.audience.contact_tags,
@@ -359,6 +387,28 @@ class ProgressOut(ApiModel):
     last_errors: list[ErrorSummaryOut] = Field(description="Most frequent provider errors, with counts")
     started_at: datetime | None
     completed_at: datetime | None
+    waiting_for_window: bool = Field(description="Processing, but outside its sending window: nothing goes out now")
+    next_window_at: datetime | None = Field(
+        description="When the sending window next opens (with the zone's offset); null while it is open"
+    )
+    run_number: int = Field(description="The current (or last) run; 0 before the first")
+    totals: QueueCounters = Field(description="Counters over every run (equal to `counters` for a one-time queue)")
+    next_run_at: datetime | None = Field(description="A recurring queue's next occurrence; null otherwise")
+
+
+class RunOut(ApiModel):
+    number: int
+    status: RunStatus
+    scheduled_for: datetime | None = Field(description="The occurrence that started it (null: started by request)")
+    started_at: datetime
+    completed_at: datetime | None
+    reason: str | None
+    counters: QueueCounters
+
+
+class RunListOut(ApiModel):
+    items: list[RunOut]
+    next_token: str | None
 
 
 class RetryFailedOut(ApiModel):

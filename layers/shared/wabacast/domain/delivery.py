@@ -81,6 +81,7 @@ class FeedCandidate:
     job_id: str
     phone_number: str
     seq: int
+    recipient_zone: str | None = None
 
 
 # Planning ---------------------------------------------------------------------------------------------------------
@@ -107,6 +108,10 @@ class PlanState:
     rate_per_second: float = 0.0
     rate_sample_at: float | None = None
     rate_sample_done: int = 0
+    # The recipients' time zones met so far (queues that send in recipients' local time).
+    zones: frozenset[str] = frozenset()
+    # The run the plan belongs to: a new run of a recurring queue starts planning from the beginning.
+    run: int = 1
 
 
 @dataclass(frozen=True)
@@ -162,3 +167,4 @@ class SendOutcome(StrEnum):
     RETRY = "retry"  # SQS hands it out again after a backoff
     FAILED = "failed"
     SETTLED_ELSEWHERE = "settled_elsewhere"  # another sender or the dead-letter consumer moved it first
+    HANDED_BACK = "handed_back"  # not sent: the sending window closed (or the queue expired) while it waited

@@ -106,8 +106,13 @@ class Job(BaseModel):
     # When the planner put it on the account's SQS queue, and when the provider accepted it.
     queued_at: datetime | None = None
     sent_at: datetime | None = None
-    # A job handed back to the planner (paused queue, account unable to send, day's volume used): fed again.
+    # A job handed back to the planner (paused queue, account unable to send, day's volume used, sending window
+    # closed): fed again.
     refeed: bool = False
+    # The run of the queue it belongs to (a recurring queue plans its audience again for every run).
+    run: int = 1
+    # The recipient's own time zone, set only for queues that send in each recipient's local time.
+    recipient_zone: str | None = None
 
     def move(self, to: JobStatus, *, now: datetime, **changes: Any) -> JobMove:
         """This job moved to `to` (with `changes`), checked against ALLOWED_MOVES, with its counter deltas."""
@@ -154,7 +159,9 @@ class JobMove:
     error: JobError | None = None
 
 
-def job_id_for(queue_id: str, phone_number: str) -> str:
-    """Deterministic: a re-run of the planner over the same recipient lands on the same job."""
-    digest = hashlib.sha256(f"{queue_id}|{phone_number}".encode()).hexdigest()[:32]
+def job_id_for(queue_id: str, phone_number: str, run: int = 1) -> str:
+    """Deterministic: a re-run of the planner over the same recipient lands on the same job; each run of a recurring
+    queue has its own jobs (recipients are deduplicated per run)."""
+    scope = queue_id if run <= 1 else f"{queue_id}|run{run}"
+    digest = hashlib.sha256(f"{scope}|{phone_number}".encode()).hexdigest()[:32]
     return f"job_{digest}"

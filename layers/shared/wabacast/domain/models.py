@@ -310,9 +310,20 @@ class ActiveHours(DomainModel):
 
 
 class Schedule(DomainModel):
+    """When a queue sends. `start_at`/`end_at` are UTC instants; `active_hours` is wall-clock time in `timezone`
+    (or, with `recipient_local_time`, in each recipient's zone); `recurrence` is a 5-field cron expression in
+    `timezone` whose every occurrence starts a fresh run (wabacast.domain.recurrence)."""
+
     start_at: datetime | None = None
     timezone: str
     active_hours: ActiveHours | None = None
+    end_at: datetime | None = None
+    recipient_local_time: bool = False
+    recurrence: str | None = None
+
+    @property
+    def recurring(self) -> bool:
+        return self.recurrence is not None
 
 
 class QueueCounters(DomainModel):
@@ -324,6 +335,13 @@ class QueueCounters(DomainModel):
     failed: int = 0
     opted_out: int = 0
     skipped: int = 0
+
+
+def counters_since(baseline: QueueCounters, now: QueueCounters) -> QueueCounters:
+    """A run's counters: the queue's cumulative counters now, less those when the run started."""
+    return QueueCounters(
+        **{name: max(0, getattr(now, name) - getattr(baseline, name)) for name in QueueCounters.model_fields}
+    )
 
 
 class Queue(DomainModel):
@@ -344,6 +362,36 @@ class Queue(DomainModel):
     updated_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    # Runs: a one-time queue has one (number 1); a recurring queue one per occurrence of its recurrence.
+    run_number: int = 0
+    # The occurrence the current (or last) run was started for; None for a run started by request.
+    run_scheduled_for: datetime | None = None
+    run_started_at: datetime | None = None
+    # The status a paused queue returns to on resume (SCHEDULED or PROCESSING).
+    paused_from: QueueStatus | None = None
+
+
+class RunStatus(StrEnum):
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    # An occurrence that found the previous run still going (or the queue paused): recorded, not started.
+    SKIPPED = "SKIPPED"
+    CANCELLED = "CANCELLED"
+
+
+class QueueRun(DomainModel):
+    """One run of a recurring queue. `baseline`: the queue's cumulative counters when the run started (the run's own
+    counters are the difference); `counters`: the run's final counters, once it ended."""
+
+    queue_id: str
+    number: int
+    status: RunStatus
+    scheduled_for: datetime | None = None
+    started_at: datetime
+    completed_at: datetime | None = None
+    reason: str | None = None
+    baseline: QueueCounters = Field(default_factory=lambda: QueueCounters())
+    counters: QueueCounters | None = None
 
 
 class Contact(DomainModel):

@@ -18,7 +18,8 @@ from wabacast.domain.delivery import (
     Reservation,
 )
 from wabacast.domain.jobs import Job, JobMove
-from wabacast.domain.models import Account, Queue, QueueCounters, QueueStatus, Recipient
+from wabacast.domain.models import Account, Page, Queue, QueueCounters, QueueRun, QueueStatus, Recipient
+from wabacast.domain.schedules import ScheduleAction
 from wabacast.providers.base import Provider
 
 
@@ -42,13 +43,59 @@ class QueueLifecycle(Protocol):
         register: bool | None = None,
         account_id: str | None = None,
         unchanged_since: datetime | None = None,
+        paused_from: QueueStatus | None = None,
     ) -> bool:
         """Move the queue to `to` if it is in one of `allowed_from` (and, with `unchanged_since`, was not written
         since that `updated_at`), adding it to (register=True) or removing it from (False) the planner registry of
-        `account_id` (default: the queue's account) in the same write. False when a condition did not hold."""
+        `account_id` (default: the queue's account) in the same write; `paused_from`: the status a pause leaves,
+        kept for resume. False when a condition did not hold."""
         ...
 
     def record_counters(self, queue: Queue, counters: QueueCounters) -> None: ...
+
+    # Runs of a recurring queue
+    def start_run(self, queue: Queue, run: QueueRun, *, allowed_from: Sequence[QueueStatus], now: datetime) -> bool:
+        """In one write: the queue moves to PROCESSING as run `run.number` (registered with its account), the run is
+        recorded, and the plan starts over for the new run. False unless the queue is in `allowed_from` and still at
+        run `run.number - 1` (so a repeated or late occurrence never starts a run twice)."""
+        ...
+
+    def end_run(
+        self,
+        queue: Queue,
+        run: QueueRun,
+        *,
+        to: QueueStatus,
+        now: datetime,
+        reason: str | None = None,
+        unchanged_since: datetime | None = None,
+    ) -> bool:
+        """In one write: the queue moves from PROCESSING to `to` (unregistered) and the run item becomes `run`."""
+        ...
+
+    def record_run(self, run: QueueRun) -> None:
+        """An occurrence that started no run (SKIPPED), kept for the runs listing; writing it twice is harmless."""
+        ...
+
+    def read_run(self, queue_id: str, number: int) -> QueueRun | None: ...
+    def list_runs(self, queue_id: str, limit: int, next_token: str | None) -> Page[QueueRun]: ...
+
+
+class QueueSchedules(Protocol):
+    """The queue's schedules in EventBridge Scheduler (wabacast.domain.schedules), one name per action."""
+
+    def put_once(self, business_id: str, queue_id: str, action: ScheduleAction, at: datetime) -> None: ...
+    def put_recurring(
+        self,
+        business_id: str,
+        queue_id: str,
+        *,
+        aws_expression: str,
+        timezone: str,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> None: ...
+    def delete(self, queue_id: str, action: ScheduleAction) -> None: ...
 
 
 class PlannerRegistry(Protocol):
@@ -79,9 +126,10 @@ class JobStore(Protocol):
         cursor: dict[str, Any] | None,
         done: bool,
         now: datetime,
+        zones: frozenset[str] = frozenset(),
     ) -> bool:
-        """Write a page of new jobs, then advance the cursor and count them (planned totals) in one conditional
-        write. False when another planner advanced the cursor first."""
+        """Write a page of new jobs, then advance the cursor, count them (planned totals) and add the recipients'
+        time zones met (`zones`) in one conditional write. False when another planner advanced the cursor first."""
         ...
 
     def record_feed(self, queue_id: str, *, fed_seq: int, swept_seq: int, marks: Sequence[FeedMark]) -> None: ...
@@ -96,7 +144,10 @@ class JobStore(Protocol):
         """Jobs with after_seq < seq <= up_to_seq that are still PENDING and not handed back."""
         ...
 
-    def handed_back(self, queue_id: str, limit: int) -> list[Job]: ...
+    def handed_back(self, queue_id: str, limit: int, recipient_zone: str | None = None) -> list[Job]:
+        """Jobs handed back to the planner; for a queue sending in recipients' local time, those of one zone."""
+        ...
+
     def clear_hand_back(self, job: Job) -> bool: ...
     def retryable_failed(self, queue_id: str, limit: int) -> list[Job]: ...
 

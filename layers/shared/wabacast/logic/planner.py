@@ -11,7 +11,11 @@ interleave on one account), `plan_account`:
      job: the cursor (one write per queue and tick) says what was fed;
   3. sweeps: jobs fed more than `requeue_after_s` ago that no sender ever claimed (lost between the planner and
      SQS) are fed again; a second copy in SQS is harmless, a sender claims a job at most once;
-  4. completes queues whose audience is planned and whose counters show nothing pending.
+  4. completes queues whose audience is planned and whose counters show nothing pending (a recurring queue's run
+     ends instead, and the queue waits for its next occurrence as SCHEDULED).
+Feeding honours the queue's sending window (wabacast.logic.scheduling): nothing is fed while it is closed, and a
+queue sending in recipients' local time feeds each job only while its recipient's window is open (the others are
+handed back, indexed by zone, until theirs opens). A queue past its `endAt` has what is left skipped as expired.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from wabacast.clock import Clock, utc_now
 from wabacast.domain.delivery import (
     ActiveAccount,
+    FeedCandidate,
     FeedMark,
     JobMessage,
     OutgoingMessage,
@@ -32,8 +38,18 @@ from wabacast.domain.delivery import (
     PlanState,
     QueueTally,
 )
-from wabacast.domain.jobs import Job, JobStatus, job_id_for
-from wabacast.domain.models import Account, Business, Contact, Queue, QueueStatus
+from wabacast.domain.jobs import Job, JobMove, JobStatus, job_id_for
+from wabacast.domain.models import (
+    Account,
+    Business,
+    Contact,
+    Queue,
+    QueueRun,
+    QueueStatus,
+    RunStatus,
+    counters_since,
+)
+from wabacast.domain.recipient_zones import recipient_zone
 from wabacast.logic.delivery_ports import (
     CounterStore,
     FeedPort,
@@ -45,7 +61,7 @@ from wabacast.logic.delivery_ports import (
 )
 from wabacast.logic.ports import AccountStore, BusinessStore, ContactStore, MetricsSink
 from wabacast.logic.rendering import MissingVariableError, render_variables
-from wabacast.logic.scheduling import within_active_hours
+from wabacast.logic.scheduling import expired, window_open
 
 PAGE_SIZE = 100
 # Planned jobs read from the index per feeding query (each one a few dozen bytes there).
@@ -178,9 +194,12 @@ class Planner:
             if queue is None:
                 self._registry.unregister(entry.business_id, entry.account_id, queue_id)
             elif queue.status == QueueStatus.CANCELLED:
-                self._cancel_pending(queue, entry.account_id, remaining_s)
+                self._skip_pending(queue, entry.account_id, remaining_s, reason="queue cancelled")
             elif queue.status != QueueStatus.PROCESSING:
                 self._registry.unregister(entry.business_id, entry.account_id, queue_id)
+            elif expired(queue.schedule, self._clock()):
+                if self._skip_pending(queue, entry.account_id, remaining_s, reason="expired"):
+                    report.queues_completed += self._finish(queue, entry.account_id, expired_now=True)
             else:
                 queues.append(queue)
         if business is None or not queues:
@@ -220,24 +239,56 @@ class Planner:
         for queue in queues:
             tally = self._counters.tally(queue.id)
             plan = plans[queue.id]
-            if (
-                plan.done
-                and tally.counters.pending == 0
-                and self._lifecycle.transition(
-                    queue,
-                    allowed_from=(QueueStatus.PROCESSING,),
-                    to=QueueStatus.COMPLETED,
-                    now=self._clock(),
-                    register=False,
-                    account_id=entry.account_id,
-                    # A retry-failed that reopened work after this tick read the queue keeps it PROCESSING.
-                    unchanged_since=queue.updated_at,
-                )
-            ):
-                report.queues_completed += 1
+            if plan.done and tally.counters.pending == 0:
+                report.queues_completed += self._finish(queue, entry.account_id, tally=tally)
             if tally.counters != queue.counters:
                 self._lifecycle.record_counters(queue, tally.counters)
             self._sample_rate(queue, plan, tally)
+
+    def _finish(
+        self, queue: Queue, account_id: str, *, tally: QueueTally | None = None, expired_now: bool = False
+    ) -> int:
+        """The queue's work is done: COMPLETED, or for a recurring queue the run ends and the queue waits for its
+        next occurrence (SCHEDULED) unless it expired. 1 when the queue completed or its run ended."""
+        now = self._clock()
+        reason = "expired: schedule.endAt passed" if expired_now else None
+        if not queue.schedule.recurring:
+            return int(
+                self._lifecycle.transition(
+                    queue,
+                    allowed_from=(QueueStatus.PROCESSING,),
+                    to=QueueStatus.COMPLETED,
+                    now=now,
+                    reason=reason,
+                    register=False,
+                    account_id=account_id,
+                    # A retry-failed that reopened work after this tick read the queue keeps it PROCESSING.
+                    unchanged_since=queue.updated_at,
+                )
+            )
+        tally = tally or self._counters.tally(queue.id)
+        run = self._lifecycle.read_run(queue.id, queue.run_number) or QueueRun(
+            queue_id=queue.id, number=queue.run_number, status=RunStatus.PROCESSING, started_at=now
+        )
+        ended = run.model_copy(
+            update={
+                "status": RunStatus.COMPLETED,
+                "completed_at": now,
+                "reason": reason,
+                "counters": counters_since(run.baseline, tally.counters),
+            }
+        )
+        last = expired_now or expired(queue.schedule, now)
+        return int(
+            self._lifecycle.end_run(
+                queue,
+                ended,
+                to=QueueStatus.COMPLETED if last else QueueStatus.SCHEDULED,
+                now=now,
+                reason=reason,
+                unchanged_since=queue.updated_at,
+            )
+        )
 
     def _sending_account(self, business: Business, account: Account | None) -> Account | None:
         """The queue's account while it can send; else the business's default account when that one can."""
@@ -259,12 +310,17 @@ class Planner:
             recipients, cursor, done = self._next_page(queue, plan.cursor)
             phones = [phone for phone, _, _ in recipients]
             opted_out = self._contacts.opted_out_among(queue.business_id, phones) if phones else set()
-            existing = self._jobs.existing_plan_versions(queue.id, [job_id_for(queue.id, phone) for phone in phones])
+            run = plan.run
+            existing = self._jobs.existing_plan_versions(
+                queue.id, [job_id_for(queue.id, phone, run) for phone in phones]
+            )
             now = self._clock()
             jobs: list[Job] = []
             seen: set[str] = set()
+            zones: set[str] = set()
+            local_time = queue.schedule.recipient_local_time
             for phone, recipient_variables, contact in recipients:
-                job_id = job_id_for(queue.id, phone)
+                job_id = job_id_for(queue.id, phone, run)
                 # Same number again (inline + tag, two tags): one job. A job this very page wrote before a crash
                 # carries the same plan version and is written (and counted) again.
                 if phone in seen or (job_id in existing and existing[job_id] != plan.version):
@@ -278,6 +334,10 @@ class Planner:
                         variables = render_variables(queue.variables, recipient_variables, phone, contact)
                     except MissingVariableError as missing:
                         status, reason = JobStatus.SKIPPED, str(missing)
+                zone = None
+                if local_time:
+                    zone = recipient_zone(contact.timezone if contact else None, phone, queue.schedule.timezone)
+                    zones.add(zone)
                 jobs.append(
                     Job(
                         id=job_id,
@@ -290,11 +350,23 @@ class Planner:
                         skip_reason=reason,
                         created_at=now,
                         updated_at=now,
+                        run=run,
+                        recipient_zone=zone,
                     )
                 )
-            if not self._jobs.commit_page(queue.id, plan, jobs=jobs, cursor=cursor, done=done, now=now):
+            new_zones = frozenset(zones - plan.zones)
+            if not self._jobs.commit_page(
+                queue.id, plan, jobs=jobs, cursor=cursor, done=done, now=now, zones=new_zones
+            ):
                 break  # another planner moved this queue's cursor: leave it the queue
-            plan = replace(plan, cursor=cursor, version=plan.version + 1, done=done, next_seq=plan.next_seq + len(jobs))
+            plan = replace(
+                plan,
+                cursor=cursor,
+                version=plan.version + 1,
+                done=done,
+                next_seq=plan.next_seq + len(jobs),
+                zones=plan.zones | new_zones,
+            )
             planned += len(jobs)
             self._metrics.add("JobsPlanned", len(jobs), account_id=queue.account_id)
         return plan, planned
@@ -337,11 +409,13 @@ class Planner:
         fed = 0
         for queue in queues:
             plan = self._sweep(queue, sender, plans[queue.id], report)
-            if budget > 0 and within_active_hours(queue.schedule, now):
-                handed_back = self._feed_handed_back(queue, sender, budget)
-                budget -= handed_back
-                fed += handed_back
-                fed_now, plan = self._feed_planned(queue, sender, plan, budget)
+            local_time = queue.schedule.recipient_local_time and queue.schedule.active_hours is not None
+            if budget > 0 and (local_time or window_open(queue.schedule, now)):
+                for zone in self._open_zones(queue, plan, now) if local_time else [None]:
+                    handed_back = self._feed_handed_back(queue, sender, budget, zone)
+                    budget -= handed_back
+                    fed += handed_back
+                fed_now, plan = self._feed_planned(queue, sender, plan, budget, local_time=local_time)
                 budget -= fed_now
                 fed += fed_now
             if plan != plans[queue.id]:
@@ -351,9 +425,16 @@ class Planner:
             self._metrics.add("JobsFed", fed, account_id=sender.id)
         report.jobs_fed += fed
 
-    def _feed_handed_back(self, queue: Queue, sender: Account, budget: int) -> int:
-        """Jobs a sender handed back (paused queue, account unable to send): fed again before anything new."""
-        jobs = self._jobs.handed_back(queue.id, min(budget, PAGE_SIZE))
+    def _open_zones(self, queue: Queue, plan: PlanState, now: datetime) -> list[str]:
+        zones = plan.zones | {queue.schedule.timezone}
+        return sorted(zone for zone in zones if window_open(queue.schedule, now, zone))
+
+    def _feed_handed_back(self, queue: Queue, sender: Account, budget: int, zone: str | None = None) -> int:
+        """Jobs a sender handed back (paused queue, account unable to send, window closed): fed again before anything
+        new. In recipients' local time, those of one zone whose window is open."""
+        if budget <= 0:
+            return 0
+        jobs = self._jobs.handed_back(queue.id, min(budget, PAGE_SIZE), zone)
         if not jobs:
             return 0
         fed_at = self._wall_time()
@@ -364,24 +445,39 @@ class Planner:
                 self._jobs.clear_hand_back(job)
         return len(jobs) - len(refused)
 
-    def _feed_planned(self, queue: Queue, sender: Account, plan: PlanState, budget: int) -> tuple[int, PlanState]:
+    def _feed_planned(
+        self, queue: Queue, sender: Account, plan: PlanState, budget: int, *, local_time: bool = False
+    ) -> tuple[int, PlanState]:
+        """Feed the planned jobs after the cursor; in recipients' local time, jobs whose recipient's window is shut
+        are handed back under their zone instead (a write each, so they count against the budget too)."""
         fed = 0
+        spent = 0
         fed_seq = plan.fed_seq
-        while budget - fed > 0:
-            candidates = self._jobs.unfed(queue.id, fed_seq, min(budget - fed, FEED_PAGE))
+        while budget - spent > 0:
+            candidates = self._jobs.unfed(queue.id, fed_seq, min(budget - spent, FEED_PAGE))
             if not candidates:
                 break
+            deferred: set[str] = set()
+            if local_time:
+                now = self._clock()
+                closed = [c for c in candidates if not window_open(queue.schedule, now, c.recipient_zone)]
+                self._defer(queue, closed, now)
+                deferred = {c.job_id for c in closed}
             fed_at = self._wall_time()
-            messages = [job_message(queue.business_id, queue.id, c.job_id, c.phone_number, fed_at) for c in candidates]
-            refused = set(self._feed.send(sender.id, messages))
-            # The cursor only passes what SQS took; from the first refusal on, the next tick feeds again.
-            accepted = 0
+            messages = [
+                job_message(queue.business_id, queue.id, c.job_id, c.phone_number, fed_at)
+                for c in candidates
+                if c.job_id not in deferred
+            ]
+            refused = set(self._feed.send(sender.id, messages)) if messages else set()
+            # The cursor only passes what SQS took (or what was handed back); from the first refusal on, the next
+            # tick feeds again.
             for candidate in candidates:
                 if candidate.job_id in refused:
                     break
                 fed_seq = candidate.seq
-                accepted += 1
-            fed += accepted
+                spent += 1
+                fed += candidate.job_id not in deferred
             if refused:
                 break
         if fed_seq == plan.fed_seq:
@@ -411,32 +507,46 @@ class Planner:
             feed_marks=tuple(mark for mark in plan.feed_marks if mark.at > cutoff),
         )
 
-    # Cancel and progress -------------------------------------------------------------------------------------
-    def _cancel_pending(self, queue: Queue, account_id: str, remaining_s: Callable[[], float]) -> None:
-        """A cancelled queue's jobs still PENDING become SKIPPED, so its counters add up: first those never fed or
-        handed back, then those fed (a sender that gets one of those finds it settled and only acknowledges it)."""
+    def _defer(self, queue: Queue, candidates: Sequence[FeedCandidate], now: datetime) -> None:
+        found = self._jobs.get_jobs((queue.id, candidate.job_id) for candidate in candidates)
+        moves: list[JobMove] = [
+            job.move(JobStatus.PENDING, now=now, refeed=True)
+            for job in found.values()
+            if job.status == JobStatus.PENDING and not job.refeed
+        ]
+        if moves:
+            self._jobs.settle(moves)
+
+    # Cancel, expiry and progress -----------------------------------------------------------------------------
+    def _skip_pending(self, queue: Queue, account_id: str, remaining_s: Callable[[], float], *, reason: str) -> bool:
+        """A cancelled or expired queue's jobs still PENDING become SKIPPED (with `reason`), so its counters add up:
+        first those never fed or handed back, then those fed (a sender that gets one of those finds it settled and
+        only acknowledges it). True when none is left."""
         plan = self._jobs.read_plan(queue.id)
         fed_seq = plan.fed_seq
+        zones: list[str | None] = [None, *sorted(plan.zones)]
         while remaining_s() > SAFETY_MARGIN_S:
             candidates = self._jobs.unfed(queue.id, fed_seq, PAGE_SIZE)
             found = self._jobs.get_jobs((queue.id, c.job_id) for c in candidates)
             # A handed-back job may also be past the cursor (fed out of order): one move per job.
-            found.update((job.id, job) for job in self._jobs.handed_back(queue.id, PAGE_SIZE))
+            for zone in zones:
+                found.update((job.id, job) for job in self._jobs.handed_back(queue.id, PAGE_SIZE, zone))
             jobs = list(found.values())
-            self._skip(jobs)
+            self._skip(jobs, reason)
             if candidates:
                 fed_seq = candidates[-1].seq
                 self._jobs.record_feed(queue.id, fed_seq=fed_seq, swept_seq=plan.swept_seq, marks=plan.feed_marks)
             if not candidates and not jobs:
-                self._skip(self._jobs.fed_between(queue.id, -1, plan.fed_seq))
+                self._skip(self._jobs.fed_between(queue.id, -1, plan.fed_seq), reason)
                 self._registry.unregister(queue.business_id, account_id, queue.id)
                 self._lifecycle.record_counters(queue, self._counters.tally(queue.id).counters)
-                return
+                return True
+        return False
 
-    def _skip(self, jobs: Sequence[Job]) -> None:
+    def _skip(self, jobs: Sequence[Job], reason: str) -> None:
         now = self._clock()
         moves = [
-            job.move(JobStatus.SKIPPED, now=now, skip_reason="queue cancelled", refeed=False)
+            job.move(JobStatus.SKIPPED, now=now, skip_reason=reason, refeed=False)
             for job in jobs
             if job.status == JobStatus.PENDING
         ]

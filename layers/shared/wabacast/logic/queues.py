@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
@@ -24,6 +24,7 @@ from wabacast.domain.models import (
     Schedule,
     Template,
 )
+from wabacast.domain.recurrence import InvalidRecurrence, Recurrence
 from wabacast.errors import ConflictError, InvalidInputError, NotFoundError
 from wabacast.ids import new_id
 from wabacast.logic.accounts import _after
@@ -32,6 +33,7 @@ from wabacast.logic.ports import AccountStore, BusinessStore, QueueStore
 # Editing is refused while the planner works on the queue, and once it has finished.
 _NOT_EDITABLE = (QueueStatus.PROCESSING, *QUEUE_STATUSES_FINISHED)
 _NOT_DELETABLE = (QueueStatus.PROCESSING,)
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
 
 
 class ScheduleDraft(BaseModel):
@@ -40,6 +42,9 @@ class ScheduleDraft(BaseModel):
     start_at: datetime | None = None
     timezone: str | None = None
     active_hours: ActiveHours | None = None
+    end_at: datetime | None = None
+    recipient_local_time: bool = False
+    recurrence: str | None = None
 
 
 class QueueDraft(BaseModel):
@@ -70,6 +75,13 @@ class QueuePatch(BaseModel):
     max_attempts: int | None = None
 
 
+class ScheduleHooks(Protocol):
+    """What editing and deleting a queue do to its schedules (wabacast.logic.processing.ProcessingService)."""
+
+    def rescheduled(self, queue: Queue) -> None: ...
+    def removed(self, queue_id: str) -> None: ...
+
+
 class QueueService:
     def __init__(
         self,
@@ -77,11 +89,13 @@ class QueueService:
         accounts: AccountStore,
         queues: QueueStore,
         clock: Clock = utc_now,
+        schedule_hooks: ScheduleHooks | None = None,
     ) -> None:
         self._businesses = businesses
         self._accounts = accounts
         self._queues = queues
         self._clock = clock
+        self._hooks = schedule_hooks
 
     def list(
         self,
@@ -140,6 +154,9 @@ class QueueService:
         changes["updated_at"] = _after(before.updated_at, self._clock())
         after = Queue.model_validate({**before.model_dump(), **{key: _dump(value) for key, value in changes.items()}})
         self._queues.replace(before, after, forbidden=_NOT_EDITABLE)
+        if "schedule" in sent and self._hooks is not None:
+            self._hooks.rescheduled(after)
+            return self.get(business_id, queue_id)  # a cleared startAt started it
         return after
 
     def delete(self, business_id: str, queue_id: str) -> None:
@@ -149,6 +166,8 @@ class QueueService:
                 f"a queue that is {queue.status.value} cannot be deleted; pause or cancel it first", field="status"
             )
         self._queues.delete(queue, forbidden=_NOT_DELETABLE)
+        if self._hooks is not None:
+            self._hooks.removed(queue.id)
 
     # Rules ---------------------------------------------------------------------------------------------------
     def _business(self, business_id: str) -> Business:
@@ -184,15 +203,49 @@ class QueueService:
 
     def _schedule(self, draft: ScheduleDraft, business: Business) -> Schedule:
         timezone = draft.timezone or business.timezone
-        start_at = draft.start_at
+        now = self._clock()
+        start_at = _instant(draft.start_at, timezone)
+        end_at = _instant(draft.end_at, timezone)
         if start_at is not None:
-            if start_at.tzinfo is None:
-                # A wall-clock time means "in the schedule's time zone".
-                start_at = start_at.replace(tzinfo=ZoneInfo(timezone))
-            start_at = start_at.astimezone(UTC)
-            if start_at <= self._clock():
+            if start_at <= now:
                 raise InvalidInputError("schedule.startAt: must be in the future", field="schedule.startAt")
-        return Schedule(start_at=start_at, timezone=timezone, active_hours=draft.active_hours)
+            if start_at > now + MAX_SCHEDULE_AHEAD:
+                raise InvalidInputError("schedule.startAt: must be at most a year ahead", field="schedule.startAt")
+        if end_at is not None:
+            if end_at <= (start_at or now):
+                after = "schedule.startAt" if start_at is not None else "now"
+                raise InvalidInputError(f"schedule.endAt: must be after {after}", field="schedule.endAt")
+            if end_at > (start_at or now) + MAX_SCHEDULE_AHEAD + MAX_SCHEDULE_AHEAD:
+                raise InvalidInputError("schedule.endAt: must be at most two years ahead", field="schedule.endAt")
+        recurrence = None
+        if draft.recurrence is not None:
+            try:
+                recurrence = Recurrence.parse(draft.recurrence)
+            except InvalidRecurrence as invalid:
+                raise InvalidInputError(f"schedule.recurrence: {invalid}", field="schedule.recurrence") from invalid
+        if draft.recipient_local_time and draft.active_hours is None:
+            raise InvalidInputError(
+                "schedule.recipientLocalTime: needs schedule.activeHours (the window read in each recipient's zone)",
+                field="schedule.recipientLocalTime",
+            )
+        return Schedule(
+            start_at=start_at,
+            timezone=timezone,
+            active_hours=draft.active_hours,
+            end_at=end_at,
+            recipient_local_time=draft.recipient_local_time,
+            recurrence=recurrence.expression if recurrence else None,
+        )
+
+
+def _instant(value: datetime | None, timezone: str) -> datetime | None:
+    """UTC, to the whole second (Scheduler's at() has no finer grain); a wall-clock time means "in the schedule's
+    time zone" (the earlier of a repeated hour, and the hour after a skipped one, as zoneinfo reads them)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(timezone))
+    return value.astimezone(UTC).replace(microsecond=0)
 
 
 def _dump(value: Any) -> Any:

@@ -26,6 +26,7 @@ from wabacast.domain.jobs import TERMINAL_JOB_STATUSES, ErrorClass, Job, JobErro
 from wabacast.domain.models import Account, OptOut, OptOutSource, Queue, QueueStatus
 from wabacast.logic.delivery_ports import JobStore, ProviderPort, QueueLifecycle, RatePort
 from wabacast.logic.ports import AccountStore, BusinessStore, ContactStore, MetricsSink
+from wabacast.logic.scheduling import expired, window_open
 from wabacast.providers.base import OutboundMessage, ProviderError
 
 # Seconds before SQS hands a retryable job out again: grows per attempt, capped.
@@ -130,12 +131,18 @@ class Sender:
                 result.failed += 1
             elif queue.status == QueueStatus.CANCELLED:
                 moves.append(job.move(JobStatus.SKIPPED, now=now, skip_reason="queue cancelled"))
+            elif expired(queue.schedule, now):
+                moves.append(job.move(JobStatus.SKIPPED, now=now, skip_reason="expired"))
             elif queue.status != QueueStatus.PROCESSING or account is None or not account.can_send:
                 # Paused, or the account must stop sending: back to the planner, which feeds it again on resume or
                 # through the business's default account.
                 moves.append(job.move(JobStatus.PENDING, now=now, refeed=True))
             elif job.phone_number in opted_out:
                 moves.append(job.move(JobStatus.OPTED_OUT, now=now, skip_reason="opted out"))
+            elif not window_open(queue.schedule, now, job.recipient_zone):
+                # Fed before the window closed (or a retry due outside it): back to the planner until it opens.
+                moves.append(job.move(JobStatus.PENDING, now=now, refeed=True))
+                self._metrics.add("OutsideWindow", 1, account_id=account_id)
             else:
                 candidates.append((record, job, queue))
         if not candidates or account is None or business is None:
@@ -188,6 +195,12 @@ class Sender:
         delay = slot - self._wall_time()
         if delay > 0:
             self._sleep(delay)
+            # The window may have closed (or the queue expired) while this job waited for its slot.
+            now = self._clock()
+            if expired(queue.schedule, now):
+                return _Attempt(SendOutcome.HANDED_BACK, job.move(JobStatus.SKIPPED, now=now, skip_reason="expired"))
+            if not window_open(queue.schedule, now, job.recipient_zone):
+                return _Attempt(SendOutcome.HANDED_BACK, job.move(JobStatus.PENDING, now=now, refeed=True))
         # Claimed at the last moment: a sender that stops before this line leaves the job claimable.
         queued_at = (
             datetime.fromtimestamp(record.sent_timestamp, UTC) if record.sent_timestamp is not None else job.queued_at

@@ -3,7 +3,8 @@
 Key design (see docs/architecture.md):
   PK / SK               the item's home: everything of a business lives under "BIZ#<businessId>"
   GSI1PK / GSI1SK       queues by status per business; businesses for the admin listing; a queue's open jobs
-                        in planning order (INCLUDE phone_number: what feeding reads, so it needs no item read)
+                        in planning order (INCLUDE phone_number, recipient_zone: what feeding reads, so it needs
+                        no item read)
   GSI2PK / GSI2SK       queues by account per business (sorted by status, then creation); a queue's handed-back
                         and retryable-failed jobs (KEYS_ONLY: readers fetch the items they need)
 
@@ -35,7 +36,7 @@ class GlobalIndex:
 
 
 GLOBAL_INDEXES: tuple[GlobalIndex, ...] = (
-    GlobalIndex("GSI1", "GSI1PK", "GSI1SK", included=("phone_number",)),
+    GlobalIndex("GSI1", "GSI1PK", "GSI1SK", included=("phone_number", "recipient_zone")),
     GlobalIndex("GSI2", "GSI2PK", "GSI2SK"),
 )
 GSI1 = GLOBAL_INDEXES[0]

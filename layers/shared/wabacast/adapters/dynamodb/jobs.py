@@ -73,7 +73,9 @@ _THROTTLING_CODES = frozenset(
     }
 )
 # What a move may change; the rest of a job is fixed when it is planned.
-_IMMUTABLE = frozenset({"id", "queue_id", "business_id", "phone_number", "variables", "seq", "created_at"})
+_IMMUTABLE = frozenset(
+    {"id", "queue_id", "business_id", "phone_number", "variables", "seq", "created_at", "run", "recipient_zone"}
+)
 _MUTABLE = tuple(name for name in Job.model_fields if name not in _IMMUTABLE)
 
 
@@ -94,9 +96,15 @@ def _seq_key(seq: int) -> str:
     return f"{seq:012d}"
 
 
+def refeed_label(recipient_zone: str | None) -> str:
+    """Handed-back jobs of a queue sending in recipients' local time are indexed per zone, so the planner reads only
+    the zones whose window is open."""
+    return REFEED_LABEL if recipient_zone is None else f"{REFEED_LABEL}#{recipient_zone}"
+
+
 def _secondary_label(job: Job) -> str | None:
     if job.status == JobStatus.PENDING and job.refeed:
-        return REFEED_LABEL
+        return refeed_label(job.recipient_zone)
     if job.status == JobStatus.FAILED and job.last_error and job.last_error.error_class == ErrorClass.RETRYABLE:
         return FAILED_RETRYABLE_LABEL
     return None
@@ -202,6 +210,8 @@ class DynamoJobStore:
             rate_per_second=float(item.get("rate_per_second", 0.0)),
             rate_sample_at=float(item["rate_sample_at"]) if "rate_sample_at" in item else None,
             rate_sample_done=int(item.get("rate_sample_done", 0)),
+            zones=frozenset(item.get("plan_zones") or ()),
+            run=int(item.get("plan_run", 1)),
         )
 
     def existing_plan_versions(self, queue_id: str, job_ids: Sequence[str]) -> dict[str, int | None]:
@@ -222,6 +232,7 @@ class DynamoJobStore:
         cursor: dict[str, Any] | None,
         done: bool,
         now: datetime,
+        zones: frozenset[str] = frozenset(),
     ) -> bool:
         """The jobs first (BatchWriteItem), then the cursor and their planned counts in one conditional update of
         the plan item. The jobs carry the plan version they were written under: if this process dies between the
@@ -252,6 +263,9 @@ class DynamoJobStore:
             names[f"#c{index}"] = f"{COUNTER_ATTRIBUTE_PREFIX}{counter.value}"
             values[f":c{index}"] = {"N": str(change)}
             adds.append(f"#c{index} :c{index}")
+        if zones:
+            values[":zones"] = {"SS": sorted(zones)}
+            adds.append("plan_zones :zones")
         condition = "attribute_not_exists(plan_version) OR plan_version = :previous"
         if plan.version:
             condition = "plan_version = :previous"
@@ -320,6 +334,7 @@ class DynamoJobStore:
                 job_id=str(item[SORT_KEY]).removeprefix(JOB_PREFIX),
                 phone_number=str(item["phone_number"]),
                 seq=int(item[GSI1.sort_key]),
+                recipient_zone=item.get("recipient_zone"),
             )
             for item in (from_attributes(raw) for raw in response.get("Items", []))
         ]
@@ -355,8 +370,8 @@ class DynamoJobStore:
             (job for job in jobs if job.status == JobStatus.PENDING and not job.refeed), key=lambda job: job.seq
         )
 
-    def handed_back(self, queue_id: str, limit: int) -> list[Job]:
-        return self._labelled(queue_id, REFEED_LABEL, limit)
+    def handed_back(self, queue_id: str, limit: int, recipient_zone: str | None = None) -> list[Job]:
+        return self._labelled(queue_id, refeed_label(recipient_zone), limit)
 
     def retryable_failed(self, queue_id: str, limit: int) -> list[Job]:
         return self._labelled(queue_id, FAILED_RETRYABLE_LABEL, limit)
