@@ -19,13 +19,18 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from infra.capabilities import api, delivery
+from infra.capabilities import api, delivery, scheduling
 from infra.paths import CDK_JSON, CDK_OUT_DIR, FUNCTIONS_DIR, LAYER_DIR
 from infra.stack import WabacastStack
 
 STACK_NAME = "Wabacast"
 # The folders of functions/ the stack ships as code assets.
-CODE_FOLDERS = (api.CODE_FOLDER, delivery.PLANNER_CODE_FOLDER, delivery.SENDER_CODE_FOLDER)
+CODE_FOLDERS = (
+    api.CODE_FOLDER,
+    delivery.PLANNER_CODE_FOLDER,
+    delivery.SENDER_CODE_FOLDER,
+    scheduling.CODE_FOLDER,
+)
 
 
 def load_context(cdk_json: Path = CDK_JSON) -> dict[str, Any]:

@@ -10,7 +10,7 @@ CDK_JSON = REPO_ROOT / "cdk.json"
 # The shared `wabacast` package, copied into the layer.
 SHARED_PACKAGE_DIR = REPO_ROOT / "layers" / "shared" / "wabacast"
 # Lambda code assets, one folder each: functions/api (the API handler and the authorizer), functions/planner,
-# functions/sender (the sender and the dead-letter consumer).
+# functions/sender (the sender and the dead-letter consumer), functions/scheduler.
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 # Output of `make layer` (infra/build_layer.py): build/layer/python/... is the layer's content.
 LAYER_DIR = REPO_ROOT / "build" / "layer"

@@ -13,6 +13,7 @@ from infra.capabilities.api import Api, ApiSettings
 from infra.capabilities.data import DataStore
 from infra.capabilities.delivery import Delivery, DeliverySettings
 from infra.capabilities.runtime import LambdaRuntime
+from infra.capabilities.scheduling import Scheduling, SchedulingSettings
 from infra.paths import FUNCTIONS_DIR
 
 
@@ -20,7 +21,7 @@ class WabacastStack(cdk.Stack):
     """Everything wabacast runs on.
 
     `layer_dir` is the folder built by infra/build_layer.py (it holds `python/`); `functions_dir` holds one folder
-    per code asset (`api/`, `planner/`, `sender/`). Tests pass small temporary folders for both.
+    per code asset (`api/`, `planner/`, `sender/`, `scheduler/`). Tests pass small temporary folders for both.
     `delivery_settings` defaults to the production values with the provider URLs from the CDK context
     (`sandboxBaseUrl`, `metaBaseUrl`).
     """
@@ -34,6 +35,7 @@ class WabacastStack(cdk.Stack):
         functions_dir: Path = FUNCTIONS_DIR,
         api_settings: ApiSettings | None = None,
         delivery_settings: DeliverySettings | None = None,
+        scheduling_settings: SchedulingSettings | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -47,7 +49,23 @@ class WabacastStack(cdk.Stack):
             data=self.data,
             settings=delivery_settings or DeliverySettings.from_context(self.node),
         )
-        self.api = Api(self, "Api", runtime=self.runtime, data=self.data, delivery=self.delivery, settings=api_settings)
+        self.scheduling = Scheduling(
+            self,
+            "Scheduling",
+            runtime=self.runtime,
+            data=self.data,
+            delivery=self.delivery,
+            settings=scheduling_settings,
+        )
+        self.api = Api(
+            self,
+            "Api",
+            runtime=self.runtime,
+            data=self.data,
+            delivery=self.delivery,
+            scheduling=self.scheduling,
+            settings=api_settings,
+        )
 
         cdk.CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the HTTP API (ends with /)")
         cdk.CfnOutput(self, "TableName", value=self.table.table_name, description="The DynamoDB table")
@@ -83,9 +101,23 @@ class WabacastStack(cdk.Stack):
         )
         cdk.CfnOutput(
             self,
-            "PlannerScheduleDeadLetterQueueUrl",
-            value=self.delivery.schedule_dead_letter_queue.queue_url,
-            description="Ticks EventBridge Scheduler could not deliver to the planner",
+            "ScheduleGroupName",
+            value=self.scheduling.group.ref,
+            description="The EventBridge Scheduler group: the planner tick, and one schedule per scheduled or "
+            "recurring queue",
+        )
+        cdk.CfnOutput(
+            self,
+            "SchedulerFunctionName",
+            value=self.scheduling.function.function_name,
+            description="The scheduler (starts a scheduled or recurring queue when its schedule fires)",
+        )
+        cdk.CfnOutput(
+            self,
+            "ScheduleDeadLetterQueueUrl",
+            value=self.scheduling.dead_letter_queue.queue_url,
+            description="Schedule firings EventBridge Scheduler could not deliver (ticks, queue starts), and queue "
+            "starts the scheduler function failed on",
         )
 
     @property

@@ -8,7 +8,8 @@ Routes:
 Besides the table and the account secrets, the API function provisions each WhatsApp account's delivery at run
 time: its two FIFO queues (wabacast-<accountId>.fifo and its -dlq.fifo) and their event source mappings to the
 sender and the dead-letter consumer (infra/capabilities/delivery.py), and it starts the planner when a queue is
-processed.
+processed. A queue that starts later or recurs gets an EventBridge Scheduler schedule in the stack's group, which
+the API creates, moves and deletes (infra/capabilities/scheduling.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from infra.capabilities.names import (
     secrets_arn_pattern,
 )
 from infra.capabilities.runtime import LambdaRuntime
+from infra.capabilities.scheduling import Scheduling
 from infra.nag import acknowledge, wildcard_resource_rule
 
 CODE_FOLDER = "api"  # functions/api holds both handlers
@@ -124,7 +126,8 @@ class _AccessLogSettings:
 
 
 class Api(Construct):
-    """The API function (table + account secrets), the authorizer (API-key lookup) and the HTTP API."""
+    """The API function (table, account secrets, queue schedules), the authorizer (API-key lookup) and the HTTP
+    API."""
 
     def __init__(
         self,
@@ -134,6 +137,7 @@ class Api(Construct):
         runtime: LambdaRuntime,
         data: DataStore,
         delivery: Delivery,
+        scheduling: Scheduling,
         settings: ApiSettings | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -160,6 +164,8 @@ class Api(Construct):
                 "SENDER_BATCH_S": str(delivery.settings.sender_batch_seconds),
                 # Sandbox accounts are refused when it is not set.
                 **delivery.settings.sandbox_environment,
+                # One schedule per scheduled queue start and per recurring queue.
+                **scheduling.environment,
             },
             other_wildcard_resource_statements=(
                 "lambda:CreateEventSourceMapping, which has no resource type (IAM requires Resource '*'), is "
@@ -189,6 +195,7 @@ class Api(Construct):
         )
 
         self._grant_account_delivery_provisioning(delivery)
+        scheduling.grant_schedule_management(self.function)
 
         self.authorizer_function = runtime.function(
             self,

@@ -1,7 +1,7 @@
-"""Delivery capability: the planner tick and its schedule, the plan queue and its workers, the sender and the
-dead-letter consumer.
+"""Delivery capability: the planner tick, the plan queue and its workers, the sender and the dead-letter consumer.
 
-  EventBridge Scheduler, rate(1 minute) --{"source": "wabacast.tick"}--> planner tick (also started by the API)
+  EventBridge Scheduler, rate(1 minute) --{"source": "wabacast.tick"}--> planner tick (also started by the API
+                                                                          and by the scheduler function)
   planner tick --SendMessageBatch {"b": <businessId>, "a": <accountId>}--> plan queue (SQS standard, one message
                                                                             per active account and tick)
   plan queue   --event source mapping, batch size 1--> plan worker (plans one account)
@@ -10,9 +10,10 @@ dead-letter consumer.
   wabacast-<accountId>.fifo      --event source mapping--> sender
   wabacast-<accountId>-dlq.fifo  --event source mapping--> dead-letter consumer
 
-The plan queue, its dead-letter queue and their mapping are part of the stack. The per-account queues and their
-event source mappings are not: the API function creates them at run time when an account is created (see
-infra/capabilities/api.py and docs/operations.md). So the roles that touch them are scoped to the queue-name
+The tick's schedule belongs to the scheduling capability (infra/capabilities/scheduling.py), with the other
+schedules. The plan queue, its dead-letter queue and their mapping are part of the stack. The per-account queues
+and their event source mappings are not: the API function creates them at run time when an account is created
+(see infra/capabilities/api.py and docs/operations.md). So the roles that touch them are scoped to the queue-name
 pattern `wabacast-*`, and the sender's role is what those mappings poll the queues with.
 
 The sender and the plan worker run once per batch and once per active account and minute, so their traces grow
@@ -22,7 +23,6 @@ what it does and does not govern).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,6 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
-from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_xray as xray
 from constructs import Construct, Node
@@ -54,8 +53,6 @@ SENDER_CODE_FOLDER = "sender"  # functions/sender holds the sender and the dead-
 SENDER_HANDLER = "handler.lambda_handler"
 DEAD_LETTER_HANDLER = "dead_letter.lambda_handler"
 
-# What the planner's schedule sends; the planner tells a tick from an API start by it.
-TICK_INPUT = {"source": "wabacast.tick"}
 # Context values (cdk.json "context", or `cdk deploy -c sandboxBaseUrl=...`); unset means the variable is not set.
 SANDBOX_BASE_URL_CONTEXT = "sandboxBaseUrl"
 META_BASE_URL_CONTEXT = "metaBaseUrl"
@@ -154,12 +151,9 @@ class DeliverySettings:
     # X-Ray sampling of the sender and the plan worker: this many traces per second, then this share of the rest.
     trace_reservoir_per_second: int = 1
     trace_sampling_rate: float = 0.01
-    # The schedule: a tick every minute; a tick Scheduler could not deliver is retried for up to a minute (the
-    # next one is due then anyway), then goes to the schedule's dead-letter queue.
-    tick_retry_attempts: int = 2
-    tick_max_event_age_seconds: int = 60
-    # Asynchronous invocations of the planner (the ticks, the API's starts): no retries, since a new tick comes
-    # within a minute, and an event waiting longer than this (throttling) is dropped for the same reason.
+    # Asynchronous invocations of the planner (the ticks, the API's and the scheduler's starts): no retries, since
+    # a new tick comes within a minute, and an event waiting longer than this (throttling) is dropped for the same
+    # reason.
     planner_async_max_event_age_seconds: int = 120
     # Where the providers are; None leaves the variable unset (the code's defaults apply: Meta's Graph API, and
     # sandbox accounts refused).
@@ -208,8 +202,8 @@ class DeliverySettings:
 
 
 class Delivery(Construct):
-    """The planner tick and its schedule, the plan queue and worker, the sender and the dead-letter consumer, each
-    function with its own least-privilege role."""
+    """The planner tick, the plan queue and worker, the sender and the dead-letter consumer, each function with its
+    own least-privilege role."""
 
     def __init__(
         self,
@@ -308,81 +302,6 @@ class Delivery(Construct):
                 max_concurrency=settings.plan_worker_max_concurrency,
             )
         )
-
-        # --- the planner's schedule ----------------------------------------------------------------------------
-        self.schedule_dead_letter_queue = sqs.Queue(
-            self,
-            "PlannerScheduleDeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
-        acknowledge(
-            self.schedule_dead_letter_queue,
-            "AwsSolutions-SQS3",
-            "This queue is itself a dead-letter queue: the dead-letter queue of the planner's EventBridge Scheduler "
-            "schedule (Target.DeadLetterConfig), which cdk-nag does not recognize (it only knows queues named in "
-            "another queue's redrive policy). A dead-letter queue of a dead-letter queue would add nothing.",
-        )
-        default_schedule_group_arn = stack.format_arn(
-            service="scheduler",
-            resource="schedule-group",
-            resource_name="default",
-        )
-        self.schedule_role = iam.Role(
-            self,
-            "PlannerScheduleRole",
-            description="Role EventBridge Scheduler assumes to invoke the wabacast planner every minute",
-            # Confused-deputy protection: only schedules of this account's default group may assume it.
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={
-                    "StringEquals": {
-                        "aws:SourceAccount": stack.account,
-                        "aws:SourceArn": default_schedule_group_arn,
-                    }
-                },
-            ),
-        )
-        # Hand-written rather than planner.grant_invoke(), which also allows "<planner ARN>:*" (every version and
-        # alias): the schedule invokes the unqualified function and nothing else.
-        schedule_policy = iam.Policy(
-            self,
-            "PlannerSchedulePolicy",
-            roles=[self.schedule_role],
-            statements=[
-                iam.PolicyStatement(
-                    sid="InvokePlanner", actions=["lambda:InvokeFunction"], resources=[self.planner.function_arn]
-                ),
-                iam.PolicyStatement(
-                    sid="DeadLetters",
-                    actions=["sqs:SendMessage"],
-                    resources=[self.schedule_dead_letter_queue.queue_arn],
-                ),
-            ],
-        )
-        self.schedule = scheduler.CfnSchedule(
-            self,
-            "PlannerSchedule",
-            description="wabacast: tick the delivery planner every minute",
-            schedule_expression="rate(1 minute)",
-            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
-            state="ENABLED",
-            target=scheduler.CfnSchedule.TargetProperty(
-                arn=self.planner.function_arn,
-                role_arn=self.schedule_role.role_arn,
-                input=json.dumps(TICK_INPUT),
-                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
-                    maximum_retry_attempts=settings.tick_retry_attempts,
-                    maximum_event_age_in_seconds=settings.tick_max_event_age_seconds,
-                ),
-                dead_letter_config=scheduler.CfnSchedule.DeadLetterConfigProperty(
-                    arn=self.schedule_dead_letter_queue.queue_arn
-                ),
-            ),
-        )
-        # The role's policy must exist before the first tick tries to use it (the role itself is referenced).
-        self.schedule.node.add_dependency(schedule_policy)
 
         # --- sender --------------------------------------------------------------------------------------------
         self.sender = runtime.function(

@@ -2,8 +2,8 @@
 
 Every function gets the same runtime (Python 3.12, ARM64), the layer, Powertools settings, active X-Ray tracing,
 its own log group with a retention, and its own role whose only built-in permission is writing to that log group.
-The API capability and the delivery capability (planner, sender, dead-letter consumer) create their functions
-through `LambdaRuntime.function`.
+The API capability, the delivery capability (planner, sender, dead-letter consumer) and the scheduling capability
+(scheduler) create their functions through `LambdaRuntime.function`.
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ class LambdaRuntime(Construct):
         timeout: cdk.Duration,
         environment: Mapping[str, str],
         other_wildcard_resource_statements: str | None = None,
+        function_name: str | None = None,
     ) -> lambda_.Function:
         """A wabacast function in `scope`, with `{construct_id}Role` and `{construct_id}Logs` next to it.
 
@@ -95,6 +96,7 @@ class LambdaRuntime(Construct):
         The role's cdk-nag acknowledgment of Resource '*' covers the X-Ray statement; a caller that adds another
         statement on '*' must say which and why in `other_wildcard_resource_statements` (it becomes part of the
         acknowledgment's reason, as the acknowledgment covers every '*' statement of the role).
+        `function_name` fixes the function's name; without it CloudFormation generates one.
         """
         log_group = logs.LogGroup(scope, f"{construct_id}Logs", retention=self.log_retention)
         role = iam.Role(
@@ -114,6 +116,7 @@ class LambdaRuntime(Construct):
         function = lambda_.Function(
             scope,
             construct_id,
+            function_name=function_name,
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             code=self.code(code_folder),

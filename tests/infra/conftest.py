@@ -33,6 +33,7 @@ STUB_MODULES = {
     "api": ("handler.py", "authorizer.py"),
     "planner": ("handler.py", "worker.py"),
     "sender": ("handler.py", "dead_letter.py"),
+    "scheduler": ("handler.py",),
 }
 
 
@@ -87,7 +88,7 @@ def resources(template: Template) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def function_ids(stack: WabacastStack) -> dict[str, str]:
-    """Logical ids of the stack's functions by role (handler names alone are ambiguous: three are handler.py)."""
+    """Logical ids of the stack's functions by role (handler names alone are ambiguous: four are handler.py)."""
     return {
         "api": logical_id(stack, stack.api.function),
         "authorizer": logical_id(stack, stack.api.authorizer_function),
@@ -95,4 +96,5 @@ def function_ids(stack: WabacastStack) -> dict[str, str]:
         "plan_worker": logical_id(stack, stack.delivery.plan_worker),
         "sender": logical_id(stack, stack.delivery.sender),
         "dead_letter": logical_id(stack, stack.delivery.dead_letter_function),
+        "scheduler": logical_id(stack, stack.scheduling.function),
     }

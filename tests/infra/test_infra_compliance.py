@@ -20,6 +20,7 @@ SECRETS = ARN.format(service="secretsmanager", resource="secret:wabacast/*")
 QUEUES = ARN.format(service="sqs", resource="wabacast-*")
 DEAD_LETTER_QUEUES = ARN.format(service="sqs", resource="wabacast-*-dlq.fifo")
 MAPPINGS = ARN.format(service="lambda", resource="event-source-mapping:*")
+SCHEDULES = ARN.format(service="scheduler", resource="schedule/Wabacast/*")
 FUNCTIONS = (
     "Wabacast/Api/ApiFunction",
     "Wabacast/Api/AuthorizerFunction",
@@ -27,6 +28,7 @@ FUNCTIONS = (
     "Wabacast/Delivery/PlanWorkerFunction",
     "Wabacast/Delivery/SenderFunction",
     "Wabacast/Delivery/DeadLetterFunction",
+    "Wabacast/Scheduling/SchedulerFunction",
 )
 EXPECTED_ACKNOWLEDGMENTS = {
     ("AwsSolutions-APIG4", "Wabacast/Api/HttpApi/GET--api--docs"),
@@ -34,7 +36,7 @@ EXPECTED_ACKNOWLEDGMENTS = {
     # Runtime: the Python 3.12 runtime of each function, and the X-Ray statement of each function role.
     *(("AwsSolutions-L1", function) for function in FUNCTIONS),
     *(("AwsSolutions-IAM5[Resource::*]", f"{function}Role") for function in FUNCTIONS),
-    # Names created at run time: account secrets, account queues, their event source mappings.
+    # Names created at run time: account secrets, account queues, their event source mappings, queue schedules.
     (f"AwsSolutions-IAM5[Resource::{SECRETS}]", "Wabacast/Api/ApiFunctionRole"),
     (f"AwsSolutions-IAM5[Resource::{QUEUES}]", "Wabacast/Api/ApiFunctionRole"),
     (f"AwsSolutions-IAM5[Resource::{MAPPINGS}]", "Wabacast/Api/ApiFunctionRole"),
@@ -42,8 +44,10 @@ EXPECTED_ACKNOWLEDGMENTS = {
     (f"AwsSolutions-IAM5[Resource::{QUEUES}]", "Wabacast/Delivery/SenderFunctionRole"),
     (f"AwsSolutions-IAM5[Resource::{SECRETS}]", "Wabacast/Delivery/SenderFunctionRole"),
     (f"AwsSolutions-IAM5[Resource::{DEAD_LETTER_QUEUES}]", "Wabacast/Delivery/DeadLetterFunctionRole"),
-    # The schedule's dead-letter queue is a dead-letter queue itself.
-    ("AwsSolutions-SQS3", "Wabacast/Delivery/PlannerScheduleDeadLetterQueue"),
+    (f"AwsSolutions-IAM5[Resource::{SCHEDULES}]", "Wabacast/Api/ApiFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{SCHEDULES}]", "Wabacast/Scheduling/SchedulerFunctionRole"),
+    # The schedules' dead-letter queue is a dead-letter queue itself.
+    ("AwsSolutions-SQS3", "Wabacast/Scheduling/ScheduleDeadLetterQueue"),
 }
 # Regions the template is checked against (resource types and properties available there).
 LINT_REGIONS = ["us-east-1", "eu-west-1"]

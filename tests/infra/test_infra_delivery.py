@@ -1,6 +1,6 @@
-"""Delivery: the planner tick and its one-minute schedule, the plan queue and its worker, the sender, the dead-letter
-consumer, the trace sampling rules, and what their roles (and the API's, for the per-account queues it provisions at
-run time) may do."""
+"""Delivery: the planner tick, the plan queue and its worker, the sender, the dead-letter consumer, the trace sampling
+rules, and what their roles (and the API's, for the per-account queues it provisions at run time) may do. The tick's
+schedule is checked in test_infra_scheduling.py."""
 
 from __future__ import annotations
 
@@ -50,12 +50,6 @@ def every_role_statement(resources: Resources) -> Iterator[tuple[str, dict[str, 
             yield role_id, statement
 
 
-def schedule_dead_letter_queue_id(resources: Resources) -> str:
-    _, schedule = only(resources, "AWS::Scheduler::Schedule")
-    queue_id: str = schedule["Properties"]["Target"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
-    return queue_id
-
-
 def tls_only_policy_statement(resources: Resources, queue_id: str) -> dict[str, Any]:
     (policy,) = [
         p
@@ -75,6 +69,11 @@ def plan_queue_id(stack: WabacastStack) -> str:
 @pytest.fixture(scope="module")
 def plan_dead_letter_queue_id(stack: WabacastStack) -> str:
     return logical_id(stack, stack.delivery.plan_dead_letter_queue)
+
+
+@pytest.fixture(scope="module")
+def schedule_dead_letter_queue_id(stack: WabacastStack) -> str:
+    return logical_id(stack, stack.scheduling.dead_letter_queue)
 
 
 # --- the functions -----------------------------------------------------------------------------------------------
@@ -165,28 +164,33 @@ def test_planner_tick_and_plan_worker_share_the_planner_code_folder(
 def test_planner_async_invocations_are_not_retried_as_the_next_tick_comes_within_a_minute(
     resources: Resources, function_ids: dict[str, str]
 ) -> None:
-    # GIVEN / WHEN the asynchronous invocation settings (ticks and the API's starts are asynchronous)
-    _, config = only(resources, "AWS::Lambda::EventInvokeConfig")
-    properties = config["Properties"]
+    # GIVEN / WHEN the planner's asynchronous invocation settings (ticks and the API's and the scheduler's starts
+    # are asynchronous)
+    (properties,) = [
+        config["Properties"]
+        for config in of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
+        if config["Properties"]["FunctionName"] == {"Ref": function_ids["planner"]}
+    ]
 
-    # THEN they are the planner's: a failed or stale event is dropped instead of piling up next to newer ticks
-    assert properties["FunctionName"] == {"Ref": function_ids["planner"]}
+    # THEN a failed or stale event is dropped instead of piling up next to newer ticks
     assert properties["MaximumRetryAttempts"] == 0
     assert properties["MaximumEventAgeInSeconds"] <= 300
 
 
 def test_no_event_source_mapping_or_queue_per_account_is_in_the_stack(
-    resources: Resources, function_ids: dict[str, str], plan_queue_id: str, plan_dead_letter_queue_id: str
+    resources: Resources,
+    function_ids: dict[str, str],
+    plan_queue_id: str,
+    plan_dead_letter_queue_id: str,
+    schedule_dead_letter_queue_id: str,
 ) -> None:
     # GIVEN / WHEN the synthesized resources
     mappings = of_type(resources, "AWS::Lambda::EventSourceMapping")
     queues = of_type(resources, "AWS::SQS::Queue")
 
     # THEN the account queues and their mappings are left to the API at run time: the stack's queues are the
-    # schedule's dead-letter queue, the plan queue and its dead-letter queue, and its one mapping the plan queue's
-    assert sorted(queues) == sorted(
-        [schedule_dead_letter_queue_id(resources), plan_queue_id, plan_dead_letter_queue_id]
-    )
+    # schedules' dead-letter queue, the plan queue and its dead-letter queue, and its one mapping the plan queue's
+    assert sorted(queues) == sorted([schedule_dead_letter_queue_id, plan_queue_id, plan_dead_letter_queue_id])
     assert [m["Properties"]["FunctionName"] for m in mappings.values()] == [{"Ref": function_ids["plan_worker"]}]
 
 
@@ -254,85 +258,8 @@ def test_plan_worker_consumes_the_plan_queue_one_account_per_invocation(
     assert properties.get("Enabled", True) is True
 
 
-# --- the schedule ------------------------------------------------------------------------------------------------
-
-
-def test_schedule_ticks_the_planner_every_minute_without_a_flexible_window(
-    resources: Resources, function_ids: dict[str, str]
-) -> None:
-    # GIVEN / WHEN the stack's only schedule
-    _, schedule = only(resources, "AWS::Scheduler::Schedule")
-    properties = schedule["Properties"]
-    target = properties["Target"]
-
-    # THEN it fires every minute on the minute, enabled, in the default group
-    assert properties["ScheduleExpression"] == "rate(1 minute)"
-    assert properties["FlexibleTimeWindow"] == {"Mode": "OFF"}
-    assert properties["State"] == "ENABLED"
-    assert "GroupName" not in properties
-    # AND invokes the (unqualified) planner with the tick event
-    assert target["Arn"] == get_att_arn(function_ids["planner"])
-    assert json.loads(target["Input"]) == {"source": "wabacast.tick"}
-
-
-def test_schedule_retries_briefly_then_dead_letters_to_an_encrypted_tls_only_queue(resources: Resources) -> None:
-    # GIVEN the schedule and the queue it names as dead-letter queue
-    _, schedule = only(resources, "AWS::Scheduler::Schedule")
-    target = schedule["Properties"]["Target"]
-    queue_id = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
-
-    # WHEN looking at the retry policy and the queue
-    retry = target["RetryPolicy"]
-    queue = resources[queue_id]
-
-    # THEN an undelivered tick is retried for at most a minute (the next tick is due then), then kept 14 days
-    assert retry["MaximumRetryAttempts"] >= 1
-    assert retry["MaximumEventAgeInSeconds"] == 60
-    assert queue["Type"] == "AWS::SQS::Queue"
-    assert queue["Properties"]["SqsManagedSseEnabled"] is True
-    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
-    # AND the queue refuses any request not made over TLS
-    deny = tls_only_policy_statement(resources, queue_id)
-    assert deny["Effect"] == "Deny"
-    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    assert deny["Resource"] == get_att_arn(queue_id)
-
-
-def test_schedule_role_may_only_invoke_the_planner_and_dead_letter_to_its_queue(
-    resources: Resources, function_ids: dict[str, str]
-) -> None:
-    # GIVEN the role the schedule invokes the planner with
-    _, schedule = only(resources, "AWS::Scheduler::Schedule")
-    target = schedule["Properties"]["Target"]
-    role_id = target["RoleArn"]["Fn::GetAtt"][0]
-    queue_id = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
-
-    # WHEN reading its trust policy and permissions
-    role = resources[role_id]["Properties"]
-    statements = statements_of_role(resources, role_id)
-
-    # THEN only EventBridge Scheduler, for schedules of this account's default group, can assume it
-    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
-    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
-    assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
-    assert trust["Condition"]["StringEquals"]["aws:SourceArn"] == arn_pattern("scheduler", "schedule-group/default")
-    # AND it may invoke the planner itself (not "<planner>:*", not another function) and send to its DLQ, no more
-    assert "ManagedPolicyArns" not in role
-    assert sorted((sorted(actions_of(s)), s["Resource"]) for s in statements) == sorted(
-        [
-            (["lambda:InvokeFunction"], get_att_arn(function_ids["planner"])),
-            (["sqs:SendMessage"], get_att_arn(queue_id)),
-        ]
-    )
-    # AND the schedule waits for that policy, so the first tick is not denied
-    (policy_id,) = [
-        pid for pid, p in of_type(resources, "AWS::IAM::Policy").items() if {"Ref": role_id} in p["Properties"]["Roles"]
-    ]
-    assert policy_id in schedule["DependsOn"]
-
-
-def test_only_the_api_and_the_schedule_may_invoke_a_function_and_only_the_planner(
-    resources: Resources, function_ids: dict[str, str]
+def test_only_the_api_the_scheduler_and_the_schedules_may_invoke_a_function(
+    resources: Resources, function_ids: dict[str, str], stack: WabacastStack
 ) -> None:
     # GIVEN every IAM statement of every role in the stack
     # WHEN picking those that allow lambda:InvokeFunction
@@ -340,14 +267,21 @@ def test_only_the_api_and_the_schedule_may_invoke_a_function_and_only_the_planne
         (role_id, s) for role_id, s in every_role_statement(resources) if "lambda:InvokeFunction" in actions_of(s)
     ]
 
-    # THEN there are two, the API's (to start the planner after "process") and the schedule's, each on the planner
-    # only; API Gateway invokes the API and authorizer through resource policies, nothing invokes sender or DLQ
-    # consumer (their event source mappings use the function's own role)
-    assert len(invoking) == 2
-    assert [s["Resource"] for _, s in invoking] == [get_att_arn(function_ids["planner"])] * 2
+    # THEN the API and the scheduler may start the planner (the queue was processed, or its schedule fired), and
+    # the schedules' invoke role may invoke the planner (the tick) and the scheduler (the queue schedules), each
+    # unqualified and with no other action; API Gateway invokes the API and authorizer through resource policies,
+    # nothing invokes sender or DLQ consumer (their event source mappings use the function's own role)
+    role_of = {name: resources[function_ids[name]]["Properties"]["Role"]["Fn::GetAtt"][0] for name in function_ids}
+    planner, scheduler = get_att_arn(function_ids["planner"]), get_att_arn(function_ids["scheduler"])
+    assert sorted(json.dumps([role_id, s["Resource"]]) for role_id, s in invoking) == sorted(
+        json.dumps(pair)
+        for pair in (
+            [role_of["api"], planner],
+            [role_of["scheduler"], planner],
+            [logical_id(stack, stack.scheduling.invoke_role), [planner, scheduler]],
+        )
+    )
     assert all(actions_of(s) == {"lambda:InvokeFunction"} for _, s in invoking)
-    api_role = resources[function_ids["api"]]["Properties"]["Role"]["Fn::GetAtt"][0]
-    assert api_role in {role_id for role_id, _ in invoking}
     invoked_by_resource_policy = {
         p["Properties"]["FunctionName"]["Fn::GetAtt"][0] for p in of_type(resources, "AWS::Lambda::Permission").values()
     }
@@ -516,10 +450,10 @@ def test_dead_letter_consumer_only_consumes_the_dead_letter_queues(
 
 
 def test_no_role_has_sqs_permissions_outside_the_wabacast_queues_the_plan_queue_and_the_schedule_dlq(
-    resources: Resources, plan_queue_id: str
+    resources: Resources, plan_queue_id: str, schedule_dead_letter_queue_id: str
 ) -> None:
-    # GIVEN the schedule's dead-letter queue and the plan queue
-    queue_ids = [schedule_dead_letter_queue_id(resources), plan_queue_id]
+    # GIVEN the schedules' dead-letter queue and the plan queue
+    queue_ids = [schedule_dead_letter_queue_id, plan_queue_id]
     allowed = [QUEUES_ARN_PATTERN, DEAD_LETTER_QUEUES_ARN_PATTERN, *(get_att_arn(queue_id) for queue_id in queue_ids)]
 
     # WHEN collecting the resources of every SQS statement of every role
@@ -541,15 +475,13 @@ def test_stack_outputs_the_delivery_function_names_and_the_dead_letter_queues(
 ) -> None:
     # GIVEN / WHEN the synthesized outputs
     outputs = template.find_outputs("*")
-    queue_id = schedule_dead_letter_queue_id(template.to_json()["Resources"])
 
-    # THEN operators can find each delivery function (e.g. for its logs), the undelivered ticks and the accounts
-    # the plan worker failed on
+    # THEN operators can find each delivery function (e.g. for its logs) and the accounts the plan worker failed
+    # on (the schedules' dead-letter queue is test_infra_scheduling.py's)
     assert outputs["PlannerFunctionName"]["Value"] == {"Ref": function_ids["planner"]}
     assert outputs["PlanWorkerFunctionName"]["Value"] == {"Ref": function_ids["plan_worker"]}
     assert outputs["SenderFunctionName"]["Value"] == {"Ref": function_ids["sender"]}
     assert outputs["DeadLetterFunctionName"]["Value"] == {"Ref": function_ids["dead_letter"]}
-    assert outputs["PlannerScheduleDeadLetterQueueUrl"]["Value"] == {"Ref": queue_id}
     assert outputs["PlanDeadLetterQueueUrl"]["Value"] == {"Ref": plan_dead_letter_queue_id}
     # AND nothing alarms on them: no alarm is part of the stack
     assert of_type(template.to_json()["Resources"], "AWS::CloudWatch::Alarm") == {}
@@ -589,6 +521,7 @@ def test_provider_urls_from_the_context_reach_the_functions_that_use_them(with_p
         stack.delivery.plan_worker,
         stack.delivery.dead_letter_function,
         stack.api.authorizer_function,
+        stack.scheduling.function,
     ):
         assert not {"SANDBOX_BASE_URL", "META_BASE_URL"} & set(variables(function))
 

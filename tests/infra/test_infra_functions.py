@@ -13,7 +13,7 @@ from infra_helpers import actions_of, actions_on, arn_pattern, as_list, get_att_
 
 Resources = dict[str, dict[str, Any]]
 
-FUNCTIONS = ("api", "authorizer", "planner", "plan_worker", "sender", "dead_letter")
+FUNCTIONS = ("api", "authorizer", "planner", "plan_worker", "sender", "dead_letter", "scheduler")
 TABLE_ARN = get_att_arn("Table")
 TABLE_INDEX_ARNS = [{"Fn::Join": ["", [TABLE_ARN, f"/index/{name}"]]} for name in ("GSI1", "GSI2")]
 TABLE_READ_WRITE_ACTIONS = {
@@ -63,12 +63,12 @@ def test_function_runs_python_312_on_arm64_with_tracing_the_layer_and_powertools
     assert POWERTOOLS.items() <= properties["Environment"]["Variables"].items()
 
 
-def test_the_stack_has_exactly_these_six_functions(resources: Resources, function_ids: dict[str, str]) -> None:
+def test_the_stack_has_exactly_these_seven_functions(resources: Resources, function_ids: dict[str, str]) -> None:
     # GIVEN / WHEN every function of the synthesized stack
     functions = of_type(resources, "AWS::Lambda::Function")
 
-    # THEN they are the API, authorizer, planner tick, plan worker, sender and dead-letter functions, each its own
-    # resource
+    # THEN they are the API, authorizer, planner tick, plan worker, sender, dead-letter and scheduler functions,
+    # each its own resource
     assert sorted(functions) == sorted(function_ids.values())
     assert len(set(function_ids.values())) == len(FUNCTIONS)
 
@@ -80,11 +80,12 @@ def test_functions_share_one_code_asset_per_functions_folder(
     code = {name: function(resources, function_ids, name)["Properties"]["Code"] for name in FUNCTIONS}
 
     # THEN functions/api serves the API and the authorizer, functions/sender the sender and the dead-letter
-    # consumer, functions/planner the planner tick and the plan worker: three assets
+    # consumer, functions/planner the planner tick and the plan worker, functions/scheduler the scheduler: four
+    # assets
     assert code["api"] == code["authorizer"]
     assert code["sender"] == code["dead_letter"]
     assert code["planner"] == code["plan_worker"]
-    assert len({repr(c) for c in code.values()}) == 3
+    assert len({repr(c) for c in code.values()}) == 4
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -113,7 +114,7 @@ def test_every_function_has_its_own_role(resources: Resources, function_ids: dic
     assert len(set(roles)) == len(FUNCTIONS)
 
 
-@pytest.mark.parametrize("name", ["api", "planner", "plan_worker", "sender", "dead_letter"])
+@pytest.mark.parametrize("name", ["api", "planner", "plan_worker", "sender", "dead_letter", "scheduler"])
 def test_function_reads_and_writes_only_the_table_and_its_indexes(
     resources: Resources, function_ids: dict[str, str], name: str
 ) -> None:
@@ -132,9 +133,12 @@ def test_api_function_environment(resources: Resources, function_ids: dict[str, 
     variables = function(resources, function_ids, "api")["Properties"]["Environment"]["Variables"]
 
     # THEN it finds the table and secrets, names account queues like the plan worker and sender do, maps them to the
-    # sender and dead-letter functions (the sender's maximum concurrency from the provider round trip) and starts
-    # the planner; no sandbox URL unless the context sets one
-    assert variables == {
+    # sender and dead-letter functions (the sender's maximum concurrency from the provider round trip), starts
+    # the planner and creates queue schedules (tests/infra/test_infra_scheduling.py checks those variables); no
+    # sandbox URL unless the context sets one
+    schedule_variables = {"SCHEDULE_GROUP_NAME", "SCHEDULER_TARGET_ARN", "SCHEDULER_ROLE_ARN", "SCHEDULE_DLQ_ARN"}
+    assert schedule_variables <= variables.keys()
+    assert {name: value for name, value in variables.items() if name not in schedule_variables} == {
         **POWERTOOLS,
         "TABLE_NAME": {"Ref": "Table"},
         "SECRETS_PREFIX": "wabacast",
@@ -236,7 +240,7 @@ def test_authorizer_can_only_look_up_items_in_the_table(resources: Resources, fu
         assert actions_on(statements, service) == []
 
 
-@pytest.mark.parametrize("name", ["authorizer", "planner", "plan_worker", "sender", "dead_letter"])
+@pytest.mark.parametrize("name", ["authorizer", "planner", "plan_worker", "sender", "dead_letter", "scheduler"])
 def test_only_xray_uses_a_wildcard_resource(resources: Resources, function_ids: dict[str, str], name: str) -> None:
     # GIVEN every statement of the function's role
     statements = statements_for(resources, function_ids, name)
