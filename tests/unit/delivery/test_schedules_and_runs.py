@@ -220,3 +220,28 @@ def test_a_recurring_queue_waiting_past_its_end_expires(world: DeliveryWorld, sc
         "expired: schedule.endAt passed",
     )
     assert schedules.names() == set()
+
+
+def test_cancelling_a_recurring_queue_mid_run_ends_the_run_as_cancelled(
+    world: DeliveryWorld, schedules: FakeSchedules
+) -> None:
+    # GIVEN a recurring queue in its first run
+    world.set_time(NOW)
+    world.add_queue(
+        recipients=numbers(3),
+        status=QueueStatus.DRAFT,
+        started_at=None,
+        register=False,
+        schedule={"recurrence": "0 9 * * *"},
+    )
+    processing = world.processing(schedules)
+    processing.process(world.business.id, "q_main")
+    fire(world, schedules, ScheduleAction.OCCURRENCE, datetime(2026, 11, 30, 9, tzinfo=UTC))
+    world.plan()  # planned and fed, not sent yet
+    # WHEN it is cancelled and the planner skips what was left
+    processing.cancel(world.business.id, "q_main")
+    world.plan()
+    # THEN the run reads CANCELLED, its jobs were skipped, and the recurrence is gone
+    runs = processing.runs(world.business.id, "q_main", limit=10, next_token=None).items
+    assert [(run.number, run.status, run.counters.skipped) for run in runs] == [(1, RunStatus.CANCELLED, 3)]
+    assert schedules.names() == set()

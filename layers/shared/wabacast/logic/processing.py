@@ -244,10 +244,14 @@ class ProcessingService:
             if counters is None:
                 live = live or self._counters.tally(queue.id).counters
                 counters = counters_since(run.baseline, live)
+            status = run.status
+            if status == RunStatus.PROCESSING and queue.status in (QueueStatus.CANCELLED, QueueStatus.COMPLETED):
+                # Cancelled (or expired) mid-run: the run item is left as it started; the queue says how it ended.
+                status = RunStatus.CANCELLED if queue.status == QueueStatus.CANCELLED else RunStatus.COMPLETED
             views.append(
                 RunView(
                     number=run.number,
-                    status=run.status,
+                    status=status,
                     scheduled_for=run.scheduled_for,
                     started_at=run.started_at,
                     completed_at=run.completed_at,
