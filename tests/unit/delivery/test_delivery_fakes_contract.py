@@ -25,7 +25,7 @@ from wabacast.adapters.dynamodb.queues import queue_to_item, recipient_chunks
 from wabacast.adapters.dynamodb.registry import PlannerRegistryStore
 from wabacast.domain.delivery import FeedMark, PlanState
 from wabacast.domain.jobs import ErrorClass, Job, JobError, JobStatus
-from wabacast.domain.models import Queue, QueueCounters, QueueStatus
+from wabacast.domain.models import Queue, QueueCounters, QueueRun, QueueStatus, RunStatus
 from wabacast.logic.delivery_ports import CounterStore, JobStore, PlannerRegistry, QueueLifecycle
 from wabacast.storage.table import create_table_request
 
@@ -53,7 +53,9 @@ class Stores:
 def _fake_stores() -> Iterator[Stores]:
     registry = FakePlannerRegistry()
     lifecycle = FakeQueueLifecycle(registry)
-    yield Stores("fake", lifecycle, registry, FakeJobStore(), lifecycle.add)
+    jobs = FakeJobStore()
+    lifecycle.jobs = jobs  # one table: a new run resets the plan item
+    yield Stores("fake", lifecycle, registry, jobs, lifecycle.add)
 
 
 def _dynamodb_stores(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stores]:
@@ -621,3 +623,64 @@ def test_releasing_the_lease_drops_an_entry_without_queues(stores: Stores) -> No
     assert stores.registry.account(BUSINESS, ACCOUNT) is None
     assert [entry.account_id for entry in stores.registry.active_accounts()] == ["acc_busy"]
     assert stores.registry.acquire_lease(BUSINESS, "acc_busy", now=1001.0, seconds=300.0)
+
+
+# Runs and recipient zones --------------------------------------------------------------------------------------------
+def test_a_run_starts_once_resets_the_plan_and_ends_with_its_counters(stores: Stores) -> None:
+    # GIVEN a SCHEDULED recurring queue whose earlier planning left a finished plan
+    queue = make_queue(BUSINESS, ACCOUNT, status=QueueStatus.SCHEDULED, schedule={"recurrence": "0 9 * * MON"})
+    stores.put_queue(queue)
+    assert stores.jobs.commit_page(
+        queue.id,
+        PlanState(),
+        jobs=[],
+        cursor={"phase": "inline", "offset": 100},
+        done=True,
+        now=NOW,
+        zones=frozenset({"Europe/Madrid"}),
+    )
+    run = QueueRun(queue_id=queue.id, number=1, status=RunStatus.PROCESSING, scheduled_for=NOW, started_at=NOW)
+    # WHEN run 1 starts, twice
+    first = stores.lifecycle.start_run(queue, run, allowed_from=(QueueStatus.SCHEDULED,), now=LATER)
+    second = stores.lifecycle.start_run(
+        queue, run, allowed_from=(QueueStatus.SCHEDULED, QueueStatus.PROCESSING), now=LATER
+    )
+    # THEN it started once: PROCESSING, registered, the run recorded, the plan from the start for run 1
+    assert (first, second) == (True, False)
+    started = stores.lifecycle.read_queue(BUSINESS, queue.id)
+    assert started is not None
+    assert (started.status, started.run_number, started.run_scheduled_for) == (QueueStatus.PROCESSING, 1, NOW)
+    assert queue.id in {q for entry in stores.registry.active_accounts() for q in entry.queue_ids}
+    assert stores.lifecycle.read_run(queue.id, 1) == run
+    plan = stores.jobs.read_plan(queue.id)
+    assert (plan.cursor, plan.done, plan.run, plan.zones) == (None, False, 1, frozenset())
+    # WHEN the run ends
+    ended = run.model_copy(
+        update={"status": RunStatus.COMPLETED, "completed_at": MUCH_LATER, "counters": QueueCounters(total=3, sent=3)}
+    )
+    assert stores.lifecycle.end_run(started, ended, to=QueueStatus.SCHEDULED, now=MUCH_LATER)
+    # THEN the queue waits again, unregistered, and the run keeps its counters
+    waiting = stores.lifecycle.read_queue(BUSINESS, queue.id)
+    assert waiting is not None
+    assert waiting.status == QueueStatus.SCHEDULED
+    assert not any(entry.queue_ids for entry in stores.registry.active_accounts())
+    assert stores.lifecycle.read_run(queue.id, 1) == ended
+    assert [r.number for r in stores.lifecycle.list_runs(queue.id, 10, None).items] == [1]
+
+
+def test_handed_back_jobs_are_found_per_recipient_zone(stores: Stores) -> None:
+    # GIVEN planned jobs in two zones, each handed back
+    madrid = make_job(QUEUE, 0).model_copy(update={"recipient_zone": "Europe/Madrid"})
+    quito = make_job(QUEUE, 1).model_copy(update={"recipient_zone": "America/Guayaquil"})
+    plain = make_job(QUEUE, 2)
+    assert _plan(stores, [madrid, quito, plain])
+    stores.jobs.settle([job.move(JobStatus.PENDING, now=LATER, refeed=True) for job in (madrid, quito, plain)])
+    # WHEN each zone's hand-backs are read
+    found = {
+        zone: [job.id for job in stores.jobs.handed_back(QUEUE.id, 10, zone)]
+        for zone in ("Europe/Madrid", "America/Guayaquil", None)
+    }
+    # THEN each holds its own
+    assert found == {"Europe/Madrid": [madrid.id], "America/Guayaquil": [quito.id], None: [plain.id]}
+    candidates = stores.jobs.unfed(QUEUE.id, -1, 10)
+    assert [c.recipient_zone for c in candidates] == ["Europe/Madrid", "America/Guayaquil", None]

@@ -106,7 +106,9 @@ class QueueLifecycleStore:
             now=now,
             extra_sets={
                 "run_number": {"N": str(run.number)},
-                "run_scheduled_for": to_attributes({"v": to_jsonable_python(run.scheduled_for)})["v"],
+                "run_scheduled_for": (
+                    {"S": str(to_jsonable_python(run.scheduled_for))} if run.scheduled_for else {"NULL": True}
+                ),
                 "run_started_at": {"S": str(to_jsonable_python(run.started_at))},
             },
             run_number=run.number - 1,
