@@ -33,6 +33,7 @@ import json
 import logging
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -199,7 +200,8 @@ class SchedulerEmulator:
         self._executor: ThreadPoolExecutor | None = None
         self._pending: set[Future[None]] = set()
         self._pending_lock = threading.Lock()
-        self.deliveries: list[Delivery] = []
+        # The latest deliveries, for logs and tests (bounded: a stack runs for days).
+        self.deliveries: deque[Delivery] = deque(maxlen=1000)
 
     # --- component -------------------------------------------------------------------------------------------
 
@@ -443,7 +445,12 @@ class SchedulerEmulator:
                 return
             except FunctionError as error:  # the runtime logged the traceback
                 failure = error.__cause__ or error
-                if attempt == attempts or self._stopping.is_set():
+                if self._stopping.is_set():
+                    LOGGER.warning(
+                        "schedule %s: the stack is stopping; Lambda's retries are abandoned", delivery.schedule_name
+                    )
+                    return
+                if attempt == attempts:
                     break
                 LOGGER.warning(
                     "schedule %s: %s failed (attempt %d of %d); Lambda retries the event in %.0f s",
