@@ -294,35 +294,36 @@ def test_a_cron_schedule_fires_each_occurrence_once_across_a_dst_switch(moto_end
 def test_a_rate_schedule_fires_repeatedly_from_its_start_date_until_its_end_date(moto_endpoint: str) -> None:
     # GIVEN rate(5 minutes) from 10:00 to 10:20
     target = RecordingTarget()
-    clock = FakeClock(datetime(2026, 11, 30, 9, 58, tzinfo=UTC))
+    clock = FakeClock(datetime(2099, 11, 30, 9, 58, tzinfo=UTC))
     harness = Harness(moto_endpoint, target, clock)
     harness.create(
         "every-5",
         "rate(5 minutes)",
-        StartDate=datetime(2026, 11, 30, 10, 0, tzinfo=UTC),
-        EndDate=datetime(2026, 11, 30, 10, 20, tzinfo=UTC),
+        StartDate=datetime(2099, 11, 30, 10, 0, tzinfo=UTC),
+        EndDate=datetime(2099, 11, 30, 10, 20, tzinfo=UTC),
     )
 
     # WHEN the clock runs to 10:30, polled every 30 s
-    while clock.now < datetime(2026, 11, 30, 10, 30, tzinfo=UTC):
+    while clock.now < datetime(2099, 11, 30, 10, 30, tzinfo=UTC):
         harness.emulator.poll_once()
         clock.advance(seconds=30)
 
     # THEN it fired at 10:00, 10:05, 10:10 and 10:15, each once
     assert [event["scheduledTime"] for event in target.events] == [
-        "2026-11-30T10:00:00Z",
-        "2026-11-30T10:05:00Z",
-        "2026-11-30T10:10:00Z",
-        "2026-11-30T10:15:00Z",
+        "2099-11-30T10:00:00Z",
+        "2099-11-30T10:05:00Z",
+        "2099-11-30T10:10:00Z",
+        "2099-11-30T10:15:00Z",
     ]
 
 
 def test_occurrences_from_before_the_emulator_saw_a_schedule_are_not_backfilled(moto_endpoint: str) -> None:
     # GIVEN a schedule every minute, first seen at 10:00:03 (its 10:00 occurrence missed by 3 s, within the grace)
+    # (in 2099: moto refuses a cron StartDate more than 5 minutes before its own, real, clock)
     target = RecordingTarget()
-    clock = FakeClock(datetime(2026, 11, 30, 10, 0, 3, tzinfo=UTC))
+    clock = FakeClock(datetime(2099, 11, 30, 10, 0, 3, tzinfo=UTC))
     harness = Harness(moto_endpoint, target, clock, grace_s=5)
-    harness.create("minutely", "cron(* * * * ? *)", StartDate=datetime(2026, 11, 30, 9, 0, tzinfo=UTC))
+    harness.create("minutely", "cron(* * * * ? *)", StartDate=datetime(2099, 11, 30, 9, 0, tzinfo=UTC))
 
     # WHEN the emulator polls, then again a minute later
     harness.emulator.poll_once()
@@ -330,7 +331,7 @@ def test_occurrences_from_before_the_emulator_saw_a_schedule_are_not_backfilled(
     harness.emulator.poll_once()
 
     # THEN 10:00 and 10:01 fired, and nothing of the hour before
-    assert [event["scheduledTime"] for event in target.events] == ["2026-11-30T10:00:00Z", "2026-11-30T10:01:00Z"]
+    assert [event["scheduledTime"] for event in target.events] == ["2099-11-30T10:00:00Z", "2099-11-30T10:01:00Z"]
 
 
 def test_an_updated_expression_is_recomputed(moto_endpoint: str) -> None:
