@@ -2,7 +2,7 @@
 
 `LocalStack.start()` brings the pieces up in dependency order and `stop()` takes them down in reverse. A piece that
 runs in the background (the emulator, the sandbox provider, the HTTP listener, the SQS pollers playing Lambda's
-event source mappings, the ticker playing EventBridge Scheduler) is a `Component`; register it with
+event source mappings, the ticker and the emulator playing EventBridge Scheduler) is a `Component`; register it with
 `self._start(...)` and it is stopped for you, also when a later step of the startup fails.
 """
 
@@ -30,10 +30,11 @@ from wabacast_local.event_sources import (
 )
 from wabacast_local.http_api import HttpApi, LambdaAuthorizer, LambdaInvoker, Route
 from wabacast_local.http_server import HttpApiServer
-from wabacast_local.lambda_runtime import FunctionConfig, LocalLambdaFunction
+from wabacast_local.lambda_runtime import LOCAL_ACCOUNT_ID, FunctionConfig, LocalLambdaFunction
 from wabacast_local.moto_fixes import install_all as install_moto_fixes
 from wabacast_local.sandbox_provider import SandboxProvider, SandboxSettings, SandboxStartupError
 from wabacast_local.scheduler import TICK_EVENT, ScheduleTicker
+from wabacast_local.scheduler_emulator import SchedulerEmulator
 from wabacast_local.seed import create_demo_business
 from wabacast_local.state import StateFile
 
@@ -90,6 +91,11 @@ class LocalStackConfig:
     planner_tick_seconds: float = 1.0
     # How often the runner looks for new account queues to map (the cloud maps them when the API creates them).
     queue_discovery_seconds: float = 2.0
+    # EventBridge Scheduler: the group the functions create their schedules in, the dead-letter queue they give
+    # them, and how often the emulator looks for due schedules (the cloud fires within the minute).
+    schedule_group_name: str = "wabacast-local"
+    schedule_dlq_name: str = "wabacast-schedules-dlq"
+    scheduler_poll_seconds: float = 0.5
     # Print the functions' EMF metric lines (CloudWatch turns them into metrics; locally they are only noise).
     show_metrics: bool = False
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
@@ -125,6 +131,19 @@ ComponentT = TypeVar("ComponentT", bound=Component)
 # As infra/capabilities/delivery.py's plan worker mapping, scaled to one machine.
 PLAN_WORKER_CONCURRENCY = 4
 
+# The function the API's schedules target, and the role they pass. Locally nothing assumes the role; both only need
+# to be well formed (the emulator finds the function by the name in the ARN).
+SCHEDULER_FUNCTION_NAME = "wabacast-scheduler"
+SCHEDULER_ROLE_NAME = "wabacast-scheduler-invoke"
+
+
+def scheduler_target_arn(region: str) -> str:
+    return FunctionConfig(name=SCHEDULER_FUNCTION_NAME, region=region).arn
+
+
+def scheduler_role_arn() -> str:
+    return f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{SCHEDULER_ROLE_NAME}"
+
 
 def lambda_environment(
     config: LocalStackConfig, aws_endpoint_url: str, sandbox_url: str | None = None
@@ -154,6 +173,9 @@ def lambda_environment(
         "FEED_WINDOW_S": f"{config.feed_window_seconds:g}",
         "REQUEUE_AFTER_S": f"{config.requeue_after_seconds:g}",
         "MAX_RATE_WAIT_S": f"{config.max_rate_wait_seconds:g}",
+        "SCHEDULE_GROUP_NAME": config.schedule_group_name,
+        "SCHEDULER_TARGET_ARN": scheduler_target_arn(config.region),
+        "SCHEDULER_ROLE_ARN": scheduler_role_arn(),
     }
     if sandbox_url is not None:
         environment["SANDBOX_BASE_URL"] = sandbox_url
@@ -208,8 +230,10 @@ class LocalStack:
         # The same table definition as the CDK stack (wabacast.storage.table), created by the shared bootstrap.
         create_resources(settings)
         plan_queue_url, plan_queue_arn = self._create_plan_queue(settings)
+        schedule_dlq_arn = self._create_schedule_resources(settings)
         http_api = self._build_http_api(api_code_root)
         planner, plan_worker, sender, dead_letter = self._load_delivery_functions()
+        scheduler_function = self._load_scheduler_function()
         server = self._start(HttpApiServer(http_api, self.config.host, self.config.port))
         # Only once the port is ours: a second stack that fails to bind must not hide the first one's file.
         # The previous run's file is stale anyway, its keys died with its in-memory emulator.
@@ -238,6 +262,19 @@ class LocalStack:
                 interval_s=self.config.planner_tick_seconds,
                 event=TICK_EVENT,
                 quiet_idle_ticks_of=os.environ.get("POWERTOOLS_SERVICE_NAME", "wabacast"),
+            )
+        )
+        # The schedules the functions create (queue starts, recurrences) fire from here on.
+        targets = [planner, plan_worker, sender, dead_letter, *([scheduler_function] if scheduler_function else [])]
+        self._start(
+            SchedulerEmulator(
+                scheduler=boto3.client("scheduler", region_name=settings.region),
+                sqs=boto3.client("sqs", region_name=settings.region),
+                functions={function.config.arn: function for function in targets},
+                group_name=self.config.schedule_group_name,
+                poll_interval_s=self.config.scheduler_poll_seconds,
+                # As the CDK stack: the scheduler function's failed asynchronous events go to the schedules' DLQ.
+                on_failure_queues={SCHEDULER_FUNCTION_NAME: schedule_dlq_arn},
             )
         )
         self.state.update(
@@ -292,6 +329,35 @@ class LocalStack:
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         apply_lambda_environment(os.environ, {"PLAN_QUEUE_URL": url})
         return url, arn
+
+    def _create_schedule_resources(self, settings: Settings) -> str:
+        """The stack's schedule group and the schedules' dead-letter queue (a standard queue: Scheduler refuses a
+        FIFO one); the queue's ARN goes to the functions' environment as SCHEDULE_DLQ_ARN."""
+        boto3.client("scheduler", region_name=settings.region).create_schedule_group(
+            Name=self.config.schedule_group_name
+        )
+        sqs = boto3.client("sqs", region_name=settings.region)
+        url = sqs.create_queue(QueueName=self.config.schedule_dlq_name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        apply_lambda_environment(os.environ, {"SCHEDULE_DLQ_ARN": arn})
+        return arn
+
+    def _load_scheduler_function(self) -> LocalLambdaFunction | None:
+        """functions/scheduler/handler.py, the target of the API's schedules, when the checkout has it."""
+        handler_file = self.config.functions_dir / "scheduler" / "handler.py"
+        if not handler_file.is_file():
+            LOGGER.warning(
+                "%s not found: schedules targeting %s go to their dead-letter queue",
+                handler_file,
+                SCHEDULER_FUNCTION_NAME,
+            )
+            return None
+        return LocalLambdaFunction.from_file(
+            FunctionConfig(
+                name=SCHEDULER_FUNCTION_NAME, timeout_seconds=60, memory_limit_in_mb=256, region=self.config.region
+            ),
+            handler_file,
+        )
 
     def _load_delivery_functions(
         self,
