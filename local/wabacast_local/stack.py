@@ -265,7 +265,7 @@ class LocalStack:
             )
         )
         # The schedules the functions create (queue starts, recurrences) fire from here on.
-        targets = [planner, plan_worker, sender, dead_letter, *([scheduler_function] if scheduler_function else [])]
+        targets = [planner, plan_worker, sender, dead_letter, scheduler_function]
         self._start(
             SchedulerEmulator(
                 scheduler=boto3.client("scheduler", region_name=settings.region),
@@ -288,6 +288,7 @@ class LocalStack:
                 "sandboxUrl": endpoints.sandbox_url,
                 "region": self.config.region,
                 "tableName": self.config.table_name,
+                "scheduleGroupName": self.config.schedule_group_name,
                 "pid": os.getpid(),
             }
         )
@@ -342,21 +343,13 @@ class LocalStack:
         apply_lambda_environment(os.environ, {"SCHEDULE_DLQ_ARN": arn})
         return arn
 
-    def _load_scheduler_function(self) -> LocalLambdaFunction | None:
-        """functions/scheduler/handler.py, the target of the API's schedules, when the checkout has it."""
-        handler_file = self.config.functions_dir / "scheduler" / "handler.py"
-        if not handler_file.is_file():
-            LOGGER.warning(
-                "%s not found: schedules targeting %s go to their dead-letter queue",
-                handler_file,
-                SCHEDULER_FUNCTION_NAME,
-            )
-            return None
+    def _load_scheduler_function(self) -> LocalLambdaFunction:
+        """functions/scheduler/handler.py: the target of the queues' schedules."""
         return LocalLambdaFunction.from_file(
             FunctionConfig(
                 name=SCHEDULER_FUNCTION_NAME, timeout_seconds=60, memory_limit_in_mb=256, region=self.config.region
             ),
-            handler_file,
+            self.config.functions_dir / "scheduler" / "handler.py",
         )
 
     def _load_delivery_functions(

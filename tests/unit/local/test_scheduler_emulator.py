@@ -494,7 +494,7 @@ def test_context_attribute_substitution_and_function_names() -> None:
 def test_the_stack_creates_the_group_and_the_dead_letter_queue_and_loads_the_scheduler_function(
     moto_endpoint: str, tmp_path: Any
 ) -> None:
-    # GIVEN a stack configuration with its own group and queue names, and no functions/scheduler yet
+    # GIVEN a stack configuration with its own group and queue names, and a functions/scheduler of its own
     suffix = uuid.uuid4().hex[:8]
     config = LocalStackConfig(
         functions_dir=tmp_path, schedule_group_name=f"wabacast-{suffix}", schedule_dlq_name=f"dlq-{suffix}"
@@ -505,19 +505,16 @@ def test_the_stack_creates_the_group_and_the_dead_letter_queue_and_loads_the_sch
     with mock.patch.dict(os.environ, {"AWS_ENDPOINT_URL": moto_endpoint, **LOCAL_CREDENTIALS}):
         dlq_arn = stack._create_schedule_resources(Settings(table_name="wabacast-local"))
         assert os.environ["SCHEDULE_DLQ_ARN"] == dlq_arn
-    missing = stack._load_scheduler_function()
     (tmp_path / "scheduler").mkdir()
     (tmp_path / "scheduler" / "handler.py").write_text(
         "def lambda_handler(event, context):\n    return {'got': event, 'name': context.function_name}\n"
     )
     loaded = stack._load_scheduler_function()
 
-    # THEN the group and a standard queue exist, and the function loads once its folder exists, under the name the
-    # functions' SCHEDULER_TARGET_ARN names
+    # THEN the group and a standard queue exist, and the function loads under the name the functions'
+    # SCHEDULER_TARGET_ARN names
     assert client("scheduler", moto_endpoint).get_schedule_group(Name=config.schedule_group_name)["State"] == "ACTIVE"
     assert dlq_arn == f"arn:aws:sqs:{REGION}:123456789012:dlq-{suffix}"
-    assert missing is None
-    assert loaded is not None
     assert loaded.config.arn == scheduler_target_arn(REGION)
     assert loaded.invoke({"queueId": "q-1"}) == {"got": {"queueId": "q-1"}, "name": "wabacast-scheduler"}
 
