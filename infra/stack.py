@@ -10,17 +10,19 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 from infra.capabilities.api import Api, ApiSettings
+from infra.capabilities.console import Console
 from infra.capabilities.data import DataStore
 from infra.capabilities.delivery import Delivery, DeliverySettings
 from infra.capabilities.runtime import LambdaRuntime
-from infra.paths import FUNCTIONS_DIR
+from infra.paths import CONSOLE_DIR, FUNCTIONS_DIR
 
 
 class WabacastStack(cdk.Stack):
     """Everything wabacast runs on.
 
     `layer_dir` is the folder built by infra/build_layer.py (it holds `python/`); `functions_dir` holds one folder
-    per code asset (`api/`, `planner/`, `sender/`). Tests pass small temporary folders for both.
+    per code asset (`api/`, `planner/`, `sender/`). Tests pass small temporary folders for both. `console_dir` is
+    the web console's folder (console/).
     `delivery_settings` defaults to the production values with the provider URLs from the CDK context
     (`sandboxBaseUrl`, `metaBaseUrl`).
     """
@@ -32,6 +34,7 @@ class WabacastStack(cdk.Stack):
         *,
         layer_dir: Path,
         functions_dir: Path = FUNCTIONS_DIR,
+        console_dir: Path = CONSOLE_DIR,
         api_settings: ApiSettings | None = None,
         delivery_settings: DeliverySettings | None = None,
         **kwargs: Any,
@@ -47,9 +50,23 @@ class WabacastStack(cdk.Stack):
             data=self.data,
             settings=delivery_settings or DeliverySettings.from_context(self.node),
         )
-        self.api = Api(self, "Api", runtime=self.runtime, data=self.data, delivery=self.delivery, settings=api_settings)
+        # The console's distribution first: the API's CORS names its origin; its files come last, with the API's URL.
+        self.console = Console(self, "Console", console_dir=console_dir, log_retention=self.runtime.log_retention)
+        self.api = Api(
+            self,
+            "Api",
+            runtime=self.runtime,
+            data=self.data,
+            delivery=self.delivery,
+            settings=api_settings,
+            allowed_origins=(self.console.origin,),
+        )
+        self.console.publish(api_url=self.api.url, api_origin=self.api.http_api.api_endpoint)
 
         cdk.CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the HTTP API (ends with /)")
+        cdk.CfnOutput(
+            self, "ConsoleUrl", value=f"{self.console.origin}/", description="The web console (sign in with an API key)"
+        )
         cdk.CfnOutput(self, "TableName", value=self.table.table_name, description="The DynamoDB table")
         cdk.CfnOutput(
             self,
