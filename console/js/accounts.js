@@ -84,7 +84,7 @@ export class AccountsTab {
     const cards = [
       { value: `${count(this.accounts.length)}${this.accountsComplete ? "" : "+"}`, label: "Accounts", sub: `${count(active)} active` },
       { value: `${count(sentToday)}${more}`, label: "Messages sent today", sub: "by queues started today" },
-      { value: `${count(running)}${more}`, label: "Queues running", sub: `${count(queues.items.length)}${more} queues in all` },
+      { value: `${count(running)}${more}`, label: "Queues running", sub: `${count(queues.items.length)}${more} ${queues.items.length === 1 ? "queue" : "queues"} in all` },
     ];
     // Spend: the API reports no costs yet, so there is no card rather than a made-up figure.
     $("#summary").replaceChildren(

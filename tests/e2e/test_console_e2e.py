@@ -204,13 +204,37 @@ def test_operator_creates_a_sandbox_account_and_sends_a_500_recipient_queue_to_c
     expect(card.get_by_text("Pending 0")).to_be_visible()
 
 
-def test_operator_pauses_and_resumes_a_running_queue(page, stack, api):
-    # GIVEN a second account and the operator on the queues tab with a new 150-recipient queue processing
+def test_operator_pauses_and_resumes_a_running_queue_made_from_a_csv_of_contacts(page, stack, api):
+    # GIVEN a second account, and a CSV of 150 contacts with names, a tag column and an extra attribute
     account = add_account(api, "Reminders")
+    rows = [
+        "phoneNumber,name,tags,city",
+        *(f"{n},Customer {i},clients,Oslo" for i, n in enumerate(many_numbers(150, "312"))),
+    ]
     signed_in(page, stack)
     open_queues(page)
-    create_queue_in_dialog(page, "Reminders", account, many_numbers(150, "312"))
+
+    # WHEN the operator creates a queue from that file, saved as contacts under a tag, and presses Process
+    page.get_by_role("button", name="New queue").click()
+    dialog = page.get_by_role("dialog", name="New queue")
+    dialog.get_by_label("Name", exact=True).fill("Reminders")
+    dialog.get_by_label("Account", exact=True).select_option(account["id"])
+    dialog.get_by_label("Template name").fill("reminder")
+    dialog.get_by_label("Variables").fill("1={{contact.name}}\n2={{contact.attributes.city}}")
+    dialog.get_by_label("CSV file of contacts").check()
+    dialog.get_by_label("CSV file (columns").set_input_files(
+        files=[{"name": "reminders.csv", "mimeType": "text/csv", "buffer": "\r\n".join(rows).encode()}]
+    )
+    expect(dialog.get_by_text("reminders.csv: 150 contacts")).to_be_visible()
+    dialog.get_by_label("Tag for these contacts").fill("reminders-nov")
+    dialog.get_by_role("button", name="Create queue").click()
     card = queue_card(page, "Reminders")
+    expect(card).to_contain_text("tags reminders-nov")
+    saved = api.get("/api/whatsapp/contacts", params={"tag": "reminders-nov", "limit": 100}).json()["items"]
+    assert len(saved) == 100  # a full first page of the 150
+    assert saved[0]["name"].startswith("Customer ")
+    assert saved[0]["attributes"] == {"city": "Oslo"}
+    assert sorted(saved[0]["tags"]) == ["clients", "reminders-nov"]
     card.get_by_role("button", name="Process Reminders").click()
     expect(card.get_by_text("PROCESSING", exact=True)).to_be_visible()
 
@@ -225,9 +249,10 @@ def test_operator_pauses_and_resumes_a_running_queue(page, stack, api):
     # WHEN they press Resume
     card.get_by_role("button", name="Resume Reminders").click()
 
-    # THEN it sends again, through to the end
+    # THEN it sends again, to every contact of the tag
     expect(card.get_by_text("PROCESSING", exact=True).or_(card.get_by_text("COMPLETED", exact=True))).to_be_visible()
     expect(card.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100", timeout=COMPLETION_TIMEOUT_MS)
+    expect(card.get_by_text("Sent 150")).to_be_visible()
 
 
 def test_a_bad_phone_number_is_reported_next_to_the_numbers_field(page, stack, api):
@@ -249,6 +274,42 @@ def test_a_bad_phone_number_is_reported_next_to_the_numbers_field(page, stack, a
     expect(error).to_contain_text("not a valid phone number")
     assert error.evaluate("(node) => node.previousElementSibling.id") == "queue-numbers"
     expect(page.get_by_role("dialog", name="New queue")).to_be_visible()
+
+
+def test_operator_edits_an_account_and_the_table_shows_the_change(page, stack, api):
+    # GIVEN an account
+    add_account(api, "Night shift", rate=20)
+    signed_in(page, stack)
+
+    # WHEN the operator edits its name and rate limit
+    page.get_by_role("button", name="Edit Night shift").click()
+    dialog = page.get_by_role("dialog", name="Edit Night shift")
+    dialog.get_by_label("Display name").fill("Night line")
+    dialog.get_by_label("Messages per second").fill("40")
+    dialog.get_by_role("button", name="Save account").click()
+
+    # THEN the table shows the new values
+    row = page.get_by_role("row", name="Night line")
+    expect(row).to_contain_text("40/s")
+    expect(page.get_by_role("row", name="Night shift")).to_have_count(0)
+
+
+def test_a_key_revoked_while_signed_in_sends_the_operator_back_to_sign_in(page, stack):
+    # GIVEN a second key of the demo business, with the operator signed in with it
+    admin = {"Authorization": f"Bearer {stack['adminApiKey']}"}
+    keys = f"{stack['apiUrl']}/api/admin/businesses/{stack['demoBusinessId']}/keys"
+    issued = httpx.post(keys, headers=admin, json={"label": "console test"}, timeout=30).json()
+    sign_in(page, stack, key=issued["apiKey"])
+    expect(page.get_by_role("heading", name="Accounts", exact=True)).to_be_visible()
+
+    # WHEN the key is revoked and the console calls the API again
+    assert httpx.delete(f"{keys}/{issued['keyId']}", headers=admin, timeout=30).status_code == 204
+    page.get_by_role("button", name="Refresh").click()
+
+    # THEN it is back on sign-in, saying why, and has forgotten the key
+    expect(page.locator("#api-key-error")).to_contain_text("no longer accepted (401)")
+    expect(page.get_by_role("tab", name="Accounts")).to_be_hidden()
+    assert page.evaluate("sessionStorage.length") == 0
 
 
 def test_deleting_the_primary_account_shows_a_readable_message(page, stack, api):
