@@ -47,7 +47,7 @@ class Console {
 
   start() {
     const stored = sessionStorage.getItem(KEY_STORAGE);
-    if (stored) this.signIn(stored, { quiet: true });
+    if (stored) this.signIn(stored);
     else this.showLogin();
   }
 
@@ -74,7 +74,7 @@ class Console {
     input.focus();
   }
 
-  async signIn(key, { quiet = false } = {}) {
+  async signIn(key) {
     if (!key) {
       this.showLogin("Paste an API key first.");
       return;
@@ -85,10 +85,11 @@ class Console {
       await api.page("/api/whatsapp/accounts", { limit: 1 });
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
-      sessionStorage.removeItem(KEY_STORAGE);
+      // Only a refused key is forgotten; with the API unreachable, a reload tries the stored one again.
+      if (error.status === 401 || error.status === 403) sessionStorage.removeItem(KEY_STORAGE);
       if (error.status === 401) this.showLogin("This API key was not accepted (401): check that it is complete and not revoked.");
       else if (error.status === 403) this.showLogin("This key may not use the business routes (403): the console needs a business API key, not an admin key.");
-      else this.showLogin(quiet ? "" : `Could not sign in: ${sentence(error.message)}.`);
+      else this.showLogin(`Could not sign in: ${sentence(error.message)}.`);
       return;
     }
     sessionStorage.setItem(KEY_STORAGE, key);

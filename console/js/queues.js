@@ -51,6 +51,13 @@ function windowText(schedule) {
   return `${hours.start}–${hours.end}${days}`;
 }
 
+function audienceText(audience) {
+  const parts = [];
+  if (audience.recipientCount) parts.push(`${count(audience.recipientCount)} inline recipients`);
+  if (audience.contactTags.length) parts.push(`contacts tagged ${audience.contactTags.join(", ")}`);
+  return `Audience: ${parts.join(" and ") || "none"}`;
+}
+
 export class QueuesTab {
   constructor(app) {
     this.app = app;
@@ -167,7 +174,7 @@ export class QueuesTab {
         " · Account ", h("strong", { text: this.app.accounts.name(queue.accountId) }),
         " · Template ", h("strong", { text: `${queue.template.name} (${queue.template.language})` }),
       ),
-      h("div", { class: "queue-head" }, h("span", { class: "meta", text: `${count(queue.audience.recipientCount)} inline recipients${queue.audience.contactTags.length ? `, tags ${queue.audience.contactTags.join(", ")}` : ""}` }), elements.percent),
+      h("div", { class: "queue-head" }, h("span", { class: "meta", text: audienceText(queue.audience) }), elements.percent),
       elements.bar,
       elements.legend,
       elements.rate,
