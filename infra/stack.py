@@ -10,11 +10,12 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 from infra.capabilities.api import Api, ApiSettings
+from infra.capabilities.console import Console
 from infra.capabilities.data import DataStore
 from infra.capabilities.delivery import Delivery, DeliverySettings
 from infra.capabilities.runtime import LambdaRuntime
 from infra.capabilities.scheduling import Scheduling, SchedulingSettings
-from infra.paths import FUNCTIONS_DIR
+from infra.paths import CONSOLE_DIR, FUNCTIONS_DIR
 
 
 class WabacastStack(cdk.Stack):
@@ -22,6 +23,7 @@ class WabacastStack(cdk.Stack):
 
     `layer_dir` is the folder built by infra/build_layer.py (it holds `python/`); `functions_dir` holds one folder
     per code asset (`api/`, `planner/`, `sender/`, `scheduler/`). Tests pass small temporary folders for both.
+    `console_dir` is the web console's folder (console/).
     `delivery_settings` defaults to the production values with the provider URLs from the CDK context
     (`sandboxBaseUrl`, `metaBaseUrl`).
     """
@@ -33,6 +35,7 @@ class WabacastStack(cdk.Stack):
         *,
         layer_dir: Path,
         functions_dir: Path = FUNCTIONS_DIR,
+        console_dir: Path = CONSOLE_DIR,
         api_settings: ApiSettings | None = None,
         delivery_settings: DeliverySettings | None = None,
         scheduling_settings: SchedulingSettings | None = None,
@@ -57,6 +60,8 @@ class WabacastStack(cdk.Stack):
             delivery=self.delivery,
             settings=scheduling_settings,
         )
+        # The console's distribution first: the API's CORS names its origin; its files come last, with the API's URL.
+        self.console = Console(self, "Console", console_dir=console_dir, log_retention=self.runtime.log_retention)
         self.api = Api(
             self,
             "Api",
@@ -65,9 +70,14 @@ class WabacastStack(cdk.Stack):
             delivery=self.delivery,
             scheduling=self.scheduling,
             settings=api_settings,
+            allowed_origins=(self.console.origin,),
         )
+        self.console.publish(api_url=self.api.url, api_origin=self.api.http_api.api_endpoint)
 
         cdk.CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the HTTP API (ends with /)")
+        cdk.CfnOutput(
+            self, "ConsoleUrl", value=f"{self.console.origin}/", description="The web console (sign in with an API key)"
+        )
         cdk.CfnOutput(self, "TableName", value=self.table.table_name, description="The DynamoDB table")
         cdk.CfnOutput(
             self,

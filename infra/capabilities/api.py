@@ -1,6 +1,7 @@
 """API capability: the API and authorizer functions and the HTTP API in front of them.
 
-Routes:
+Routes (with CORS for the console's origin only, when the stack has a console: API Gateway answers the preflight
+requests itself and adds the CORS headers to the function's answers):
   ANY /api/{proxy+}      -> API function, behind the API-key Lambda authorizer (simple responses, cached 60 s)
   GET /api/openapi.json  -> API function, public (the OpenAPI document)
   GET /api/docs          -> API function, public (Swagger UI)
@@ -47,6 +48,15 @@ AUTHORIZER_HANDLER = "authorizer.lambda_handler"
 PROTECTED_ROUTE = "/api/{proxy+}"
 PUBLIC_ROUTES = ("/api/openapi.json", "/api/docs")
 AUTHORIZATION_HEADER = "$request.header.Authorization"
+# What the console sends: the API key, and JSON bodies.
+CORS_ALLOWED_HEADERS = ("authorization", "content-type")
+CORS_ALLOWED_METHODS = (
+    apigwv2.CorsHttpMethod.GET,
+    apigwv2.CorsHttpMethod.POST,
+    apigwv2.CorsHttpMethod.PUT,
+    apigwv2.CorsHttpMethod.DELETE,
+)
+CORS_MAX_AGE = cdk.Duration.hours(1)
 
 API_SECRET_ACTIONS = (
     "secretsmanager:CreateSecret",
@@ -139,7 +149,9 @@ class Api(Construct):
         delivery: Delivery,
         scheduling: Scheduling,
         settings: ApiSettings | None = None,
+        allowed_origins: tuple[str, ...] = (),
     ) -> None:
+        """`allowed_origins`: the browser origins CORS lets call the API (the console's); none: no CORS."""
         super().__init__(scope, construct_id)
         settings = settings or ApiSettings()
         stack = cdk.Stack.of(self)
@@ -220,6 +232,14 @@ class Api(Construct):
             "HttpApi",
             description="wabacast: multi-tenant WhatsApp bulk messaging",
             create_default_stage=False,  # the stage below adds access logs and throttling
+            cors_preflight=apigwv2.CorsPreflightOptions(
+                allow_origins=list(allowed_origins),
+                allow_headers=list(CORS_ALLOWED_HEADERS),
+                allow_methods=list(CORS_ALLOWED_METHODS),
+                max_age=CORS_MAX_AGE,
+            )
+            if allowed_origins
+            else None,
         )
         self.access_log_group = logs.LogGroup(self, "AccessLogs", retention=runtime.log_retention)
         self.stage = apigwv2.HttpStage(

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from wabacast_local.console_site import default_console_dir
 from wabacast_local.http_server import PortUnavailableError
 from wabacast_local.sandbox_provider import SandboxSettings
 from wabacast_local.stack import LocalStack, LocalStackConfig, StackEndpoints, StartupError, default_functions_dir
@@ -63,6 +64,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         default=None,
         help="the functions/ folder with the Lambda code (default: the checkout this package is installed from)",
+    )
+    parser.add_argument(
+        "--console-dir",
+        type=Path,
+        default=None,
+        help="the console/ folder with the web console (default: the checkout this package is installed from)",
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
@@ -128,6 +135,7 @@ def banner(endpoints: StackEndpoints, state_file: Path) -> str:
             "",
             "wabacast local stack is running (AWS is emulated in memory: data is gone when it stops)",
             "",
+            f"  Console         {endpoints.console_url}   (sign in with the demo API key)",
             f"  API             {endpoints.api_url}",
             f"  API docs        {endpoints.docs_url}",
             f"  Admin API key   {endpoints.admin_api_key}",
@@ -198,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         state_dir=args.state_dir,
         authorizer_cache_ttl_seconds=args.authorizer_cache_ttl,
         functions_dir=args.functions_dir or default_functions_dir(),
+        console_dir=args.console_dir or default_console_dir(),
         planner_tick_seconds=args.planner_tick,
         feed_window_seconds=args.feed_window,
         show_metrics=args.show_metrics,

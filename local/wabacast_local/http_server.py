@@ -8,6 +8,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
+from wabacast_local.console_site import ConsoleSite, is_console_path
 from wabacast_local.http_api import HttpApi, HttpRequest, HttpResponse
 
 LOGGER = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ class PortUnavailableError(RuntimeError):
 class _GatewayRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as clients of API Gateway get
     api: ClassVar[HttpApi]
+    # The web console's files, on every path outside /api (CloudFront and S3 in the cloud); None: the API only.
+    console: ClassVar[ConsoleSite | None] = None
 
     # http.server dispatches on do_<METHOD>; API Gateway passes every method to the route table.
     def do_GET(self) -> None:
@@ -52,6 +55,10 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
         if body is None:
             return
         raw_path, _, raw_query_string = self.path.partition("?")
+        if self.console is not None and is_console_path(raw_path):
+            self._write(self.console.respond(self.command, raw_path))
+            LOGGER.debug("%s %s (console)", self.command, self.path)
+            return
         request = HttpRequest(
             method=self.command,
             raw_path=raw_path,
@@ -137,8 +144,11 @@ class HttpApiServer:
 
     name = "http-api"
 
-    def __init__(self, api: HttpApi, host: str = "127.0.0.1", port: int = 3000) -> None:
+    def __init__(
+        self, api: HttpApi, host: str = "127.0.0.1", port: int = 3000, console: ConsoleSite | None = None
+    ) -> None:
         self._api = api
+        self._console = console
         self._host = host
         self._port = port
         self._server: ThreadingHTTPServer | None = None
@@ -153,7 +163,7 @@ class HttpApiServer:
         return f"http://{shown_host}:{port}"
 
     def start(self) -> None:
-        handler = type("GatewayRequestHandler", (_GatewayRequestHandler,), {"api": self._api})
+        handler = type("GatewayRequestHandler", (_GatewayRequestHandler,), {"api": self._api, "console": self._console})
         try:
             server = ThreadingHTTPServer((self._host, self._port), handler)
         except OSError as error:

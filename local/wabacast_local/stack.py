@@ -20,6 +20,7 @@ from botocore.config import Config
 
 from wabacast.bootstrap import create_resources, issue_admin_key
 from wabacast.settings import Settings
+from wabacast_local.console_site import ConsoleSite, default_console_dir
 from wabacast_local.emulator import MotoEmulator
 from wabacast_local.event_sources import (
     DynamoDbAccountLookup,
@@ -80,6 +81,8 @@ class LocalStackConfig:
     secrets_prefix: str = "wabacast"
     region: str = "us-east-1"
     functions_dir: Path = field(default_factory=default_functions_dir)
+    # The web console's static files, served on every path outside /api.
+    console_dir: Path = field(default_factory=default_console_dir)
     # Delivery (wabacast.settings; the cloud values are in infra/capabilities/delivery.py).
     queue_name_prefix: str = "wabacast"
     # Cloud: 60 s of an account's rate on its SQS queue at a time. Locally 5, so pause/cancel/priority act at once.
@@ -115,6 +118,10 @@ class StackEndpoints:
     @property
     def docs_url(self) -> str:
         return f"{self.api_url}/api/docs"
+
+    @property
+    def console_url(self) -> str:
+        return f"{self.api_url}/"
 
 
 class Component(Protocol):
@@ -234,7 +241,9 @@ class LocalStack:
         http_api = self._build_http_api(api_code_root)
         planner, plan_worker, sender, dead_letter = self._load_delivery_functions()
         scheduler_function = self._load_scheduler_function()
-        server = self._start(HttpApiServer(http_api, self.config.host, self.config.port))
+        server = self._start(
+            HttpApiServer(http_api, self.config.host, self.config.port, console=ConsoleSite(self.config.console_dir))
+        )
         # Only once the port is ours: a second stack that fails to bind must not hide the first one's file.
         # The previous run's file is stale anyway, its keys died with its in-memory emulator.
         self.state.remove()
@@ -281,6 +290,7 @@ class LocalStack:
             {
                 "apiUrl": endpoints.api_url,
                 "docsUrl": endpoints.docs_url,
+                "consoleUrl": endpoints.console_url,
                 "adminApiKey": endpoints.admin_api_key,
                 "apiKey": endpoints.api_key,
                 "demoBusinessId": endpoints.demo_business_id,
@@ -295,7 +305,9 @@ class LocalStack:
         return endpoints
 
     def _check_function_code(self) -> Path:
-        """Fail before starting anything when the API code is not where it should be."""
+        """Fail before starting anything when the API code or the console is not where it should be."""
+        if not (self.config.console_dir / "index.html").is_file():
+            raise StartupError(f"{self.config.console_dir / 'index.html'} not found (see --console-dir)")
         api_code_root = self.config.functions_dir / "api"
         for handler_file in ("handler.py", "authorizer.py"):
             if not (api_code_root / handler_file).is_file():

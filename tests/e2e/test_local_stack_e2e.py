@@ -22,6 +22,7 @@ def test_state_file_describes_the_running_stack(local_stack):
     # THEN local.json has what tools need to reach it
     assert local_stack.api_url.startswith("http://localhost:")
     assert local_stack.state["docsUrl"] == f"{local_stack.api_url}/api/docs"
+    assert local_stack.state["consoleUrl"] == f"{local_stack.api_url}/"
     assert local_stack.admin_api_key
     assert local_stack.api_key
     assert local_stack.admin_api_key != local_stack.api_key
@@ -59,13 +60,18 @@ def test_unknown_key_gets_the_api_error_format(anonymous):
     assert error["message"]
 
 
-def test_paths_outside_the_api_are_not_found(anonymous):
-    # GIVEN / WHEN a path outside /api is requested
-    response = anonymous.get("/")
+def test_the_root_serves_the_console_and_unknown_paths_are_not_found(anonymous):
+    # GIVEN / WHEN the root, a path outside /api that is no console file, and an unknown API path are requested
+    console = anonymous.get("/")
+    missing = anonymous.get("/no-such-page")
+    unknown_api = anonymous.post("/api")
 
-    # THEN API Gateway answers 404
-    assert response.status_code == 404
-    assert response.json() == {"message": "Not Found"}
+    # THEN the console's page is served without a key, and the others are 404
+    assert console.status_code == 200
+    assert "<title>wabacast console</title>" in console.text
+    assert missing.status_code == 404
+    assert unknown_api.status_code == 404
+    assert unknown_api.json() == {"message": "Not Found"}
 
 
 def test_business_creates_and_lists_accounts(demo_business):

@@ -30,6 +30,9 @@ FUNCTIONS = (
     "Wabacast/Delivery/DeadLetterFunction",
     "Wabacast/Scheduling/SchedulerFunction",
 )
+# CDK's BucketDeployment function is a singleton at stack level, named after a fixed UUID and its memory size.
+CONSOLE_DEPLOYMENT_FUNCTION = "Wabacast/Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C256MiB"
+BASIC_EXECUTION_POLICY = "arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 EXPECTED_ACKNOWLEDGMENTS = {
     ("AwsSolutions-APIG4", "Wabacast/Api/HttpApi/GET--api--docs"),
     ("AwsSolutions-APIG4", "Wabacast/Api/HttpApi/GET--api--openapi.json"),
@@ -48,6 +51,19 @@ EXPECTED_ACKNOWLEDGMENTS = {
     (f"AwsSolutions-IAM5[Resource::{SCHEDULES}]", "Wabacast/Scheduling/SchedulerFunctionRole"),
     # The schedules' dead-letter queue is a dead-letter queue itself.
     ("AwsSolutions-SQS3", "Wabacast/Scheduling/ScheduleDeadLetterQueue"),
+    # The console: its distribution, and CDK's BucketDeployment function.
+    *(("AwsSolutions-" + rule, "Wabacast/Console/Distribution") for rule in ("CFR1", "CFR2", "CFR4")),
+    ("AwsSolutions-L1", CONSOLE_DEPLOYMENT_FUNCTION),
+    (f"AwsSolutions-IAM4[Policy::{BASIC_EXECUTION_POLICY}]", f"{CONSOLE_DEPLOYMENT_FUNCTION}/ServiceRole"),
+    *(
+        (f"AwsSolutions-IAM5[{finding}]", f"{CONSOLE_DEPLOYMENT_FUNCTION}/ServiceRole")
+        for finding in (
+            *(f"Action::s3:{action}*" for action in ("GetBucket", "GetObject", "List", "Abort", "DeleteObject")),
+            "Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*",
+            "Resource::<ConsoleSiteBucket0686DAE8.Arn>/*",
+            "Resource::*",
+        )
+    ),
 }
 # Regions the template is checked against (resource types and properties available there).
 LINT_REGIONS = ["us-east-1", "eu-west-1"]
@@ -90,9 +106,9 @@ def test_the_api_role_wildcard_acknowledgment_names_each_statement_it_covers(syn
     api_reason = reasons["Wabacast/Api/ApiFunctionRole"]
     for words in ("X-Ray", "lambda:CreateEventSourceMapping", "lambda:FunctionArn", "ListEventSourceMappings"):
         assert words in api_reason
-    # AND every other role's says X-Ray is its only "*" statement (test_infra_functions checks that it is)
+    # AND every other function role's says X-Ray is its only "*" statement (test_infra_functions checks that it is)
     for role, reason in reasons.items():
-        if role != "Wabacast/Api/ApiFunctionRole":
+        if role != "Wabacast/Api/ApiFunctionRole" and role != f"{CONSOLE_DEPLOYMENT_FUNCTION}/ServiceRole":
             assert "X-Ray" in reason
             assert "No other statement of this role uses '*'" in reason
 

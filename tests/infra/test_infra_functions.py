@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from infra_helpers import actions_of, actions_on, arn_pattern, as_list, get_att_arn, of_type, only, statements_of_role
+from infra_helpers import actions_of, actions_on, arn_pattern, as_list, get_att_arn, of_type, statements_of_role
+
+from infra.stack import WabacastStack
 
 Resources = dict[str, dict[str, Any]]
 
@@ -44,10 +46,11 @@ def statements_for(resources: Resources, function_ids: dict[str, str], name: str
 
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_function_runs_python_312_on_arm64_with_tracing_the_layer_and_powertools_settings(
-    resources: Resources, function_ids: dict[str, str], name: str
+    resources: Resources, function_ids: dict[str, str], name: str, stack: WabacastStack
 ) -> None:
-    # GIVEN the single layer
-    layer_id, layer = only(resources, "AWS::Lambda::LayerVersion")
+    # GIVEN the runtime's layer (the other one is the AWS CLI layer of CDK's console deployment function)
+    layer_id = stack.resolve(stack.runtime.layer.node.default_child.logical_id)
+    layer = resources[layer_id]
 
     # WHEN looking at the function
     properties = function(resources, function_ids, name)["Properties"]
@@ -63,14 +66,20 @@ def test_function_runs_python_312_on_arm64_with_tracing_the_layer_and_powertools
     assert POWERTOOLS.items() <= properties["Environment"]["Variables"].items()
 
 
-def test_the_stack_has_exactly_these_seven_functions(resources: Resources, function_ids: dict[str, str]) -> None:
+def test_the_stack_has_exactly_these_seven_functions_and_cdks_console_deployment(
+    resources: Resources, function_ids: dict[str, str], stack: WabacastStack
+) -> None:
     # GIVEN / WHEN every function of the synthesized stack
     functions = of_type(resources, "AWS::Lambda::Function")
+    others = {logical_id: f for logical_id, f in functions.items() if logical_id not in function_ids.values()}
 
     # THEN they are the API, authorizer, planner tick, plan worker, sender, dead-letter and scheduler functions,
-    # each its own resource
-    assert sorted(functions) == sorted(function_ids.values())
+    # each its own resource, and CDK's BucketDeployment function, which copies the console's files at deploy time
+    assert set(function_ids.values()) <= set(functions)
     assert len(set(function_ids.values())) == len(FUNCTIONS)
+    ((_, deployment_function),) = others.items()
+    deployment_role = stack.resolve(stack.console.files.handler_role.role_arn)
+    assert deployment_function["Properties"]["Role"] == deployment_role
 
 
 def test_functions_share_one_code_asset_per_functions_folder(

@@ -98,6 +98,7 @@ def test_banner_has_a_ready_to_paste_curl(tmp_path):
         aws_endpoint_url="http://127.0.0.1:5555",
     )
     text = banner(endpoints, tmp_path / "local.json")
+    assert "Console         http://localhost:3000/ " in text
     assert "http://localhost:3000/api/docs" in text
     assert "wbk_admin" in text
     assert 'curl -H "Authorization: Bearer wbk_demo" http://localhost:3000/api/whatsapp/accounts' in text
