@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-STARTUP_TIMEOUT_SECONDS = 30
+# A cold start takes 5-10 s here; on a 2-core machine running the suite beside it, 20-40 s have been seen.
+STARTUP_TIMEOUT_SECONDS = 90
 SHUTDOWN_TIMEOUT_SECONDS = 15
 
 

@@ -304,7 +304,8 @@ def test_mapping_drains_the_queue_with_at_most_its_maximum_concurrency(sqs):
     # GIVEN 40 messages in 40 groups, and a slow function
     url, arn = fifo_queue(sqs)
     send(sqs, url, 40)
-    fake = FakeFunction(delay_s=0.2)
+    # A batch lasts long enough for the next poll to start another one even on a loaded machine.
+    fake = FakeFunction(delay_s=1.0)
     mapping = mapping_for(sqs, url, arn, fake, concurrency=3)
 
     # WHEN the mapping runs
