@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -15,7 +15,6 @@ from wabacast.container import build_services
 from wabacast.settings import Settings
 
 logger = Logger()
-tracer = Tracer()
 
 
 @cache
@@ -26,6 +25,5 @@ def _app() -> APIGatewayHttpResolver:
 
 # log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: bodies carry provider credentials.
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _app().resolve(event, context)

@@ -1,8 +1,8 @@
 """Sender Lambda: one SQS FIFO batch from one account's queue.
 
 The batch is sent as a whole (one rate-limit reservation, concurrent provider calls, one settle write per queue),
-then Powertools' FIFO batch processor reports the records to redeliver: a failed record fails only its own
-message group (its recipient), never the whole batch.
+then the records to redeliver are reported in `batchItemFailures`: a failed record fails only its own message group
+(its recipient), never the whole batch.
 """
 
 from __future__ import annotations
@@ -10,23 +10,16 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wabacast.adapters.sqs_records import JobRecord, parse_records
+from wabacast.adapters.sqs_records import JobRecord, fifo_batch_failures, parse_records
 from wabacast.container import Delivery, build_delivery
 from wabacast.domain.delivery import parse_account_queue_name
 from wabacast.logic.sender import InboundRecord
 from wabacast.settings import Settings
 
 logger = Logger()
-tracer = Tracer()
-
-
-class RedeliverError(Exception):
-    """Raised for a record SQS must hand out again (a retryable failure, or no rate-limit slot in time)."""
 
 
 @cache
@@ -40,7 +33,6 @@ def _delivery() -> Delivery:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     delivery = _delivery()
     raw_records = event.get("Records", [])
@@ -68,12 +60,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         result = delivery.sender.send_batch(source.account_id, records)
     finally:
         delivery.metrics.flush()
-
-    def settle(record: SQSRecord) -> None:
-        if record.message_id in result.retry:
-            raise RedeliverError(record.message_id)
-
-    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
     # A batch handed back whole (every record rate limited or retryable) is a normal outcome, not a function error.
-    processor.raise_on_entire_batch_failure = False
-    return dict(process_partial_response(event=event, record_handler=settle, processor=processor, context=context))
+    return {"batchItemFailures": fifo_batch_failures(raw_records, result.retry)}

@@ -9,9 +9,9 @@ import argparse
 
 import boto3
 
-from wabacast.container import build_business_service
 from wabacast.settings import Settings
 from wabacast.storage.table import TTL_ATTRIBUTE, create_table_request
+from wabacast.wiring import build_business_service
 
 
 def create_resources(settings: Settings) -> None:

@@ -40,7 +40,8 @@ Name = Field(min_length=1, max_length=200)
 
 
 class ApiModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    # defer_build: built on first use (a route's models when it is first called), not at every cold start.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True)
 
 
 # Errors ------------------------------------------------------------------------------------------------------

@@ -158,7 +158,10 @@ Attributes = Annotated[dict[str, str | int | float | bool], Field(max_length=50)
 
 class DomainModel(BaseModel):
     # camelCase aliases so the API can embed domain value objects as they are; storage dumps snake_case names.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, alias_generator=to_camel, populate_by_name=True)
+    # defer_build: a model's validator is built on its first use, so a cold start pays only for the models it uses.
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, alias_generator=to_camel, populate_by_name=True, defer_build=True
+    )
 
 
 class Business(DomainModel):
