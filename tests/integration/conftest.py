@@ -163,9 +163,10 @@ ENVIRONMENT = {
     "AWS_REGION": "us-east-1",
     "TABLE_NAME": "wabacast-test",
     "SECRETS_PREFIX": "wabacast",
-    "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_SERVICE_NAME": "wabacast",
     "SANDBOX_BASE_URL": "http://sandbox.invalid",
+    # As on the local stack: the tests register sandbox accounts.
+    "ALLOW_SANDBOX_ACCOUNTS": "true",
 }
 
 

@@ -70,7 +70,14 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         businesses=BusinessService(businesses),
-        accounts=AccountService(businesses, accounts, queues, secrets, provisioner=_account_queues(settings)),
+        accounts=AccountService(
+            businesses,
+            accounts,
+            queues,
+            secrets,
+            allow_sandbox=settings.allow_sandbox_accounts,
+            provisioner=_account_queues(settings),
+        ),
         queues=QueueService(businesses, accounts, queues),
         contacts=ContactService(contacts),
         processing=ProcessingService(queues, QueueLifecycleStore(table), jobs, jobs, trigger),
