@@ -25,7 +25,7 @@ def _delivery() -> Delivery:
     return build_delivery(Settings.from_env())
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     delivery = _delivery()
     try:

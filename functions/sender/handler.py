@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wabacast.adapters.sqs_records import JobRecord, fifo_batch_failures, parse_records
+from wabacast.adapters.sqs_records import JobRecord, fifo_batch_failures, job_log_keys, parse_records
 from wabacast.container import Delivery, build_delivery
 from wabacast.domain.delivery import parse_account_queue_name
 from wabacast.logic.sender import InboundRecord
@@ -32,7 +32,8 @@ def _delivery() -> Delivery:
     return build_delivery(_settings())
 
 
-@logger.inject_lambda_context
+# clear_state: the correlation keys of one batch must not label the next invocation's lines.
+@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     delivery = _delivery()
     raw_records = event.get("Records", [])
@@ -42,8 +43,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     source = parse_account_queue_name(_settings().queue_name_prefix, source_arn)
     if source is None:
         raise ValueError(f"not an account queue: {source_arn}")
+    logger.append_keys(account_id=source.account_id)
     queue_url = delivery.queues.url_of_arn(source_arn)
     parsed = parse_records(raw_records, JobRecord)
+    logger.append_keys(**job_log_keys([record.body for record in parsed.records]))
     if parsed.malformed:
         logger.error("messages that are not jobs acknowledged", extra={"message_ids": parsed.malformed})
     records = [

@@ -81,3 +81,19 @@ def fifo_batch_failures(raw_records: Sequence[dict[str, Any]], redeliver: Collec
             failures.append({"itemIdentifier": message_id})
             failed_groups.add(group)
     return failures
+
+
+def job_log_keys(messages: Sequence[JobMessage]) -> dict[str, str | list[str]]:
+    """Logger correlation keys for the jobs of a batch: each id alone when the batch shares it, else the list."""
+
+    def one_or_all(values: Iterable[str]) -> str | list[str]:
+        distinct = sorted(set(values))
+        return distinct[0] if len(distinct) == 1 else distinct
+
+    if not messages:
+        return {}
+    return {
+        "business_id": one_or_all(message.business_id for message in messages),
+        "queue_id": one_or_all(message.queue_id for message in messages),
+        "job_id": one_or_all(message.job_id for message in messages),
+    }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +104,32 @@ def _check_body(event: APIGatewayProxyEventV2) -> None:
         # Powertools' validation unwraps a list into its first element ([{...}, {...}] would pass as the first
         # object, the rest silently dropped), so anything but an object is refused here.
         raise InvalidInputError("the request body must be a JSON object")
+
+
+# The resources a path names, for the logs: /api/whatsapp/accounts/<id>, /api/whatsapp/queue/<id>[/...],
+# /api/admin/businesses/<id>/keys[/<keyId>].
+_PATH_IDS = (
+    (re.compile(r"^/api/whatsapp/accounts/([A-Za-z0-9_-]{1,64})(?:/|$)"), "account_id"),
+    (re.compile(r"^/api/whatsapp/queue/([A-Za-z0-9_-]{1,64})(?:/|$)"), "queue_id"),
+    (re.compile(r"^/api/admin/businesses/([A-Za-z0-9_-]{1,64})(?:/|$)"), "business_id"),
+)
+
+
+def request_log_keys(event: dict[str, Any]) -> dict[str, str]:
+    """Logger correlation keys of an HTTP API event: the caller (business and key, as the authorizer said) and
+    the resource its path names. Read from the raw event, before any check: a refused request is labelled too."""
+    keys: dict[str, str] = {}
+    context = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda") or {}
+    if context.get("businessId"):
+        keys["business_id"] = str(context["businessId"])
+    if context.get("keyId"):
+        keys["key_id"] = str(context["keyId"])
+    path = str(event.get("rawPath") or "")
+    for pattern, name in _PATH_IDS:
+        match = pattern.match(path)
+        if match:
+            keys[name] = match.group(1)
+    return keys
 
 
 def check_request(event: APIGatewayProxyEventV2, public_paths: tuple[str, ...]) -> None:
