@@ -335,6 +335,7 @@ def prepare_pipeline(
         {
             "AWS_ENDPOINT_URL": emulator.endpoint_url,
             "SANDBOX_BASE_URL": sandbox.url,
+            "ALLOW_SANDBOX_ACCOUNTS": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "LOG_LEVEL": "WARNING",
             "POWERTOOLS_METRICS_DISABLED": "true",

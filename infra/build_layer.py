@@ -69,7 +69,7 @@ def pip_install_command(target: Path, requirements: Sequence[str]) -> list[str]:
 
 
 def remove_runtime_provided(site_packages: Path) -> list[str]:
-    """Delete packages the runtime provides that came in as transitive dependencies (aws-xray-sdk pulls botocore)."""
+    """Delete packages the runtime provides that came in as transitive dependencies (botocore, s3transfer)."""
     removed: list[str] = []
     for name in RUNTIME_PROVIDED:
         module = name.replace("-", "_")

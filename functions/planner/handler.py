@@ -11,14 +11,13 @@ from dataclasses import asdict
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from wabacast.container import Delivery, build_delivery
 from wabacast.settings import Settings
 
 logger = Logger()
-tracer = Tracer()
 
 
 @cache
@@ -26,8 +25,7 @@ def _delivery() -> Delivery:
     return build_delivery(Settings.from_env())
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     delivery = _delivery()
     try:

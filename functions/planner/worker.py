@@ -10,7 +10,7 @@ from dataclasses import asdict
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from wabacast.adapters.sqs_records import PlanAccountRecord, parse_records
@@ -19,7 +19,6 @@ from wabacast.logic.planner import TickReport
 from wabacast.settings import Settings
 
 logger = Logger()
-tracer = Tracer()
 
 
 @cache
@@ -27,8 +26,7 @@ def _delivery() -> Delivery:
     return build_delivery(Settings.from_env())
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     delivery = _delivery()
     parsed = parse_records(event.get("Records", []), PlanAccountRecord)

@@ -8,8 +8,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wabacast.adapters.sqs_records import JobRecord, parse_records
+from wabacast.adapters.sqs_records import JobRecord, job_log_keys, parse_records
 from wabacast.container import Delivery, build_delivery
+from wabacast.domain.delivery import parse_account_queue_name
 from wabacast.logic.sender import dead_letter
 from wabacast.settings import Settings
 
@@ -17,16 +18,31 @@ logger = Logger()
 
 
 @cache
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+@cache
 def _delivery() -> Delivery:
-    return build_delivery(Settings.from_env())
+    return build_delivery(_settings())
 
 
-@logger.inject_lambda_context
+# clear_state: the correlation keys of one batch must not label the next invocation's lines.
+@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    parsed = parse_records(event.get("Records", []), JobRecord)
+    raw_records = event.get("Records", [])
+    source = (
+        parse_account_queue_name(_settings().queue_name_prefix, str(raw_records[0].get("eventSourceARN", "")))
+        if raw_records
+        else None
+    )
+    if source is not None:
+        logger.append_keys(account_id=source.account_id)
+    parsed = parse_records(raw_records, JobRecord)
     if parsed.malformed:
         logger.error("dead-lettered messages that are not jobs dropped", extra={"message_ids": parsed.malformed})
     messages = [record.body for record in parsed.records]
+    logger.append_keys(**job_log_keys(messages))
     failed = dead_letter(_delivery().jobs, messages) if messages else 0
     logger.info("dead-lettered jobs failed", extra={"messages": len(messages), "jobs_failed": failed})
     return {"batchItemFailures": []}

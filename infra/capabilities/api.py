@@ -2,7 +2,8 @@
 
 Routes (with CORS for the console's origin only, when the stack has a console: API Gateway answers the preflight
 requests itself and adds the CORS headers to the function's answers):
-  ANY /api/{proxy+}      -> API function, behind the API-key Lambda authorizer (simple responses, cached 60 s)
+  ANY /api/{proxy+}      -> API function, behind the API-key Lambda authorizer (simple responses, cached 60 s by
+                            default: ApiSettings.authorizer_cache_ttl_seconds, context authorizerCacheTtlSeconds)
   GET /api/openapi.json  -> API function, public (the OpenAPI document)
   GET /api/docs          -> API function, public (Swagger UI)
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import aws_cdk as cdk
 import jsii
@@ -26,7 +28,7 @@ from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, Node
 
 from infra.capabilities.data import DataStore
 from infra.capabilities.delivery import Delivery
@@ -105,6 +107,12 @@ ACCESS_LOG_FORMAT = {
 }
 
 
+# Context value (`cdk deploy -c authorizerCacheTtlSeconds=...`): how long API Gateway reuses an authorizer answer
+# for the same Authorization header, which is also how long a revoked key keeps working (docs/operations.md).
+AUTHORIZER_CACHE_TTL_CONTEXT = "authorizerCacheTtlSeconds"
+AUTHORIZER_CACHE_TTL_MAX_SECONDS = 3600  # API Gateway's maximum
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     """Tunables with production defaults; another environment can pass its own."""
@@ -113,9 +121,29 @@ class ApiSettings:
     api_timeout_seconds: int = 29  # HTTP API stops waiting for an integration after 30 s
     authorizer_memory_mb: int = 512
     authorizer_timeout_seconds: int = 10
+    # The revocation delay: a revoked key is refused at most this long after its revocation. 0: no cache (every
+    # request invokes the authorizer, one consistent DynamoDB read each).
     authorizer_cache_ttl_seconds: int = 60
     throttle_rate_limit: int = 100  # requests per second, steady state, for the whole stage
     throttle_burst_limit: int = 200
+
+    @classmethod
+    def from_context(cls, node: Node) -> ApiSettings:
+        """The defaults, with the authorizer cache TTL from the CDK context value authorizerCacheTtlSeconds."""
+        value: Any = node.try_get_context(AUTHORIZER_CACHE_TTL_CONTEXT)
+        if value in (None, ""):
+            return cls()
+        # `-c authorizerCacheTtlSeconds=30` arrives as the string "30"; cdk.json holds a number.
+        whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, str) and value.strip().isdigit()
+        )
+        seconds = int(value) if whole else -1
+        if not 0 <= seconds <= AUTHORIZER_CACHE_TTL_MAX_SECONDS:
+            raise ValueError(
+                f"The CDK context value {AUTHORIZER_CACHE_TTL_CONTEXT!r} must be whole seconds from 0 to "
+                f"{AUTHORIZER_CACHE_TTL_MAX_SECONDS}, not {value!r}"
+            )
+        return cls(authorizer_cache_ttl_seconds=seconds)
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)
@@ -153,7 +181,7 @@ class Api(Construct):
     ) -> None:
         """`allowed_origins`: the browser origins CORS lets call the API (the console's); none: no CORS."""
         super().__init__(scope, construct_id)
-        settings = settings or ApiSettings()
+        settings = settings or ApiSettings.from_context(self.node)
         stack = cdk.Stack.of(self)
         table = data.table
 

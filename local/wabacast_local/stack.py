@@ -172,7 +172,6 @@ def lambda_environment(
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
         "POWERTOOLS_SERVICE_NAME": "wabacast",
-        "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "wabacast",
         # Powertools prints nothing on flush when this is true (metrics/functions.py: is_metrics_disabled).
         "POWERTOOLS_METRICS_DISABLED": "false" if config.show_metrics else "true",
@@ -186,6 +185,8 @@ def lambda_environment(
     }
     if sandbox_url is not None:
         environment["SANDBOX_BASE_URL"] = sandbox_url
+        # The local stack is the one place where the API creates sandbox accounts (Settings.allow_sandbox_accounts).
+        environment["ALLOW_SANDBOX_ACCOUNTS"] = "true"
     return environment
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 from infra_helpers import of_type, only
+
+from infra.app import build_app
+from infra.capabilities.api import ApiSettings
 
 Resources = dict[str, dict[str, Any]]
 
@@ -138,3 +143,42 @@ def test_stack_outputs_api_url_and_table_name(template: Template) -> None:
     api_url_parts = outputs["ApiUrl"]["Value"]["Fn::Join"][1]
     assert api_url_parts[0] == "https://"
     assert api_url_parts[1]["Ref"] in of_type(template.to_json()["Resources"], "AWS::ApiGatewayV2::Api")
+
+
+def test_the_authorizer_cache_ttl_comes_from_the_context(stub_inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    # GIVEN the app built with `-c authorizerCacheTtlSeconds=5` (the CLI passes context values as strings)
+    layer_dir, functions_dir = stub_inputs
+    _, stack = build_app(
+        layer_dir=layer_dir,
+        functions_dir=functions_dir,
+        outdir=tmp_path / "cdk.out",
+        context={"authorizerCacheTtlSeconds": "5"},
+    )
+
+    # WHEN looking at the authorizer
+    _, authorizer = only(Template.from_stack(stack).to_json()["Resources"], "AWS::ApiGatewayV2::Authorizer")
+
+    # THEN API Gateway caches its answers for 5 s: a revoked key is refused at most 5 s later
+    assert authorizer["Properties"]["AuthorizerResultTtlInSeconds"] == 5
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, 60), (0, 0), ("30", 30), (3600, 3600)])
+def test_the_authorizer_cache_ttl_setting_reads_whole_seconds(value: Any, expected: int) -> None:
+    # GIVEN a context with (or without) the value
+    app = cdk.App(context={} if value is None else {"authorizerCacheTtlSeconds": value})
+
+    # WHEN the settings are read
+    settings = ApiSettings.from_context(app.node)
+
+    # THEN the TTL is the value, or the 60 s default
+    assert settings.authorizer_cache_ttl_seconds == expected
+
+
+@pytest.mark.parametrize("value", [-1, 3601, "ten", 1.5, True, "5s"])
+def test_an_authorizer_cache_ttl_that_is_not_whole_seconds_in_range_is_refused(value: Any) -> None:
+    # GIVEN a context value out of API Gateway's 0..3600 s, or not whole seconds
+    app = cdk.App(context={"authorizerCacheTtlSeconds": value})
+
+    # WHEN / THEN reading the settings fails at synth time, naming the key
+    with pytest.raises(ValueError, match="authorizerCacheTtlSeconds"):
+        ApiSettings.from_context(app.node)

@@ -21,7 +21,8 @@ def test_layer_ships_the_runtime_dependencies_of_pyproject_except_boto3() -> Non
         "twilio",
         "tzdata",
     ]
-    assert "aws-lambda-powertools[tracer]==3.37.0" in requirements
+    # No "tracer" extra: the functions trace with Lambda active tracing, without the X-Ray SDK (docs/decisions.md 16)
+    assert "aws-lambda-powertools==3.37.0" in requirements
     assert {"pydantic==2.14.4", "phonenumbers==9.0.43", "httpx==0.28.1", "twilio==9.13.0"} <= set(requirements)
 
 

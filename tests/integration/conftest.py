@@ -163,13 +163,14 @@ ENVIRONMENT = {
     "AWS_REGION": "us-east-1",
     "TABLE_NAME": "wabacast-test",
     "SECRETS_PREFIX": "wabacast",
-    "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_SERVICE_NAME": "wabacast",
     "SANDBOX_BASE_URL": "http://sandbox.invalid",
     "SCHEDULE_GROUP_NAME": "wabacast-test",
     "SCHEDULER_TARGET_ARN": "arn:aws:lambda:us-east-1:123456789012:function:wabacast-test-scheduler",
     "SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/wabacast-test-scheduler-invoke",
     "SCHEDULE_DLQ_ARN": "arn:aws:sqs:us-east-1:123456789012:wabacast-test-schedules-dlq",
+    # As on the local stack: the tests register sandbox accounts.
+    "ALLOW_SANDBOX_ACCOUNTS": "true",
 }
 
 

@@ -73,9 +73,16 @@ def account_service(
     provisioner: FakeQueueProvisioner,
     clock: FixedClock,
 ) -> AccountService:
-    # Wired as in production (container.py): every account gets its delivery queues.
+    # Wired as in production (container.py): every account gets its delivery queues. Sandbox accounts are
+    # allowed, as on the local stack, so the tests can use them.
     return AccountService(
-        business_store, account_store, queue_store, secret_store, clock=clock, provisioner=provisioner
+        business_store,
+        account_store,
+        queue_store,
+        secret_store,
+        clock=clock,
+        allow_sandbox=True,
+        provisioner=provisioner,
     )
 
 

@@ -202,9 +202,9 @@ class FakeBusinessStore(_Scripted):
         self._check_key_free(key, key_hash)
         self._store_key(key, key_hash)
 
-    def list_keys(self, business_id: str, limit: int, next_token: str | None) -> Page[ApiKey]:
+    def list_keys(self, business_id: str | None, limit: int, next_token: str | None) -> Page[ApiKey]:
         self._enter("list_keys")
-        partition = _biz(business_id)
+        partition = _biz(business_id) if business_id else "ADMIN"
         return _page(
             [
                 (
@@ -222,9 +222,9 @@ class FakeBusinessStore(_Scripted):
             next_token=next_token,
         )
 
-    def delete_key(self, business_id: str, key_id: str) -> None:
+    def delete_key(self, business_id: str | None, key_id: str) -> None:
         self._enter("delete_key")
-        key_hash = self.key_listing.pop((_biz(business_id), key_id), None)
+        key_hash = self.key_listing.pop((_biz(business_id) if business_id else "ADMIN", key_id), None)
         if key_hash is None:
             raise NotFoundError("API key not found", field="keyId")
         del self.key_lookup[key_hash]

@@ -743,3 +743,27 @@ def test_limits_change_reprovisions_delivery(
     assert after_rename == provisioned_before
     assert provisioner.calls["provision"] == provisioned_before + 1
     assert provisioner.provisioned[(business.id, account.id)].limits == limits
+
+
+# AccountService: sandbox accounts only where allowed ------------------------------------------------------------
+def test_a_sandbox_account_is_refused_where_sandbox_accounts_are_not_allowed(
+    business_store: FakeBusinessStore,
+    account_store: FakeAccountStore,
+    queue_store: FakeQueueStore,
+    secret_store: FakeSecretStore,
+    provisioner: FakeQueueProvisioner,
+    business: Business,
+) -> None:
+    # GIVEN the service as AWS wires it: sandbox accounts not allowed
+    service = AccountService(
+        business_store, account_store, queue_store, secret_store, allow_sandbox=False, provisioner=provisioner
+    )
+
+    # WHEN a sandbox account is created
+    with pytest.raises(InvalidInputError) as refused:
+        service.create(business.id, _sandbox(950))
+
+    # THEN it is refused naming the provider, and nothing was stored or provisioned
+    assert refused.value.field == "provider"
+    assert service.list(business.id, 10, None).items == []
+    assert provisioner.provisioned == {}

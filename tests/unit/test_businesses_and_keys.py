@@ -9,7 +9,7 @@ import pytest
 
 from tests.unit.fakes import FakeBusinessStore, FixedClock
 from wabacast.domain.models import ApiKeyRole
-from wabacast.errors import NotFoundError
+from wabacast.errors import ConflictError, NotFoundError
 from wabacast.logic.businesses import BusinessService
 from wabacast.logic.keys import KEY_PREFIX, Principal, bearer_token, generate_api_key, hash_api_key
 
@@ -203,3 +203,57 @@ def test_listing_keys_of_an_unknown_business_is_not_found(business_service: Busi
     # THEN it is NotFoundError
     with pytest.raises(NotFoundError):
         business_service.list_keys("biz_missing", 10, None)
+
+
+# Admin keys -----------------------------------------------------------------------------------------------------
+def test_admin_keys_are_listed_apart_from_business_keys(business_service: BusinessService) -> None:
+    # GIVEN an admin key and a business with its own key
+    admin_key, _ = business_service.issue_admin_key("ops")
+    _, business_key, _ = business_service.create("Acme", "UTC")
+
+    # WHEN the admin keys are listed
+    listed = business_service.list_admin_keys(10, None).items
+
+    # THEN only the admin key is there
+    assert [key.key_id for key in listed] == [admin_key.key_id]
+    assert business_key.key_id not in {key.key_id for key in listed}
+
+
+def test_an_admin_key_cannot_revoke_itself_but_another_can(business_service: BusinessService) -> None:
+    # GIVEN two admin keys
+    first, first_plaintext = business_service.issue_admin_key("first")
+    second, _ = business_service.issue_admin_key("second")
+
+    # WHEN the first revokes itself, then the second revokes the first
+    with pytest.raises(ConflictError) as refused:
+        business_service.revoke_admin_key(first.key_id, caller_key_id=first.key_id)
+    business_service.revoke_admin_key(first.key_id, caller_key_id=second.key_id)
+
+    # THEN the self-revocation was refused naming keyId, and the first key no longer authenticates
+    assert refused.value.field == "keyId"
+    assert business_service.authenticate(f"Bearer {first_plaintext}") is None
+
+
+def test_rotating_an_admin_key_replaces_it(business_service: BusinessService) -> None:
+    # GIVEN an admin key
+    old, old_plaintext = business_service.issue_admin_key("ci")
+
+    # WHEN it is rotated
+    new, new_plaintext = business_service.rotate_admin_key(old.key_id, None)
+
+    # THEN the new key authenticates as admin, the old one does not, and one admin key is left
+    principal = business_service.authenticate(f"Bearer {new_plaintext}")
+    assert principal is not None
+    assert principal.role == ApiKeyRole.ADMIN
+    assert business_service.authenticate(f"Bearer {old_plaintext}") is None
+    assert [key.key_id for key in business_service.list_admin_keys(10, None).items] == [new.key_id]
+
+
+def test_rotating_an_unknown_admin_key_leaves_no_new_key(business_service: BusinessService) -> None:
+    # GIVEN no admin key
+    # WHEN an unknown one is rotated
+    with pytest.raises(NotFoundError):
+        business_service.rotate_admin_key("key_missing", "x")
+
+    # THEN no key was left behind
+    assert business_service.list_admin_keys(10, None).items == []

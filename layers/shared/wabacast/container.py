@@ -1,14 +1,17 @@
-"""Wires adapters into services from Settings: called once per Lambda execution environment."""
+"""Wires adapters into services from Settings: called once per Lambda execution environment.
+
+The API's services (`build_services`) and the delivery functions' (`build_delivery`); the authorizer's key lookup is
+wired in wabacast.wiring.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import boto3
-import httpx
 
 from wabacast.adapters.dynamodb import AccountRepository, BusinessRepository, ContactRepository, QueueRepository
-from wabacast.adapters.dynamodb.base import TableGateway
 from wabacast.adapters.dynamodb.jobs import DynamoJobStore
 from wabacast.adapters.dynamodb.lifecycle import QueueLifecycleStore
 from wabacast.adapters.dynamodb.ratelimit import RateLimiter
@@ -28,6 +31,10 @@ from wabacast.logic.scheduling import ScheduleKeeper
 from wabacast.logic.sender import Sender
 from wabacast.providers.factory import ProviderFactory, powertools_secret_getter
 from wabacast.settings import Settings
+from wabacast.wiring import table_gateway
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass(frozen=True)
@@ -40,16 +47,6 @@ class Services:
     processing: ProcessingService
 
 
-def _table(settings: Settings) -> TableGateway:
-    return TableGateway(boto3.client("dynamodb", region_name=settings.region), settings.table_name)
-
-
-def build_business_service(settings: Settings) -> BusinessService:
-    """What the authorizer needs: key lookups only."""
-    table = _table(settings)
-    return BusinessService(BusinessRepository(table))
-
-
 def _account_queues(settings: Settings) -> AccountQueues:
     needs_lambda = bool(settings.sender_function_arn or settings.dead_letter_function_arn)
     return AccountQueues(
@@ -60,7 +57,7 @@ def _account_queues(settings: Settings) -> AccountQueues:
 
 
 def build_services(settings: Settings) -> Services:
-    table = _table(settings)
+    table = table_gateway(settings)
     businesses = BusinessRepository(table)
     accounts = AccountRepository(table)
     queues = QueueRepository(table)
@@ -78,7 +75,14 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         businesses=BusinessService(businesses),
-        accounts=AccountService(businesses, accounts, queues, secrets, provisioner=_account_queues(settings)),
+        accounts=AccountService(
+            businesses,
+            accounts,
+            queues,
+            secrets,
+            allow_sandbox=settings.allow_sandbox_accounts,
+            provisioner=_account_queues(settings),
+        ),
         queues=QueueService(businesses, accounts, queues, schedule_hooks=processing),
         contacts=ContactService(contacts),
         processing=processing,
@@ -108,7 +112,7 @@ class Delivery:
 
 def build_delivery(settings: Settings, http_client: httpx.Client | None = None) -> Delivery:
     """What the planner, sender and dead-letter functions need."""
-    table = _table(settings)
+    table = table_gateway(settings)
     businesses = BusinessRepository(table)
     accounts = AccountRepository(table)
     contacts = ContactRepository(table)
@@ -118,9 +122,8 @@ def build_delivery(settings: Settings, http_client: httpx.Client | None = None) 
     rates = RateLimiter(table)
     metrics = EmfMetrics(namespace=settings.metrics_namespace)
     secrets = SecretsManagerStore(boto3.client("secretsmanager", region_name=settings.region), settings.secrets_prefix)
-    providers = ProviderFactory(
-        settings, powertools_secret_getter, http_client or httpx.Client(timeout=settings.provider_timeout_s)
-    )
+    # No HTTP client yet: the factory makes one when the first Meta or sandbox account sends.
+    providers = ProviderFactory(settings, powertools_secret_getter, http_client)
     dispatch = (
         SqsPlanDispatch(boto3.client("sqs", region_name=settings.region), settings.plan_queue_url)
         if settings.plan_queue_url

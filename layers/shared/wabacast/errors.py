@@ -48,3 +48,27 @@ class ConcurrentModificationError(ConflictError):
     """Someone else changed the same items between our read and our write; retrying may succeed."""
 
     code = "CONCURRENT_MODIFICATION"
+
+
+class MalformedJsonError(WabacastError):
+    """The body is not JSON, or nests JSON too deeply to parse. Answered 400, before any field rule is checked."""
+
+    code = "MALFORMED_JSON"
+
+
+class InvalidPathParameterError(WabacastError):
+    """A path segment that cannot be an identifier (too long for a DynamoDB key, or characters no id has): 400."""
+
+    code = "INVALID_PATH_PARAMETER"
+
+
+class PayloadTooLargeError(WabacastError):
+    """The body is larger than a Lambda invocation can carry."""
+
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class UnsupportedMediaTypeError(WabacastError):
+    """A body that is not JSON."""
+
+    code = "UNSUPPORTED_MEDIA_TYPE"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import phonenumbers
 from pydantic import AfterValidator, Field, ValidationInfo
 
 
 def normalize_phone_number(raw: str) -> str:
     """Return the E.164 form of an international number, or raise ValueError saying why it is not one."""
+    # Imported here, not at the top: phonenumbers is loaded only by code paths that parse a number (the API's
+    # writes), not by every cold start of every function (docs/performance.md, "Cold imports").
+    import phonenumbers
+
     candidate = raw.strip()
     if not candidate.startswith("+"):
         # Without a country the number is ambiguous; we refuse to guess a region for a multi-tenant sender.

@@ -23,8 +23,11 @@ class Settings(BaseModel):
     # Optional override used by the local stack (moto server); boto3 honours AWS_ENDPOINT_URL by itself.
     endpoint_url: str | None = None
     default_page_size: int = Field(default=50, ge=1, le=100)
-    # Base URL of the sandbox WhatsApp provider; sandbox accounts are refused when it is not set.
+    # Base URL of the sandbox WhatsApp provider; sandbox accounts cannot send when it is not set.
     sandbox_base_url: str | None = None
+    # Whether the API creates `provider: sandbox` accounts. Only the local stack (and tests) turn it on: in AWS a
+    # sandbox account would be a tenant's number that never reaches WhatsApp.
+    allow_sandbox_accounts: bool = False
     # Meta Cloud API (Graph API) endpoint and version used by `meta` accounts.
     meta_base_url: str = "https://graph.facebook.com"
     meta_api_version: str = Field(default="v21.0", pattern=r"^v[0-9]+\.[0-9]+$")
@@ -70,6 +73,7 @@ class Settings(BaseModel):
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             sandbox_base_url=env.get("SANDBOX_BASE_URL") or None,
+            allow_sandbox_accounts=(env.get("ALLOW_SANDBOX_ACCOUNTS") or "").strip().lower() == "true",
             meta_base_url=env.get("META_BASE_URL") or "https://graph.facebook.com",
             meta_api_version=env.get("META_API_VERSION") or "v21.0",
             provider_timeout_s=float(env.get("PROVIDER_TIMEOUT_S") or 10.0),

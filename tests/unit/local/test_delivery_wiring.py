@@ -46,6 +46,7 @@ def test_functions_get_the_local_delivery_settings_and_no_cloud_wiring():
     assert settings.requeue_after_s == 120
     assert settings.max_rate_wait_s == 20
     assert settings.sandbox_base_url == "http://127.0.0.1:6666"
+    assert settings.allow_sandbox_accounts is True
     assert settings.metrics_namespace == "wabacast"
     assert environ["POWERTOOLS_METRICS_DISABLED"] == "true"
 
@@ -56,6 +57,7 @@ def test_show_metrics_and_feed_window_reach_the_functions():
     assert variables["POWERTOOLS_METRICS_DISABLED"] == "false"
     assert variables["FEED_WINDOW_S"] == "2.5"
     assert "SANDBOX_BASE_URL" not in variables
+    assert "ALLOW_SANDBOX_ACCOUNTS" not in variables
 
 
 @pytest.mark.parametrize(("disabled", "printed"), [("true", False), ("false", True)])

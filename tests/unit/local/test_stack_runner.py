@@ -63,7 +63,6 @@ def test_lambda_environment_points_every_client_at_the_emulator():
     assert environ["TABLE_NAME"] == "wabacast-local"
     assert environ["AWS_REGION"] == "us-east-1"
     assert environ["POWERTOOLS_SERVICE_NAME"] == "wabacast"
-    assert environ["POWERTOOLS_TRACE_DISABLED"] == "true"
     assert environ["POWERTOOLS_METRICS_NAMESPACE"] == "wabacast"
     assert environ["HOME"] == "/home/dev"
 

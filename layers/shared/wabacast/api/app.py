@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import ValidationError
 
-from wabacast.api.errors import _field_of, _readable, documented, register_error_handlers
+from wabacast.api.errors import (
+    IDENTIFIER_MAX_LENGTH,
+    IDENTIFIER_PATTERN,
+    _field_of,
+    _readable,
+    documented,
+    register_error_handlers,
+)
+from wabacast.api.guard import GuardedResolver, caller_of
 from wabacast.api.models import (
     AccountCreateIn,
     AccountListOut,
@@ -47,7 +54,7 @@ from wabacast.api.models import (
 )
 from wabacast.container import Services
 from wabacast.domain.models import ApiKeyRole, QueueStatus, Tag
-from wabacast.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
+from wabacast.errors import InvalidInputError, PermissionDeniedError
 from wabacast.logic.accounts import AccountDraft, AccountPatch
 from wabacast.logic.contacts import ContactDraft, Rejection
 from wabacast.logic.processing import Progress
@@ -61,6 +68,11 @@ OPENAPI_PATH = "/api/openapi.json"
 DOCS_PATH = "/api/docs"
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size")]
+# Identifiers in paths: bounded well below DynamoDB's key limits (2,048 / 1,024 bytes), answered 400 otherwise.
+Identifier = Annotated[str, Path(min_length=1, max_length=IDENTIFIER_MAX_LENGTH, pattern=IDENTIFIER_PATTERN)]
+IdentifierQuery = Annotated[
+    str | None, Query(alias="accountId", min_length=1, max_length=IDENTIFIER_MAX_LENGTH, pattern=IDENTIFIER_PATTERN)
+]
 NextToken = Annotated[str | None, Query(alias="nextToken", description="Opaque token from the previous page")]
 
 
@@ -76,41 +88,24 @@ def _phone_in_path(raw: str) -> str:
         raise InvalidInputError(f"phoneNumber: {error}", field="phoneNumber") from None
 
 
-def _body_is_a_json_object(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    """Every body of this API is a JSON object. Powertools' validation unwraps a list into its first element
-    ([{...}, {...}] would pass as the first object, the rest silently dropped), so anything else is refused here."""
-    if app.current_event.body:
-        try:
-            body = app.current_event.json_body
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise InvalidInputError("the request body must be a JSON object")
-    return next_middleware(app)
-
-
 def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+    # Authentication, role, body size and body shape are checked before any route (wabacast.api.guard); the
+    # routes only read who the caller is.
+    app = GuardedResolver(public_paths=(OPENAPI_PATH, DOCS_PATH))
     register_error_handlers(app, logger)
-    app.use(middlewares=[_body_is_a_json_object])
     page_size = services.settings.default_page_size
 
-    def caller() -> tuple[ApiKeyRole, str | None]:
-        context = app.current_event.request_context.authorizer.get_lambda
-        if not context or str(context.get("authenticated")).lower() != "true":
-            raise AuthenticationError("a valid API key is required: send 'Authorization: Bearer <key>'")
-        return ApiKeyRole(context["role"]), context.get("businessId") or None
-
     def tenant() -> str:
-        role, business_id = caller()
-        if role != ApiKeyRole.BUSINESS or business_id is None:
+        caller = caller_of(app.current_event)
+        if caller.role != ApiKeyRole.BUSINESS or caller.business_id is None:
             raise PermissionDeniedError("this route needs a business API key")
-        return business_id
+        return caller.business_id
 
-    def admin() -> None:
-        role, _ = caller()
-        if role != ApiKeyRole.ADMIN:
+    def admin() -> str:
+        caller = caller_of(app.current_event)
+        if caller.role != ApiKeyRole.ADMIN:
             raise PermissionDeniedError("this route needs an admin API key")
+        return str(app.current_event.request_context.authorizer.get_lambda.get("keyId", ""))
 
     read = (401, 403, 404)
     write = (400, 401, 403, 404, 409, 415, 422)
@@ -152,16 +147,14 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
         return BusinessListOut(items=[BusinessOut.of(item) for item in page.items], next_token=page.next_token)
 
     @app.get(f"{ADMIN}/businesses/<business_id>/keys", tags=["admin"], responses=documented(200, "A page", *read, 422))
-    def list_keys(
-        business_id: Annotated[str, Path()], limit: Limit = page_size, next_token: NextToken = None
-    ) -> KeyListOut:
+    def list_keys(business_id: Identifier, limit: Limit = page_size, next_token: NextToken = None) -> KeyListOut:
         admin()
         page = services.businesses.list_keys(business_id, limit, next_token)
         return KeyListOut(items=[KeyOut.of(item) for item in page.items], next_token=page.next_token)
 
     @app.post(f"{ADMIN}/businesses/<business_id>/keys", tags=["admin"], responses=documented(201, "Created", *write))
     def create_key(
-        business_id: Annotated[str, Path()], body: Annotated[KeyCreateIn | None, Body()] = None
+        business_id: Identifier, body: Annotated[KeyCreateIn | None, Body()] = None
     ) -> Response[KeyCreatedOut]:
         admin()
         key, plaintext = services.businesses.issue_key(business_id, body.label if body else None)
@@ -171,9 +164,41 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
     @app.delete(
         f"{ADMIN}/businesses/<business_id>/keys/<key_id>", tags=["admin"], responses=documented(204, "Revoked", *read)
     )
-    def revoke_key(business_id: Annotated[str, Path()], key_id: Annotated[str, Path()]) -> Response[None]:
+    def revoke_key(business_id: Identifier, key_id: Identifier) -> Response[None]:
         admin()
         services.businesses.revoke_key(business_id, key_id)
+        return Response(HTTPStatus.NO_CONTENT)
+
+    # Admin keys: a leaked one is rotated or revoked with another -------------------------------------------------
+    @app.get(f"{ADMIN}/keys", tags=["admin"], responses=documented(200, "A page", *read, 422))
+    def list_admin_keys(limit: Limit = page_size, next_token: NextToken = None) -> KeyListOut:
+        admin()
+        page = services.businesses.list_admin_keys(limit, next_token)
+        return KeyListOut(items=[KeyOut.of(item) for item in page.items], next_token=page.next_token)
+
+    @app.post(f"{ADMIN}/keys", tags=["admin"], responses=documented(201, "Created", *write))
+    def create_admin_key(body: Annotated[KeyCreateIn | None, Body()] = None) -> Response[KeyCreatedOut]:
+        admin()
+        key, plaintext = services.businesses.issue_admin_key(body.label if body else None)
+        out = KeyCreatedOut(**KeyOut.of(key).model_dump(), api_key=plaintext)
+        return Response(HTTPStatus.CREATED, content_types.APPLICATION_JSON, out)
+
+    @app.post(
+        f"{ADMIN}/keys/<key_id>/rotate",
+        tags=["admin"],
+        responses=documented(201, "The new key; the old one is revoked", *write),
+    )
+    def rotate_admin_key(
+        key_id: Identifier, body: Annotated[KeyCreateIn | None, Body()] = None
+    ) -> Response[KeyCreatedOut]:
+        admin()
+        key, plaintext = services.businesses.rotate_admin_key(key_id, body.label if body else None)
+        out = KeyCreatedOut(**KeyOut.of(key).model_dump(), api_key=plaintext)
+        return Response(HTTPStatus.CREATED, content_types.APPLICATION_JSON, out)
+
+    @app.delete(f"{ADMIN}/keys/<key_id>", tags=["admin"], responses=documented(204, "Revoked", *read, 409))
+    def revoke_admin_key(key_id: Identifier) -> Response[None]:
+        services.businesses.revoke_admin_key(key_id, caller_key_id=admin())
         return Response(HTTPStatus.NO_CONTENT)
 
     # Accounts ------------------------------------------------------------------------------------------------
@@ -183,7 +208,7 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
         return AccountListOut(items=[AccountOut.of(item) for item in page.items], next_token=page.next_token)
 
     @app.get(f"{WHATSAPP}/accounts/<account_id>", tags=["accounts"], responses=documented(200, "OK", *read))
-    def get_account(account_id: Annotated[str, Path()]) -> AccountOut:
+    def get_account(account_id: Identifier) -> AccountOut:
         return AccountOut.of(services.accounts.get(tenant(), account_id))
 
     @app.post(f"{WHATSAPP}/accounts", tags=["accounts"], responses=documented(201, "Created", *write))
@@ -194,7 +219,7 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
         return Response(HTTPStatus.CREATED, content_types.APPLICATION_JSON, AccountOut.of(account))
 
     @app.put(f"{WHATSAPP}/accounts/<account_id>", tags=["accounts"], responses=documented(200, "OK", *write))
-    def update_account(account_id: Annotated[str, Path()], body: Annotated[AccountUpdateIn, Body()]) -> AccountOut:
+    def update_account(account_id: Identifier, body: Annotated[AccountUpdateIn, Body()]) -> AccountOut:
         business_id = tenant()
         patch = AccountPatch.model_validate(body.model_dump(include=body.model_fields_set))
         return AccountOut.of(services.accounts.update(business_id, account_id, patch))
@@ -202,7 +227,7 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
     @app.delete(
         f"{WHATSAPP}/accounts/<account_id>", tags=["accounts"], responses=documented(204, "Deleted", 401, 403, 404, 409)
     )
-    def delete_account(account_id: Annotated[str, Path()]) -> Response[None]:
+    def delete_account(account_id: Identifier) -> Response[None]:
         services.accounts.delete(tenant(), account_id)
         return Response(HTTPStatus.NO_CONTENT)
 
@@ -210,7 +235,7 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
     @app.get(f"{WHATSAPP}/queue", tags=["queues"], responses=documented(200, "A page", *read, 422))
     def list_queues(
         status: Annotated[QueueStatus | None, Query()] = None,
-        account_id: Annotated[str | None, Query(alias="accountId")] = None,
+        account_id: IdentifierQuery = None,
         limit: Limit = page_size,
         next_token: NextToken = None,
     ) -> QueueListOut:
@@ -220,7 +245,7 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
         )
 
     @app.get(f"{WHATSAPP}/queue/<queue_id>", tags=["queues"], responses=documented(200, "OK", *read))
-    def get_queue(queue_id: Annotated[str, Path()]) -> QueueOut:
+    def get_queue(queue_id: Identifier) -> QueueOut:
         return QueueOut.of(services.queues.get(tenant(), queue_id))
 
     @app.post(f"{WHATSAPP}/queue", tags=["queues"], responses=documented(201, "Created", *write))
@@ -231,7 +256,7 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
         return Response(HTTPStatus.CREATED, content_types.APPLICATION_JSON, QueueOut.of(queue))
 
     @app.put(f"{WHATSAPP}/queue/<queue_id>", tags=["queues"], responses=documented(200, "OK", *write))
-    def update_queue(queue_id: Annotated[str, Path()], body: Annotated[QueueUpdateIn, Body()]) -> QueueOut:
+    def update_queue(queue_id: Identifier, body: Annotated[QueueUpdateIn, Body()]) -> QueueOut:
         business_id = tenant()
         values = body.model_dump(include=body.model_fields_set)
         if "schedule" in values:
@@ -242,7 +267,7 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
     @app.delete(
         f"{WHATSAPP}/queue/<queue_id>", tags=["queues"], responses=documented(204, "Deleted", 401, 403, 404, 409)
     )
-    def delete_queue(queue_id: Annotated[str, Path()]) -> Response[None]:
+    def delete_queue(queue_id: Identifier) -> Response[None]:
         services.queues.delete(tenant(), queue_id)
         return Response(HTTPStatus.NO_CONTENT)
 
@@ -255,14 +280,14 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
         tags=["processing"],
         responses=documented(202, "Accepted: the planner sends in the background", 401, 403, 404, 409),
     )
-    def process_queue(queue_id: Annotated[str, Path()]) -> Response[ProgressOut]:
+    def process_queue(queue_id: Identifier) -> Response[ProgressOut]:
         progress = services.processing.process(tenant(), queue_id)
         return Response(HTTPStatus.ACCEPTED, content_types.APPLICATION_JSON, progress_out(progress))
 
     @app.get(
         f"{WHATSAPP}/queue/<queue_id>/process", tags=["processing"], responses=documented(200, "Live progress", *read)
     )
-    def queue_progress(queue_id: Annotated[str, Path()]) -> ProgressOut:
+    def queue_progress(queue_id: Identifier) -> ProgressOut:
         return progress_out(services.processing.progress(tenant(), queue_id))
 
     @app.get(f"{WHATSAPP}/queue/<queue_id>/runs", tags=["processing"], responses=documented(200, "A page", *read))
@@ -277,7 +302,7 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
         tags=["processing"],
         responses=documented(200, "Paused", 401, 403, 404, 409),
     )
-    def pause_queue(queue_id: Annotated[str, Path()]) -> ProgressOut:
+    def pause_queue(queue_id: Identifier) -> ProgressOut:
         return progress_out(services.processing.pause(tenant(), queue_id))
 
     @app.post(
@@ -285,7 +310,7 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
         tags=["processing"],
         responses=documented(200, "Resumed", 401, 403, 404, 409),
     )
-    def resume_queue(queue_id: Annotated[str, Path()]) -> ProgressOut:
+    def resume_queue(queue_id: Identifier) -> ProgressOut:
         return progress_out(services.processing.resume(tenant(), queue_id))
 
     @app.post(
@@ -293,7 +318,7 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
         tags=["processing"],
         responses=documented(200, "Cancelled", 401, 403, 404, 409),
     )
-    def cancel_queue(queue_id: Annotated[str, Path()]) -> ProgressOut:
+    def cancel_queue(queue_id: Identifier) -> ProgressOut:
         return progress_out(services.processing.cancel(tenant(), queue_id))
 
     @app.post(
@@ -301,7 +326,7 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
         tags=["processing"],
         responses=documented(200, "Re-queued", 401, 403, 404, 409),
     )
-    def retry_failed(queue_id: Annotated[str, Path()]) -> RetryFailedOut:
+    def retry_failed(queue_id: Identifier) -> RetryFailedOut:
         report = services.processing.retry_failed(tenant(), queue_id)
         return RetryFailedOut(requeued=report.requeued, more=report.more)
 

@@ -13,14 +13,19 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic.alias_generators import to_camel
 
 from wabacast.api.models import ErrorBody, ErrorDetail, ErrorResponse
 from wabacast.errors import (
     AuthenticationError,
     ConflictError,
     InvalidInputError,
+    InvalidPathParameterError,
+    MalformedJsonError,
     NotFoundError,
+    PayloadTooLargeError,
     PermissionDeniedError,
+    UnsupportedMediaTypeError,
     WabacastError,
 )
 
@@ -30,18 +35,31 @@ STATUS_BY_ERROR: dict[type[WabacastError], HTTPStatus] = {
     ConflictError: HTTPStatus.CONFLICT,
     AuthenticationError: HTTPStatus.UNAUTHORIZED,
     PermissionDeniedError: HTTPStatus.FORBIDDEN,
+    MalformedJsonError: HTTPStatus.BAD_REQUEST,
+    InvalidPathParameterError: HTTPStatus.BAD_REQUEST,
+    PayloadTooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    UnsupportedMediaTypeError: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
 }
+
+IDENTIFIER_MAX_LENGTH = 64
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9_-]+$"
+PATH_IDENTIFIER_RULE = f"must be 1..{IDENTIFIER_MAX_LENGTH} letters, digits, '_' or '-'"
 
 # OpenAPI descriptions of the error statuses, so the schema documents every status the API answers.
 _DESCRIPTIONS = {
-    400: "The body is not valid JSON",
+    400: "The body is not valid JSON (or nests too deeply), or a path identifier is malformed",
     401: "Missing or invalid API key",
     403: "The key may not use this route",
     404: "Not found (or owned by another business)",
     409: "The resource's state forbids the change",
+    413: "The body is larger than 6 MB (6,291,456 bytes)",
     415: "The body is not JSON",
     422: "A field breaks a rule; `error.field` names it",
 }
+
+
+# What wabacast.api.guard may answer on any protected route, before the route runs.
+GUARD_STATUSES = (400, 401, 403, 413, 415)
 
 
 def documented(
@@ -54,9 +72,9 @@ def documented(
         responses[status]["content"] = {}
     for other_status, other_description in (extra or {}).items():
         responses[other_status] = {"description": other_description}
-    # Any route answers 422 in this API's format (e.g. for a body that is not a JSON object); left out, Powertools
-    # would document its own 422 body, which this API never sends.
-    for error_status in dict.fromkeys((*error_statuses, 422)):
+    # Any route answers 400, 401, 403, 413, 415 (wabacast.api.guard checks them before the route) and 422 in this
+    # API's format; left out, Powertools would document its own 422 body, which this API never sends.
+    for error_status in sorted(dict.fromkeys((*error_statuses, *GUARD_STATUSES, 422))):
         responses[error_status] = {
             "description": _DESCRIPTIONS[error_status],
             "content": {"application/json": {"model": ErrorResponse}},
@@ -73,6 +91,15 @@ def error_response(
         content_type=content_types.APPLICATION_JSON,
         body=body.model_dump_json(by_alias=True, exclude_none=True),
     )
+
+
+def wabacast_error_response(error: WabacastError) -> Response[str]:
+    """The one mapping from a domain error to its HTTP answer."""
+    status = next(
+        (status for kind, status in STATUS_BY_ERROR.items() if isinstance(error, kind)),
+        HTTPStatus.BAD_REQUEST,
+    )
+    return error_response(status, error.code, error.message, error.field)
 
 
 def _field_of(location: Sequence[str | int]) -> str | None:
@@ -99,11 +126,7 @@ def _readable(message: str) -> str:
 def register_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None:
     @app.exception_handler(WabacastError)
     def domain_error(error: WabacastError) -> Response[str]:
-        status = next(
-            (status for kind, status in STATUS_BY_ERROR.items() if isinstance(error, kind)),
-            HTTPStatus.BAD_REQUEST,
-        )
-        return error_response(status, error.code, error.message, error.field)
+        return wabacast_error_response(error)
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response[str]:
@@ -115,7 +138,18 @@ def register_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None
             )
         problems = error.errors()
         if any(problem.get("type") == "json_invalid" for problem in problems):
-            return error_response(HTTPStatus.BAD_REQUEST, "MALFORMED_JSON", "the request body is not valid JSON")
+            return error_response(HTTPStatus.BAD_REQUEST, MalformedJsonError.code, "the request body is not valid JSON")
+        path_problems = [problem for problem in problems if tuple(problem.get("loc", ()))[:1] == ("path",)]
+        if path_problems:
+            # A path segment that cannot be an identifier (too long for a DynamoDB key, or characters no
+            # identifier has): the URL is malformed, whatever the body holds.
+            parameter = to_camel(str(tuple(path_problems[0]["loc"])[-1]))
+            return error_response(
+                HTTPStatus.BAD_REQUEST,
+                InvalidPathParameterError.code,
+                f"{parameter}: {PATH_IDENTIFIER_RULE}",
+                parameter,
+            )
         details = []
         for problem in problems:
             field = _field_of(problem.get("loc", ()))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from wabacast.domain.models import (
@@ -36,12 +36,22 @@ from wabacast.domain.models import (
     VerificationStatus,
 )
 from wabacast.phone import PhoneNumber
+from wabacast.text import check_plain_text
 
-Name = Field(min_length=1, max_length=200)
+# Free text: printable, no control or invisible formatting characters (wabacast.text).
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(check_plain_text)]
+Label = Annotated[str, Field(max_length=100), AfterValidator(check_plain_text)]
+Reason = Annotated[str, Field(max_length=500), AfterValidator(check_plain_text)]
+ContactName = Annotated[str, Field(max_length=200), AfterValidator(check_plain_text)]
+# An id a client sends in a body: bounded well below DynamoDB's key limits, like the ids in paths.
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+# Numbers and booleans are strict: "5" and true are not a priority, "true" and 1 not a boolean.
+StrictFlag = Annotated[bool, Field(strict=True)]
 
 
 class ApiModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    # defer_build: built on first use (a route's models when it is first called), not at every cold start.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True)
 
 
 # Errors ------------------------------------------------------------------------------------------------------
@@ -63,7 +73,7 @@ class ErrorResponse(ApiModel):
 
 # Businesses and keys (admin) ---------------------------------------------------------------------------------
 class BusinessCreateIn(ApiModel):
-    name: str = Name
+    name: Name
     timezone: TimeZoneName = "UTC"
 
 
@@ -91,7 +101,7 @@ class BusinessListOut(ApiModel):
 
 
 class KeyCreateIn(ApiModel):
-    label: str | None = Field(default=None, max_length=100)
+    label: Label | None = None
 
 
 class KeyOut(ApiModel):
@@ -122,13 +132,13 @@ _CREDENTIALS_DOC = (
 
 
 class AccountCreateIn(ApiModel):
-    display_name: str = Name
+    display_name: Name
     phone_number: PhoneNumber
     provider: Provider
     credentials: dict[str, str] | None = Field(default=None, description=_CREDENTIALS_DOC, repr=False)
     status: AccountStatus = AccountStatus.ACTIVE
-    is_primary: bool = False
-    is_default: bool = False
+    is_primary: StrictFlag = False
+    is_default: StrictFlag = False
     limits: AccountLimits = Field(default_factory=AccountLimits)
     verification_status: VerificationStatus = VerificationStatus.UNKNOWN
     quality_rating: QualityRating = QualityRating.UNKNOWN
@@ -138,12 +148,12 @@ class AccountCreateIn(ApiModel):
 class AccountUpdateIn(ApiModel):
     """Partial update: only the fields sent change. The provider cannot change."""
 
-    display_name: str | None = Field(default=None, min_length=1, max_length=200)
+    display_name: Name | None = None
     phone_number: PhoneNumber | None = None
     credentials: dict[str, str] | None = Field(default=None, description=_CREDENTIALS_DOC, repr=False)
     status: AccountStatus | None = None
-    is_primary: bool | None = None
-    is_default: bool | None = None
+    is_primary: StrictFlag | None = None
+    is_default: StrictFlag | None = None
     limits: AccountLimits | None = None
     verification_status: VerificationStatus | None = None
     quality_rating: QualityRating | None = None
@@ -216,27 +226,29 @@ class ScheduleIn(ApiModel):
 
 
 class QueueCreateIn(ApiModel):
-    name: str = Name
-    account_id: str | None = Field(default=None, description="Default: the business's default, else primary account")
+    name: Name
+    account_id: Identifier | None = Field(
+        default=None, description="Default: the business's default, else primary account"
+    )
     template: Template
     variables: Variables = Field(default_factory=dict)
     audience: Audience
-    priority: int = Field(default=5, ge=1, le=10, description="10 is the most urgent")
+    priority: int = Field(default=5, ge=1, le=10, strict=True, description="10 is the most urgent")
     schedule: ScheduleIn = Field(default_factory=ScheduleIn)
-    max_attempts: int = Field(default=3, ge=1, le=10)
+    max_attempts: int = Field(default=3, ge=1, le=10, strict=True)
 
 
 class QueueUpdateIn(ApiModel):
     """Partial update: each field sent replaces the stored one whole."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    account_id: str | None = None
+    name: Name | None = None
+    account_id: Identifier | None = None
     template: Template | None = None
     variables: Variables | None = None
     audience: Audience | None = None
-    priority: int | None = Field(default=None, ge=1, le=10)
+    priority: int | None = Field(default=None, ge=1, le=10, strict=True)
     schedule: ScheduleIn | None = None
-    max_attempts: int | None = Field(default=None, ge=1, le=10)
+    max_attempts: int | None = Field(default=None, ge=1, le=10, strict=True)
 
     @field_validator("*")
     @classmethod
@@ -301,7 +313,7 @@ class QueueListOut(ApiModel):
 # Contacts and opt-outs ---------------------------------------------------------------------------------------
 class ContactIn(ApiModel):
     phone_number: PhoneNumber
-    name: str | None = Field(default=None, max_length=200)
+    name: ContactName | None = None
     tags: list[Tag] | None = Field(default=None, max_length=50)
     attributes: Attributes | None = None
     timezone: TimeZoneName | None = None
@@ -350,7 +362,7 @@ class ContactListOut(ApiModel):
 
 class OptOutIn(ApiModel):
     phone_number: PhoneNumber
-    reason: str | None = Field(default=None, max_length=500)
+    reason: Reason | None = None
 
 
 class OptOutOut(ApiModel):

@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, 
 from pydantic.alias_generators import to_camel
 
 from wabacast.phone import FROM_STORAGE, PhoneNumber
+from wabacast.text import check_plain_text
 
 
 class Provider(StrEnum):
@@ -137,7 +138,9 @@ def _check_variable_value(value: str) -> str:
     return value
 
 
-VariableValue = Annotated[str, Field(max_length=1024), AfterValidator(_check_variable_value)]
+VariableValue = Annotated[
+    str, Field(max_length=1024), AfterValidator(check_plain_text), AfterValidator(_check_variable_value)
+]
 Variables = Annotated[
     dict[Annotated[str, Field(pattern=_VARIABLE_KEY)], VariableValue],
     Field(max_length=100, description="Template variables by position or name; values may hold {{contact.*}}"),
@@ -150,6 +153,11 @@ def _check_attributes(value: dict[str, str | int | float | bool]) -> dict[str, s
             raise ValueError(f"attribute name '{name}' must match {_ATTRIBUTE_NAME.pattern}")
         if isinstance(item, str) and len(item) > 1024:
             raise ValueError(f"attribute '{name}' is longer than 1024 characters")
+        if isinstance(item, str):
+            try:
+                check_plain_text(item)
+            except ValueError as error:
+                raise ValueError(f"attribute '{name}' {error}") from None
     return value
 
 
@@ -158,7 +166,10 @@ Attributes = Annotated[dict[str, str | int | float | bool], Field(max_length=50)
 
 class DomainModel(BaseModel):
     # camelCase aliases so the API can embed domain value objects as they are; storage dumps snake_case names.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, alias_generator=to_camel, populate_by_name=True)
+    # defer_build: a model's validator is built on its first use, so a cold start pays only for the models it uses.
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, alias_generator=to_camel, populate_by_name=True, defer_build=True
+    )
 
 
 class Business(DomainModel):
@@ -179,8 +190,9 @@ class ApiKey(DomainModel):
 
 
 class AccountLimits(DomainModel):
-    messages_per_second: int = Field(default=80, ge=1, le=1000)
-    daily_recipient_limit: int = Field(default=1000, ge=1, le=10_000_000)
+    # strict: "80" and true are not rates (the API passes the JSON values as they are).
+    messages_per_second: int = Field(default=80, ge=1, le=1000, strict=True)
+    daily_recipient_limit: int = Field(default=1000, ge=1, le=10_000_000, strict=True)
 
 
 class CredentialsSummary(DomainModel):

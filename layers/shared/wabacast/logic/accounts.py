@@ -118,6 +118,7 @@ class AccountService:
         secrets: SecretStore,
         clock: Clock = utc_now,
         *,
+        allow_sandbox: bool,
         provisioner: QueueProvisioner | None = None,
     ) -> None:
         self._businesses = businesses
@@ -125,6 +126,8 @@ class AccountService:
         self._queues = queues
         self._secrets = secrets
         self._clock = clock
+        # Settings.allow_sandbox_accounts: true on the local stack only.
+        self._allow_sandbox = allow_sandbox
         # Creates each account's delivery queues; None only where delivery is not wired (unit tests of hierarchy).
         self._provisioner = provisioner
 
@@ -136,6 +139,10 @@ class AccountService:
         return self._account(self._business(business_id), account_id)
 
     def create(self, business_id: str, draft: AccountDraft) -> Account:
+        if draft.provider is Provider.SANDBOX and not self._allow_sandbox:
+            raise InvalidInputError(
+                "provider: sandbox accounts exist only on the local stack; use twilio or meta", field="provider"
+            )
         credentials = parse_credentials(draft.provider, draft.credentials)
         account_id = new_id("acc")
         secret_name = self._secrets.name_for_account(business_id, account_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wabacast.clock import Clock, utc_now
 from wabacast.domain.models import ApiKey, ApiKeyRole, Business, Page
-from wabacast.errors import NotFoundError
+from wabacast.errors import ConflictError, NotFoundError
 from wabacast.ids import new_id
 from wabacast.logic.keys import Principal, bearer_token, generate_api_key, hash_api_key
 from wabacast.logic.ports import BusinessStore
@@ -46,6 +46,32 @@ class BusinessService:
 
     def revoke_key(self, business_id: str, key_id: str) -> None:
         self._store.delete_key(business_id, key_id)
+
+    # Admin keys (the store lists them under no business) ------------------------------------------------------
+    def list_admin_keys(self, limit: int, next_token: str | None) -> Page[ApiKey]:
+        return self._store.list_keys(None, limit, next_token)
+
+    def revoke_admin_key(self, key_id: str, *, caller_key_id: str) -> None:
+        """Revoke an admin key with another one: a key cannot revoke itself, so the API always keeps an admin key
+        that works (a leaked key is rotated, or revoked with a new one)."""
+        if key_id == caller_key_id:
+            raise ConflictError(
+                "keyId: an admin key cannot revoke itself; issue a new admin key (or rotate this one) and revoke it "
+                "with that",
+                field="keyId",
+            )
+        self._store.delete_key(None, key_id)
+
+    def rotate_admin_key(self, key_id: str, label: str | None) -> tuple[ApiKey, str]:
+        """A new admin key replacing `key_id`, which is revoked. The new key is written first: a failure in
+        between leaves two working keys, never none."""
+        key, plaintext = self.issue_admin_key(label if label is not None else f"rotation of {key_id}")
+        try:
+            self._store.delete_key(None, key_id)
+        except NotFoundError:
+            self._store.delete_key(None, key.key_id)
+            raise
+        return key, plaintext
 
     def authenticate(self, authorization: str | None) -> Principal | None:
         token = bearer_token(authorization)

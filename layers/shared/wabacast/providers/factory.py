@@ -1,8 +1,9 @@
 """Builds the provider for an account: credentials read once through a secrets getter, one provider per account.
 
-Lives for a Lambda execution environment. A provider is rebuilt when the account changes (its `updated_at`
-moves whenever its credentials are replaced) or after `invalidate(account_id)`, e.g. once the sender saw a
-PAUSE_QUEUE error for it.
+Lives for a Lambda execution environment. A provider is rebuilt when the account changes (its `updated_at` moves
+whenever its credentials are replaced) or after `invalidate(account_id)`, e.g. once the sender saw a PAUSE_QUEUE
+error for it. The provider modules (with httpx, or Twilio's client) are imported when the first provider of their
+kind is built, so a cold start loads only what the accounts it serves use.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 from pydantic import ValidationError
 from pydantic.alias_generators import to_snake
 
@@ -20,9 +20,10 @@ from wabacast.domain.models import Account, MetaCredentials, TwilioCredentials
 from wabacast.domain.models import Provider as ProviderKind
 from wabacast.providers.base import Provider
 from wabacast.providers.errors import local_error
-from wabacast.providers.meta import MetaCloudProvider
-from wabacast.providers.twilio import TwilioProvider
 from wabacast.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 SecretsGetter = Callable[[str], dict[str, Any]]
 C = TypeVar("C", MetaCredentials, TwilioCredentials)
@@ -43,7 +44,10 @@ def powertools_secret_getter(name: str) -> dict[str, Any]:
 
 
 class ProviderFactory:
-    def __init__(self, settings: Settings, secrets_getter: SecretsGetter, http_client: httpx.Client) -> None:
+    def __init__(
+        self, settings: Settings, secrets_getter: SecretsGetter, http_client: httpx.Client | None = None
+    ) -> None:
+        """`http_client`: shared by the Meta and sandbox providers; None: one is made for the first of them."""
         self._settings = settings
         self._secrets_getter = secrets_getter
         self._http_client = http_client
@@ -69,9 +73,19 @@ class ProviderFactory:
         with self._lock:
             self._cache.pop(account_id, None)
 
+    def _shared_http_client(self) -> httpx.Client:
+        with self._lock:
+            if self._http_client is None:
+                import httpx
+
+                self._http_client = httpx.Client(timeout=self._settings.provider_timeout_s)
+            return self._http_client
+
     def _build(self, account: Account, secret_name: str) -> Provider:
         settings = self._settings
         if account.provider is ProviderKind.SANDBOX:
+            from wabacast.providers.meta import MetaCloudProvider
+
             if not settings.sandbox_base_url:
                 raise local_error("PROVIDER_CONFIG", "sandbox accounts need SANDBOX_BASE_URL")
             return MetaCloudProvider(
@@ -79,21 +93,25 @@ class ProviderFactory:
                 api_version=settings.meta_api_version,
                 phone_number_id=account.id,
                 access_token=SANDBOX_ACCESS_TOKEN,
-                client=self._http_client,
+                client=self._shared_http_client(),
                 timeout_s=settings.provider_timeout_s,
                 provider_name="sandbox",
             )
         if account.provider is ProviderKind.META:
+            from wabacast.providers.meta import MetaCloudProvider
+
             meta = self._credentials(MetaCredentials, account, secret_name)
             return MetaCloudProvider(
                 base_url=settings.meta_base_url,
                 api_version=settings.meta_api_version,
                 phone_number_id=meta.phone_number_id,
                 access_token=meta.access_token,
-                client=self._http_client,
+                client=self._shared_http_client(),
                 timeout_s=settings.provider_timeout_s,
             )
         if account.provider is ProviderKind.TWILIO:
+            from wabacast.providers.twilio import TwilioProvider
+
             twilio = self._credentials(TwilioCredentials, account, secret_name)
             return TwilioProvider(twilio, timeout_s=settings.provider_timeout_s)
         raise local_error("PROVIDER_CONFIG", f"unknown provider {account.provider!r}")

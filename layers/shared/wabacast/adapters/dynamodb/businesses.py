@@ -29,6 +29,11 @@ def _strip(item: Item) -> dict[str, Any]:
     return {key: value for key, value in item.items() if key not in _STORAGE_ONLY}
 
 
+def _listing_pk(business_id: str | None) -> str:
+    """Where keys are listed: under their business, or under ADMIN for admin keys."""
+    return business_pk(business_id) if business_id else ADMIN_KEYS_PK
+
+
 def key_lookup_pk(key_hash: str) -> str:
     return f"APIKEY#{key_hash}"
 
@@ -97,10 +102,11 @@ class BusinessRepository:
                 raise NotFoundError("business not found") from None
             raise
 
-    def list_keys(self, business_id: str, limit: int, next_token: str | None) -> Page[ApiKey]:
+    def list_keys(self, business_id: str | None, limit: int, next_token: str | None) -> Page[ApiKey]:
+        """The keys of a business, or the admin keys for None."""
         items, token = self._table.query_page(
             partition_attribute=PARTITION_KEY,
-            partition_value=business_pk(business_id),
+            partition_value=_listing_pk(business_id),
             sort_attribute=SORT_KEY,
             sort_prefix=_KEY_ITEM_PREFIX,
             limit=limit,
@@ -108,8 +114,9 @@ class BusinessRepository:
         )
         return Page[ApiKey](items=[ApiKey.model_validate(_strip(item)) for item in items], next_token=token)
 
-    def delete_key(self, business_id: str, key_id: str) -> None:
-        listing_pk = business_pk(business_id)
+    def delete_key(self, business_id: str | None, key_id: str) -> None:
+        """Revoke a key of a business, or an admin key for None."""
+        listing_pk = _listing_pk(business_id)
         item = self._table.get(listing_pk, f"{_KEY_ITEM_PREFIX}{key_id}")
         if item is None:
             raise NotFoundError("API key not found", field="keyId")
@@ -125,12 +132,14 @@ class BusinessRepository:
         )
 
     def find_key(self, key_hash: str) -> ApiKey | None:
-        item = self._table.get(key_lookup_pk(key_hash), _KEY_LOOKUP_SK, consistent=False)
+        # A consistent read: a key revoked a moment ago must not authenticate (API Gateway's authorizer cache is
+        # the one documented delay, docs/operations.md).
+        item = self._table.get(key_lookup_pk(key_hash), _KEY_LOOKUP_SK, consistent=True)
         return ApiKey.model_validate(_strip(item)) if item else None
 
     def _key_puts(self, key: ApiKey, key_hash: str) -> builtins.list[dict[str, Any]]:
         data = key.model_dump(mode="json", exclude_none=True)
-        listing_pk = business_pk(key.business_id) if key.business_id else ADMIN_KEYS_PK
+        listing_pk = _listing_pk(key.business_id)
         lookup = {**data, PARTITION_KEY: key_lookup_pk(key_hash), SORT_KEY: _KEY_LOOKUP_SK, "type": "ApiKeyLookup"}
         listing = {
             **data,
