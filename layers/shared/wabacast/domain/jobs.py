@@ -108,6 +108,8 @@ class Job(BaseModel):
     sent_at: datetime | None = None
     # A job handed back to the planner (paused queue, account unable to send, day's volume used): fed again.
     refeed: bool = False
+    # Times the dead-letter consumer handed it back to the planner before it had its attempts (DEAD_LETTER_REFEEDS).
+    dead_letters: int = 0
 
     def move(self, to: JobStatus, *, now: datetime, **changes: Any) -> JobMove:
         """This job moved to `to` (with `changes`), checked against ALLOWED_MOVES, with its counter deltas."""
