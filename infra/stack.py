@@ -12,6 +12,7 @@ from constructs import Construct
 from infra.capabilities.api import Api, ApiSettings
 from infra.capabilities.data import DataStore
 from infra.capabilities.delivery import Delivery, DeliverySettings
+from infra.capabilities.names import QUEUE_NAME_PREFIX, SECRETS_PREFIX
 from infra.capabilities.runtime import LambdaRuntime
 from infra.paths import FUNCTIONS_DIR
 
@@ -87,6 +88,24 @@ class WabacastStack(cdk.Stack):
             value=self.delivery.schedule_dead_letter_queue.queue_url,
             description="Ticks EventBridge Scheduler could not deliver to the planner",
         )
+
+        # What `python -m wabacast_ops.resources --stack-name <stack>` reads to find, repair and remove what the API
+        # creates at run time (account queues, their mappings and secrets): the same values the functions get.
+        runtime_outputs = {
+            "QueueNamePrefix": (QUEUE_NAME_PREFIX, "Account queues are <prefix>-<accountId>.fifo and -dlq.fifo"),
+            "SecretsPrefix": (SECRETS_PREFIX, "Account secrets are <prefix>/<businessId>/accounts/<accountId>"),
+            "SenderFunctionArn": (self.delivery.sender.function_arn, "What the account queue mappings invoke"),
+            "DeadLetterFunctionArn": (
+                self.delivery.dead_letter_function.function_arn,
+                "What the account dead-letter queue mappings invoke",
+            ),
+            "SenderBatchSeconds": (
+                str(self.delivery.settings.sender_batch_seconds),
+                "SENDER_BATCH_S: sizes each sender mapping's MaximumConcurrency",
+            ),
+        }
+        for output_id, (value, description) in runtime_outputs.items():
+            cdk.CfnOutput(self, output_id, value=value, description=description)
 
     @property
     def table(self) -> dynamodb.Table:
