@@ -7,7 +7,7 @@ PORT ?= 3000
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test lint typecheck unit integration infra-test e2e synth deploy layer clean
+.PHONY: run test lint typecheck unit integration infra-test e2e synth deploy destroy layer clean
 
 # One stamp per extra set, rebuilt only when pyproject.toml changes, so a second `make run` starts in seconds.
 $(BIN)/python:
@@ -37,7 +37,7 @@ lint: $(VENV)/.stamp-test
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.stamp-test
-	$(BIN)/mypy layers/shared local functions infra
+	$(BIN)/mypy layers/shared local functions infra ops
 
 unit: $(VENV)/.stamp-test
 	$(BIN)/python -m pytest tests/unit
@@ -60,6 +60,14 @@ synth: $(VENV)/.stamp-infra
 
 deploy: layer
 	npx --yes aws-cdk@2 deploy --app "$(BIN)/python infra/app.py" --require-approval broadening
+
+# What the API created at run time (account queues, dead-letter queues, their event source mappings, account
+# secrets) is not the stack's: remove it first, reading the names from the stack's outputs, then the stack
+# (`cdk destroy` asks for confirmation). See docs/operations.md, "Run-time resources".
+STACK_NAME ?= Wabacast
+destroy: $(VENV)/.stamp-infra
+	$(BIN)/python -m wabacast_ops.resources remove --stack-name $(STACK_NAME) --yes
+	npx --yes aws-cdk@2 destroy --app "$(BIN)/python infra/app.py" $(STACK_NAME)
 
 clean:
 	rm -rf $(VENV) cdk.out build .wabacast .pytest_cache .mypy_cache .ruff_cache

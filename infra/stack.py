@@ -13,6 +13,7 @@ from infra.capabilities.api import Api, ApiSettings
 from infra.capabilities.console import Console
 from infra.capabilities.data import DataStore
 from infra.capabilities.delivery import Delivery, DeliverySettings
+from infra.capabilities.names import QUEUE_NAME_PREFIX, SECRETS_PREFIX
 from infra.capabilities.runtime import LambdaRuntime
 from infra.capabilities.scheduling import Scheduling, SchedulingSettings
 from infra.paths import CONSOLE_DIR, FUNCTIONS_DIR
@@ -129,6 +130,24 @@ class WabacastStack(cdk.Stack):
             description="Schedule firings EventBridge Scheduler could not deliver (ticks, queue starts), and queue "
             "starts the scheduler function failed on",
         )
+
+        # What `python -m wabacast_ops.resources --stack-name <stack>` reads to find, repair and remove what the API
+        # creates at run time (account queues, their mappings and secrets): the same values the functions get.
+        runtime_outputs = {
+            "QueueNamePrefix": (QUEUE_NAME_PREFIX, "Account queues are <prefix>-<accountId>.fifo and -dlq.fifo"),
+            "SecretsPrefix": (SECRETS_PREFIX, "Account secrets are <prefix>/<businessId>/accounts/<accountId>"),
+            "SenderFunctionArn": (self.delivery.sender.function_arn, "What the account queue mappings invoke"),
+            "DeadLetterFunctionArn": (
+                self.delivery.dead_letter_function.function_arn,
+                "What the account dead-letter queue mappings invoke",
+            ),
+            "SenderBatchSeconds": (
+                str(self.delivery.settings.sender_batch_seconds),
+                "SENDER_BATCH_S: sizes each sender mapping's MaximumConcurrency",
+            ),
+        }
+        for output_id, (value, description) in runtime_outputs.items():
+            cdk.CfnOutput(self, output_id, value=value, description=description)
 
     @property
     def table(self) -> dynamodb.Table:

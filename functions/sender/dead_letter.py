@@ -1,4 +1,5 @@
-"""Dead-letter consumer Lambda: every job whose message SQS gave up on becomes FAILED, so counters add up."""
+"""Dead-letter consumer Lambda: every job whose message SQS gave up on is settled, so counters add up: FAILED, or
+back to the planner when it had fewer than its real attempts (wabacast.logic.sender.dead_letter)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.error("dead-lettered messages that are not jobs dropped", extra={"message_ids": parsed.malformed})
     messages = [record.body for record in parsed.records]
     logger.append_keys(**job_log_keys(messages))
-    failed = dead_letter(_delivery().jobs, messages) if messages else 0
-    logger.info("dead-lettered jobs failed", extra={"messages": len(messages), "jobs_failed": failed})
+    if messages:
+        delivery = _delivery()
+        result = dead_letter(delivery.jobs, delivery.lifecycle, messages)
+        logger.info(
+            "dead-lettered jobs settled",
+            extra={"messages": len(messages), "jobs_failed": result.failed, "jobs_handed_back": result.handed_back},
+        )
     return {"batchItemFailures": []}

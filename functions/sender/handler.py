@@ -56,6 +56,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             message=record.body,
             queue_url=queue_url,
             sent_timestamp=record.attributes.SentTimestamp.timestamp(),
+            receive_count=int(record.attributes.ApproximateReceiveCount),
         )
         for record in parsed.records
     ]

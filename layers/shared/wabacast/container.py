@@ -108,6 +108,7 @@ class Delivery:
     jobs: DynamoJobStore
     metrics: EmfMetrics
     queues: AccountQueues
+    lifecycle: QueueLifecycleStore
 
 
 def build_delivery(settings: Settings, http_client: httpx.Client | None = None) -> Delivery:
@@ -156,4 +157,6 @@ def build_delivery(settings: Settings, http_client: httpx.Client | None = None) 
         secret_name=secrets.name_for_account,
         max_rate_wait_s=settings.max_rate_wait_s,
     )
-    return Delivery(planner=planner, sender=sender, jobs=jobs, metrics=metrics, queues=account_queues)
+    return Delivery(
+        planner=planner, sender=sender, jobs=jobs, metrics=metrics, queues=account_queues, lifecycle=lifecycle
+    )

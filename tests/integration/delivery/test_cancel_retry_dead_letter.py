@@ -20,7 +20,7 @@ from tests.integration.delivery.conftest import (
     sandbox_account,
 )
 from wabacast.adapters.dynamodb.jobs import DynamoJobStore
-from wabacast.adapters.sqs import MAX_RECEIVE_COUNT
+from wabacast.domain.delivery import DEAD_LETTER_REFEEDS, MAX_RECEIVE_COUNT
 from wabacast_local.sandbox import SandboxServer
 
 
@@ -138,8 +138,10 @@ def test_retry_failed_leaves_permanent_failures_alone(
     assert progress["counters"]["sent"] == 1
 
 
-def test_a_dead_lettered_message_fails_its_job(business: ApiClient, pipeline: Pipeline) -> None:
-    # GIVEN a job in the account's queue
+def test_a_dead_lettered_message_of_a_job_short_of_its_attempts_is_fed_again(
+    business: ApiClient, pipeline: Pipeline
+) -> None:
+    # GIVEN two jobs in the account's queue
     account = sandbox_account(business, phone(1))
     queue = new_queue(business, [phone(6_400), phone(6_401)])
     process(business, queue["id"])
@@ -150,7 +152,7 @@ def test_a_dead_lettered_message_fails_its_job(business: ApiClient, pipeline: Pi
     job_id = json.loads(doomed["Body"])["j"]
     pipeline.release([Invocation(account["id"], messages)])
 
-    # WHEN a message for it lands in the dead-letter queue and the dead-letter consumer runs
+    # WHEN a message for one of them lands in the dead-letter queue and the dead-letter consumer runs
     pipeline.sqs.send_message(
         QueueUrl=pipeline.queue_url(account["id"], dead_letter=True),
         MessageBody=doomed["Body"],
@@ -159,25 +161,23 @@ def test_a_dead_lettered_message_fails_its_job(business: ApiClient, pipeline: Pi
     )
     assert pipeline.drain_dead_letters() == 1
 
-    # THEN the job is FAILED as dead-lettered and counted
+    # THEN the job, which had none of its attempts, is handed back to the planner, not failed
     job = next(job for job in pipeline.jobs(queue["id"]) if job.id == job_id)
-    assert job.status.value == "FAILED"
-    assert job.last_error is not None
-    assert job.last_error.code == "DEAD_LETTERED"
-    progress = pipeline.progress(queue["id"])
-    assert progress["counters"]["failed"] == 1
-    assert_counters_add_up(progress["counters"])
-    assert error_counts(progress) == {"DEAD_LETTERED": 1}
-    # AND its message still in the account's queue is acknowledged without a send; the other job is sent
+    assert (job.status.value, job.attempts, job.refeed, job.dead_letters) == ("PENDING", 0, True, 1)
+    assert_counters_add_up(pipeline.progress(queue["id"])["counters"])
+    # AND both jobs are sent once, the handed-back one counting its first attempt
     pipeline.drain()
     pipeline.tick()
-    assert set(pipeline.recipients_messaged()) == {p for p in (phone(6_400), phone(6_401)) if p != job.phone_number}
+    pipeline.drain()
+    pipeline.tick()
+    assert pipeline.recipients_messaged() == {phone(6_400): 1, phone(6_401): 1}
+    assert {(job.status.value, job.attempts) for job in pipeline.jobs(queue["id"])} == {("SENT", 1)}
     final = pipeline.progress(queue["id"])
     assert final["status"] == "COMPLETED"
-    assert final["counters"]["sent"] == 1
+    assert final["counters"]["sent"] == 2
 
 
-def test_a_message_the_sender_cannot_process_is_redriven_and_its_job_failed(
+def test_a_message_the_sender_cannot_process_is_redriven_fed_once_more_and_its_job_failed(
     business: ApiClient, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a sender that crashes on every delivery of one queue's batch
@@ -190,22 +190,27 @@ def test_a_message_the_sender_cannot_process_is_redriven_and_its_job_failed(
     def get_jobs(self: DynamoJobStore, refs: object) -> object:
         raise RuntimeError("the sender cannot handle this record")
 
-    monkeypatch.setattr(DynamoJobStore, "get_jobs", get_jobs)
+    handled = []
+    for _ in range(1 + DEAD_LETTER_REFEEDS):
+        # WHEN SQS delivers it maxReceiveCount times (each time the visibility timeout lapses)
+        monkeypatch.setattr(DynamoJobStore, "get_jobs", get_jobs)
+        for _ in range(MAX_RECEIVE_COUNT):
+            report = pipeline.drain_once()
+            assert len(report.crashed) == 1
+            pipeline.redeliver_crashed()
+        # AND then hands it to the dead-letter queue instead of the sender
+        assert pipeline.drain_once().invocations == []
+        monkeypatch.setattr(DynamoJobStore, "get_jobs", original_get_jobs)
+        handled.append(pipeline.drain_dead_letters())
+        # AND the planner feeds what the dead-letter consumer handed back
+        pipeline.tick()
 
-    # WHEN SQS delivers it maxReceiveCount times (each time the visibility timeout lapses)
-    for _ in range(MAX_RECEIVE_COUNT):
-        report = pipeline.drain_once()
-        assert len(report.crashed) == 1
-        pipeline.redeliver_crashed()
-    # AND then hands it to the dead-letter queue instead of the sender
-    assert pipeline.drain_once().invocations == []
-    monkeypatch.setattr(DynamoJobStore, "get_jobs", original_get_jobs)
-    handled = pipeline.drain_dead_letters()
-    pipeline.tick()
-
-    # THEN the dead-letter consumer failed the job, nothing was sent, and the queue is done
-    assert handled == 1
+    # THEN the dead-letter consumer handed the job back once (it had had no attempt), then failed it
+    assert handled == [1] * (1 + DEAD_LETTER_REFEEDS)
     assert pipeline.job_statuses(queue["id"]) == {"FAILED": 1}
+    (job,) = pipeline.jobs(queue["id"])
+    assert (job.attempts, job.dead_letters) == (0, DEAD_LETTER_REFEEDS)
+    # AND nothing was sent, and the queue is done
     assert pipeline.sandbox_messages() == []
     progress = pipeline.progress(queue["id"])
     assert progress["status"] == "COMPLETED"

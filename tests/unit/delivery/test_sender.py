@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,10 +13,18 @@ from tests.unit.delivery.builders import NOW, numbers
 from tests.unit.delivery.conftest import DeliveryWorld, counters_add_up
 from tests.unit.delivery_fakes import provider_error
 from tests.unit.fakes import phone
-from wabacast.domain.delivery import JobMessage
+from wabacast.domain.delivery import MAX_ATTEMPTS_LIMIT, MAX_RECEIVE_COUNT, SQS_HAND_BACKS, JobMessage
 from wabacast.domain.jobs import ErrorClass, JobStatus
-from wabacast.domain.models import AccountLimits, AccountStatus, OptOut, OptOutSource, QualityRating, QueueStatus
-from wabacast.logic.sender import InboundRecord, dead_letter
+from wabacast.domain.models import (
+    AccountLimits,
+    AccountStatus,
+    OptOut,
+    OptOutSource,
+    QualityRating,
+    Queue,
+    QueueStatus,
+)
+from wabacast.logic.sender import DeadLetterResult, InboundRecord, dead_letter
 from wabacast.providers.errors import local_error
 
 RETRYABLE = provider_error("131000", http_status=500)
@@ -283,6 +292,32 @@ def test_without_a_slot_within_the_wait_the_batch_goes_back_to_sqs(world: Delive
     assert world.metrics.total("RateLimited", account_id=world.account.id) == 3
 
 
+def test_a_message_handed_back_through_sqs_often_enough_goes_back_to_the_planner(world: DeliveryWorld) -> None:
+    # GIVEN fed jobs, an account whose slots are taken for longer than the sender may wait, and messages SQS has
+    # handed out SQS_HAND_BACKS times already (hand-backs or throttled receives: SQS cannot tell)
+    records = [replace(record, receive_count=SQS_HAND_BACKS + 1) for record in _fed(world)]
+    world.rates.deny(retry_after_s=7.5)
+    # WHEN a sender gets them
+    result = world.sender().send_batch(world.account.id, records)
+    # THEN they are not made invisible again (that would bring them nearer the redrive) but handed back to the
+    # planner, which feeds new messages; no attempt is counted
+    assert result.retry == set()
+    assert world.feed.redeliveries == []
+    assert {(job.status, job.attempts, job.refeed) for job in world.jobs.jobs_of("q_main")} == {
+        (JobStatus.PENDING, 0, True)
+    }
+    assert world.providers.sent == []
+    assert world.metrics.total("RateLimited", account_id=world.account.id) == 3
+
+
+def test_the_redrive_sits_above_every_receive_the_rules_account_for() -> None:
+    # GIVEN the largest maxAttempts a queue accepts
+    (bound,) = (rule.le for rule in Queue.model_fields["max_attempts"].metadata if hasattr(rule, "le"))
+    # THEN the redrive's derivation uses it, and leaves room for hand-backs through SQS and unseen receives
+    assert bound == MAX_ATTEMPTS_LIMIT
+    assert MAX_RECEIVE_COUNT > MAX_ATTEMPTS_LIMIT + SQS_HAND_BACKS
+
+
 def test_the_wait_for_a_slot_is_bounded_by_max_rate_wait(world: DeliveryWorld) -> None:
     # GIVEN fed jobs, and other senders holding the account's slots for the next 30 s
     records = _fed(world, 1)
@@ -401,17 +436,24 @@ def test_a_settle_that_fails_after_the_provider_accepted_never_leads_to_a_second
 
 
 # Dead letters ------------------------------------------------------------------------------------------------------
-def test_dead_lettered_jobs_fail_with_their_last_error(world: DeliveryWorld) -> None:
-    # GIVEN three fed jobs: one waiting for a retry, one never received by a sender, one sent
-    records = _fed(world)
+def test_dead_lettered_jobs_that_had_their_attempts_fail_with_their_last_error(world: DeliveryWorld) -> None:
+    # GIVEN three fed jobs of a queue allowing 2 attempts: one that used them (a retryable error, then a sender
+    # that crashed around its second call), one a dead sender left SENDING, one sent
+    records = _fed(world, max_attempts=2)
     world.providers.provider(world.account.id).fail_for(phone(1), RETRYABLE)
     world.sender().send_batch(world.account.id, [records[0], records[2]])
+    world.clock.advance(seconds=1)
+    second_try = world.jobs.job_of_phone("q_main", phone(1)).claim(account_id=world.account.id, now=world.clock.now)
+    assert world.jobs.claim(second_try)
+    world.jobs.settle([second_try.job.move(JobStatus.RETRY, now=world.clock.now)])
+    claim = world.jobs.job_of_phone("q_main", phone(2)).claim(account_id=world.account.id, now=world.clock.now)
+    assert world.jobs.claim(claim)
     # WHEN their messages reach the dead-letter queue
-    failed = dead_letter(world.jobs, [record.message for record in records], clock=world.clock)
+    result = dead_letter(world.jobs, world.lifecycle, [record.message for record in records], clock=world.clock)
     # THEN the unsettled ones fail (with their last error, or DEAD_LETTERED) and the sent one stays sent
-    assert failed == 2
+    assert result == DeadLetterResult(failed=2, handed_back=0)
     first, second, third = world.jobs.jobs_of("q_main")
-    assert first.status == JobStatus.FAILED
+    assert (first.status, first.attempts) == (JobStatus.FAILED, 2)
     assert first.last_error is not None
     assert (first.last_error.code, first.last_error.error_class) == ("131000", ErrorClass.RETRYABLE)
     assert second.status == JobStatus.FAILED
@@ -420,4 +462,27 @@ def test_dead_lettered_jobs_fail_with_their_last_error(world: DeliveryWorld) -> 
     assert third.status == JobStatus.SENT
     counters = world.jobs.tally("q_main").counters
     assert (counters.pending, counters.failed, counters.sent) == (0, 2, 1)
+    assert counters_add_up(world)
+
+
+def test_dead_lettered_jobs_short_of_their_attempts_go_back_to_the_planner_once(world: DeliveryWorld) -> None:
+    # GIVEN two fed jobs of a queue allowing 3 attempts: one never claimed, one with one retryable failure
+    records = _fed(world, 2, max_attempts=3)
+    world.providers.provider(world.account.id).fail_for(phone(2), RETRYABLE)
+    world.sender().send_batch(world.account.id, [records[1]])
+    messages = [record.message for record in records]
+    # WHEN their messages reach the dead-letter queue (receives used up by throttles or crashes, not attempts)
+    first = dead_letter(world.jobs, world.lifecycle, messages, clock=world.clock)
+    # THEN both go back to the planner with their attempts as they were, nothing failed
+    assert first == DeadLetterResult(failed=0, handed_back=2)
+    jobs = world.jobs.jobs_of("q_main")
+    assert [(job.status, job.attempts, job.refeed, job.dead_letters) for job in jobs] == [
+        (JobStatus.PENDING, 0, True, 1),
+        (JobStatus.PENDING, 1, True, 1),
+    ]
+    # AND when their new messages are dead-lettered too, they fail: a record that can never be sent ends
+    world.clock.advance(seconds=1)
+    second = dead_letter(world.jobs, world.lifecycle, messages, clock=world.clock)
+    assert second == DeadLetterResult(failed=2, handed_back=0)
+    assert world.statuses() == {JobStatus.FAILED: 2}
     assert counters_add_up(world)

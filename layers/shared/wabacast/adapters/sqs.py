@@ -8,14 +8,15 @@ mapped to the sender function and the DLQ to the dead-letter consumer; locally t
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from wabacast.domain.delivery import OutgoingMessage, PlanAccountMessage, account_queue_name
+from wabacast.domain.delivery import MAX_RECEIVE_COUNT, OutgoingMessage, PlanAccountMessage, account_queue_name
 from wabacast.domain.models import Account, AccountStatus
 from wabacast.settings import Settings
 
@@ -23,9 +24,9 @@ if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_sqs import SQSClient
 
-# Above the largest queue maxAttempts (10): the sender fails jobs itself at maxAttempts; the redrive only catches
-# what the sender cannot handle at all (a record that crashes it every time).
-MAX_RECEIVE_COUNT = 12
+__all__ = ["MAX_RECEIVE_COUNT", "AccountQueues", "SqsPlanDispatch", "sender_concurrency"]
+
+LOGGER = logging.getLogger(__name__)
 # AWS recommends a visibility timeout of at least six times the consuming function's timeout (60 s).
 VISIBILITY_TIMEOUT_S = 360
 SEND_BATCH_SIZE = 10
@@ -78,6 +79,8 @@ class AccountQueues:
             {
                 "VisibilityTimeout": str(VISIBILITY_TIMEOUT_S),
                 "MessageRetentionPeriod": str(4 * 24 * 3600),
+                # Derived from the largest maxAttempts, the SQS hand-backs and a headroom (domain.delivery): receive
+                # counts are not attempts, and the dead-letter consumer checks the job's real attempts.
                 "RedrivePolicy": json.dumps(
                     {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
                 ),
@@ -195,10 +198,20 @@ class AccountQueues:
         return [chunk[int(entry["Id"])].job_id for entry in response.get("Failed", [])]
 
     def delay_redelivery(self, queue_url: str, receipt_handle: str, seconds: int) -> None:
-        """Backoff: keep a message invisible for `seconds` before SQS hands it out again."""
-        self._sqs.change_message_visibility(
-            QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, min(seconds, 43_200))
-        )
+        """Backoff: keep a message invisible for `seconds` before SQS hands it out again.
+
+        Best effort: when SQS refuses (throttled, or the receipt handle expired) the message comes back when the
+        visibility timeout it was received with ends (VISIBILITY_TIMEOUT_S), which costs no attempt. Raising would
+        fail the whole batch after its provider calls, leaving its sent jobs SENDING (UNKNOWN_OUTCOME)."""
+        try:
+            self._sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, min(seconds, 43_200))
+            )
+        except (ClientError, BotoCoreError) as error:
+            LOGGER.warning(
+                "redelivery delay not set; the message returns after its visibility timeout",
+                extra={"queue_url": queue_url, "seconds": seconds, "error": type(error).__name__},
+            )
 
     def url_of_arn(self, queue_arn: str) -> str:
         name = queue_arn.rsplit(":", 1)[-1]

@@ -15,6 +15,23 @@ from wabacast.domain.models import QueueCounters
 DEAD_LETTER_SUFFIX = "-dlq"
 FIFO_SUFFIX = ".fifo"
 
+# Receive counts are not attempts (docs/decisions.md, 16). A job's attempts are counted on the job item (a claim
+# adds one) and the sender fails it at its queue's maxAttempts. SQS counts receives, which also grow without any
+# attempt, so the account queue's redrive (maxReceiveCount) is derived to sit above every receive we account for:
+# The largest queue maxAttempts (`Queue.max_attempts`): at most this many receives of one message are attempts.
+MAX_ATTEMPTS_LIMIT = 10
+# A rate-limit hand-back (no slot within MAX_RATE_WAIT_S) keeps the message in SQS (ChangeMessageVisibility, no
+# write) only on its first SQS_HAND_BACKS receives; later ones hand the job back to the planner, which feeds a new
+# message (receive count 1). So any number of hand-backs costs at most this many receives of one message.
+SQS_HAND_BACKS = 5
+# Receives nobody sees as an attempt or a hand-back: Lambda's poller giving messages back while the function is
+# throttled, invocations that crashed or timed out, records of a FIFO group skipped after a failed one.
+RECEIVE_HEADROOM = 5
+MAX_RECEIVE_COUNT = MAX_ATTEMPTS_LIMIT + SQS_HAND_BACKS + RECEIVE_HEADROOM
+# When more than the headroom was used up anyway, the dead-letter consumer checks the job's real attempts: one that
+# had fewer than its queue's maxAttempts goes back to the planner, this many times; after that it fails.
+DEAD_LETTER_REFEEDS = 1
+
 
 # Queue names ------------------------------------------------------------------------------------------------------
 def account_queue_name(prefix: str, account_id: str, *, dead_letter: bool = False) -> str:

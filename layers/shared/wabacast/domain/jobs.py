@@ -113,6 +113,8 @@ class Job(BaseModel):
     run: int = 1
     # The recipient's own time zone, set only for queues that send in each recipient's local time.
     recipient_zone: str | None = None
+    # Times the dead-letter consumer handed it back to the planner before it had its attempts (DEAD_LETTER_REFEEDS).
+    dead_letters: int = 0
 
     def move(self, to: JobStatus, *, now: datetime, **changes: Any) -> JobMove:
         """This job moved to `to` (with `changes`), checked against ALLOWED_MOVES, with its counter deltas."""

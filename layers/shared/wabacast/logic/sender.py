@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from wabacast.clock import Clock, utc_now
-from wabacast.domain.delivery import JobMessage, SendOutcome
-from wabacast.domain.jobs import TERMINAL_JOB_STATUSES, ErrorClass, Job, JobError, JobMove, JobStatus
+from wabacast.domain.delivery import DEAD_LETTER_REFEEDS, SQS_HAND_BACKS, JobMessage, SendOutcome
+from wabacast.domain.jobs import CLAIMABLE, TERMINAL_JOB_STATUSES, ErrorClass, Job, JobError, JobMove, JobStatus
 from wabacast.domain.models import Account, OptOut, OptOutSource, Queue, QueueStatus
 from wabacast.logic.delivery_ports import JobStore, ProviderPort, QueueLifecycle, RatePort
 from wabacast.logic.ports import AccountStore, BusinessStore, ContactStore, MetricsSink
@@ -46,6 +46,8 @@ class InboundRecord:
     queue_url: str
     # When SQS accepted the message (epoch seconds): the job's queued_at.
     sent_timestamp: float | None = None
+    # SQS's ApproximateReceiveCount: this is the message's n-th delivery (attempts are counted on the job).
+    receive_count: int = 1
 
 
 @dataclass
@@ -159,8 +161,10 @@ class Sender:
         )
         granted = candidates[: len(reservation.slots)]
         for record, job, _ in candidates[len(reservation.slots) :]:
-            if reservation.daily_exhausted or reservation.slots:
-                # Over today's volume: back to the planner, which stops feeding until the day turns.
+            if reservation.daily_exhausted or reservation.slots or record.receive_count > SQS_HAND_BACKS:
+                # Over today's volume: back to the planner, which stops feeding until the day turns. Or a message
+                # handed back through SQS often enough: the planner feeds a new one, so hand-backs never bring a
+                # message near its redrive (maxReceiveCount, decision 23).
                 moves.append(job.move(JobStatus.PENDING, now=now, refeed=True))
             else:
                 # Every slot is taken for longer than we may wait: SQS hands it out again later.
@@ -284,13 +288,34 @@ class Sender:
         return job.move(JobStatus.FAILED, now=now, last_error=error)
 
 
-def dead_letter(jobs: JobStore, messages: Sequence[JobMessage], clock: Clock = utc_now) -> int:
-    """Fail every dead-lettered job that is not settled yet, with its last error, so counters add up."""
+@dataclass(frozen=True)
+class DeadLetterResult:
+    failed: int = 0
+    handed_back: int = 0
+
+
+def dead_letter(
+    jobs: JobStore, lifecycle: QueueLifecycle, messages: Sequence[JobMessage], clock: Clock = utc_now
+) -> DeadLetterResult:
+    """SQS gave up on these messages (maxReceiveCount receives). Receives are not attempts (decision 23): a job
+    that had fewer than its queue's maxAttempts, in a queue still to be sent, goes back to the planner
+    (DEAD_LETTER_REFEEDS times); every other unsettled job is FAILED with its last error, so counters add up."""
     found = jobs.get_jobs((message.queue_id, message.job_id) for message in messages)
+    queues = lifecycle.read_queues((message.business_id, message.queue_id) for message in messages)
     now = clock()
     moves = []
     for job in found.values():
         if job.status in TERMINAL_JOB_STATUSES:
+            continue
+        queue = queues.get(job.queue_id)
+        if (
+            job.status in CLAIMABLE
+            and queue is not None
+            and queue.status in (QueueStatus.PROCESSING, QueueStatus.PAUSED)
+            and job.attempts < queue.max_attempts
+            and job.dead_letters < DEAD_LETTER_REFEEDS
+        ):
+            moves.append(job.move(JobStatus.PENDING, now=now, refeed=True, dead_letters=job.dead_letters + 1))
             continue
         error = job.last_error or JobError(
             code="DEAD_LETTERED",
@@ -298,4 +323,6 @@ def dead_letter(jobs: JobStore, messages: Sequence[JobMessage], clock: Clock = u
             error_class=ErrorClass.PERMANENT,
         )
         moves.append(job.move(JobStatus.FAILED, now=now, last_error=error, refeed=False))
-    return len(jobs.settle(moves))
+    applied = jobs.settle(moves)
+    handed_back = sum(1 for move in applied if move.job.status == JobStatus.PENDING)
+    return DeadLetterResult(failed=len(applied) - handed_back, handed_back=handed_back)
