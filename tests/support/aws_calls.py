@@ -60,6 +60,11 @@ def iam_actions(service: str, operation: str, params: dict[str, Any]) -> set[str
         actions.add("sqs:TagQueue")
     if (service, operation) == ("secretsmanager", "CreateSecret") and params.get("Tags"):
         actions.add("secretsmanager:TagResource")
+    # A schedule names the role Scheduler assumes to invoke its target: the caller must be allowed to pass it.
+    if (service, operation) in (("scheduler", "CreateSchedule"), ("scheduler", "UpdateSchedule")) and params.get(
+        "Target", {}
+    ).get("RoleArn"):
+        actions.add("iam:PassRole")
     return actions
 
 
