@@ -115,7 +115,8 @@ class ProcessingService:
                 raise
         else:
             self._move(queue, waiting, QueueStatus.PROCESSING, register=True)
-            self._schedules.started(queue)
+            if queue.status == QueueStatus.SCHEDULED:
+                self._schedules.started(queue)  # its start trigger, made for a later start, has no more use
             self._wake(business_id, queue_id)
         return self.progress(business_id, queue_id)
 
