@@ -52,10 +52,15 @@ e2e: $(VENV)/.stamp-test
 	$(BIN)/python -m pytest tests/e2e
 
 # The Lambda layer (dependencies for Linux + the wabacast package), built with pip's platform flags: no Docker.
-layer: $(VENV)/.stamp-infra
+# Rebuilt only when what goes into it changes, so `make synth` can depend on it.
+LAYER_STAMP := build/layer.stamp
+$(LAYER_STAMP): pyproject.toml infra/build_layer.py $(shell find layers/shared -name '*.py') | $(VENV)/.stamp-infra
 	$(BIN)/python infra/build_layer.py
+	touch $@
 
-synth: $(VENV)/.stamp-infra
+layer: $(LAYER_STAMP)
+
+synth: $(LAYER_STAMP)
 	$(BIN)/python infra/app.py
 
 deploy: layer

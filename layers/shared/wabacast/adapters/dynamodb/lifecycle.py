@@ -19,7 +19,7 @@ from wabacast.adapters.dynamodb.queues import (
     status_index_pk,
 )
 from wabacast.adapters.dynamodb.registry import registry_add, registry_remove
-from wabacast.domain.models import Page, Queue, QueueCounters, QueueRun, QueueStatus, Recipient
+from wabacast.domain.models import Page, Queue, QueueCounters, QueueRun, QueueStatus, Recipient, RunStatus
 from wabacast.storage.table import GSI1, GSI2, PARTITION_KEY, SORT_KEY
 
 RUN_PREFIX = "RUN#"
@@ -35,7 +35,7 @@ def run_key(queue_id: str, number: int, skipped_for: datetime | None = None) -> 
 
 
 def run_to_item(run: QueueRun) -> dict[str, Any]:
-    skipped_for = run.scheduled_for if run.status.value == "SKIPPED" else None
+    skipped_for = run.scheduled_for if run.status == RunStatus.SKIPPED else None
     key = run_key(run.queue_id, run.number, skipped_for)
     return {**to_attributes({**run.model_dump(mode="json"), "type": "QueueRun"}), **key}
 
