@@ -4,10 +4,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3000
+# The environment to synthesize, deploy or destroy: dev or prod (infra/capabilities/names.py).
+ENV ?= dev
+# Optional: who gets the alarms by e-mail, and the sender's reserved concurrency (0: not reserved).
+ALARM_EMAIL ?=
+SENDER_RESERVED_CONCURRENCY ?=
+# `make deploy APPROVAL=never` deploys without asking (CI); the default asks before any security-broadening change.
+APPROVAL ?= broadening
+CDK := npx --yes aws-cdk@2
+CDK_CONTEXT := -c env=$(ENV) $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) \
+	$(if $(SENDER_RESERVED_CONCURRENCY),-c senderReservedConcurrency=$(SENDER_RESERVED_CONCURRENCY))
+CDK_APP := --app "$(BIN)/python infra/app.py"
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test lint typecheck unit integration infra-test e2e synth deploy destroy layer clean
+.PHONY: run test lint typecheck unit integration infra-test e2e synth deploy destroy bootstrap layer check-approval clean
 
 # One stamp per extra set, rebuilt only when pyproject.toml changes, so a second `make run` starts in seconds.
 $(BIN)/python:
@@ -54,25 +65,34 @@ e2e: $(VENV)/.stamp-test
 # The Lambda layer (dependencies for Linux + the wabacast package), built with pip's platform flags: no Docker.
 # Rebuilt only when what goes into it changes, so `make synth` can depend on it.
 LAYER_STAMP := build/layer.stamp
-$(LAYER_STAMP): pyproject.toml infra/build_layer.py $(shell find layers/shared -name '*.py') | $(VENV)/.stamp-infra
+$(LAYER_STAMP): pyproject.toml infra/build_layer.py infra/lambda_platform.py $(shell find layers/shared -name '*.py') | $(VENV)/.stamp-infra
 	$(BIN)/python infra/build_layer.py
 	touch $@
 
 layer: $(LAYER_STAMP)
 
+# Offline (no AWS credentials): cdk.out/Wabacast-$(ENV).template.json, checked by cdk-nag on the way.
 synth: $(LAYER_STAMP)
-	$(BIN)/python infra/app.py
+	$(BIN)/python infra/app.py $(CDK_CONTEXT)
 
-deploy: layer
-	npx --yes aws-cdk@2 deploy --app "$(BIN)/python infra/app.py" --require-approval broadening
+check-approval:
+	@case "$(APPROVAL)" in never|any-change|broadening) ;; \
+	  *) echo "APPROVAL must be broadening (the default), any-change or never, not '$(APPROVAL)'" >&2; exit 1;; esac
+
+# Once per AWS account and region (docs/operations.md).
+bootstrap:
+	$(CDK) bootstrap
+
+deploy: check-approval $(LAYER_STAMP) $(VENV)/.stamp-infra
+	$(CDK) deploy $(CDK_APP) $(CDK_CONTEXT) --require-approval $(APPROVAL)
 
 # What the API created at run time (account queues, dead-letter queues, their event source mappings, account
 # secrets) is not the stack's: remove it first, reading the names from the stack's outputs, then the stack
-# (`cdk destroy` asks for confirmation). See docs/operations.md, "Run-time resources".
-STACK_NAME ?= Wabacast
-destroy: $(VENV)/.stamp-infra
+# (`cdk destroy` asks for confirmation unless APPROVAL=never). See docs/operations.md, "Tearing down".
+STACK_NAME := Wabacast-$(ENV)
+destroy: check-approval $(LAYER_STAMP)
 	$(BIN)/python -m wabacast_ops.resources remove --stack-name $(STACK_NAME) --yes
-	npx --yes aws-cdk@2 destroy --app "$(BIN)/python infra/app.py" $(STACK_NAME)
+	$(CDK) destroy $(CDK_APP) $(CDK_CONTEXT) $(STACK_NAME) $(if $(filter never,$(APPROVAL)),--force)
 
 clean:
 	rm -rf $(VENV) cdk.out build .wabacast .pytest_cache .mypy_cache .ruff_cache

@@ -6,10 +6,11 @@ cdk-nag AWS Solutions checks; an unacknowledged finding fails it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,10 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from infra.capabilities import api, delivery, scheduling
+from infra.capabilities.names import ENVIRONMENT_CONTEXT, ENVIRONMENTS, Names
 from infra.paths import CDK_JSON, CDK_OUT_DIR, FUNCTIONS_DIR, LAYER_DIR
 from infra.stack import WabacastStack
 
-STACK_NAME = "Wabacast"
 # The folders of functions/ the stack ships as code assets.
 CODE_FOLDERS = (
     api.CODE_FOLDER,
@@ -50,18 +51,22 @@ def build_app(
 
     `context` adds to (or overrides) cdk.json's context, like `cdk synth -c key=value` does (the CDK CLI passes
     its `-c` values through the CDK_CONTEXT_JSON variable, which App() reads too), e.g. {"sandboxBaseUrl": ...}.
+    The context value `env` (dev, the default, or prod) names the stack (Wabacast-dev, Wabacast-prod) and
+    everything in it.
     """
     app = cdk.App(
         outdir=str(outdir or os.environ.get("CDK_OUTDIR") or CDK_OUT_DIR),
         context={**load_context(), **(context or {})},
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    names = Names.from_context({ENVIRONMENT_CONTEXT: app.node.try_get_context(ENVIRONMENT_CONTEXT)})
     stack = WabacastStack(
         app,
-        STACK_NAME,
+        names.stack_name,
         layer_dir=layer_dir,
         functions_dir=functions_dir,
-        description="wabacast: serverless multi-tenant WhatsApp bulk-messaging engine",
+        names=names,
+        description=f"wabacast ({names.environment}): serverless multi-tenant WhatsApp bulk-messaging engine",
     )
     return app, stack
 
@@ -77,14 +82,41 @@ def missing_inputs(layer_dir: Path = LAYER_DIR, functions_dir: Path = FUNCTIONS_
     return problems
 
 
-def main() -> int:
+def parse_context(pairs: Sequence[str]) -> dict[str, str]:
+    """`-c key=value` pairs, as the CDK CLI takes them, into a context dict."""
+    context: dict[str, str] = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise ValueError(f"a context value is written key=value (e.g. env=prod), not {pair!r}")
+        context[key] = value
+    return context
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Synthesize the wabacast stack into cdk.out/ (offline).")
+    parser.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"a context value, as with the CDK CLI, e.g. -c {ENVIRONMENT_CONTEXT}=prod (one of "
+        f"{', '.join(ENVIRONMENTS)}; default dev), -c alarmEmail=ops@example.com, -c senderReservedConcurrency=100",
+    )
+    args = parser.parse_args(argv)
     problems = missing_inputs(LAYER_DIR, FUNCTIONS_DIR)
     if problems:
         for problem in problems:
             print(f"ERROR: {problem}", file=sys.stderr)
         return 1
-    app, _ = build_app()
+    try:
+        app, stack = build_app(context=parse_context(args.context))
+    except ValueError as error:  # a context value the settings refuse: say which, without a jsii stack trace
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 1
     app.synth()
+    print(f"Synthesized {stack.stack_name} into {app.outdir}")
     return 0
 
 

@@ -1,9 +1,10 @@
 """Build the Lambda layer folder: build/layer/python/ = third-party dependencies for Lambda + the `wabacast` package.
 
-No Docker: pip downloads the manylinux aarch64 / CPython 3.12 wheels (`--only-binary=:all:`), so the result matches
-the functions' runtime (Python 3.12, ARM64) whatever machine builds it. The dependency list is the `dependencies`
-of pyproject.toml minus what the Lambda runtime already provides (boto3 and its own dependencies), so the layer and
-the local environment cannot drift apart.
+No Docker: pip downloads manylinux wheels for the functions' runtime (`--only-binary=:all:`, one `--platform` per
+manylinux tag the runtime can load, from infra/lambda_platform.py), so the result matches the runtime whatever
+machine builds it. A dependency without such a wheel stops the build with a message naming it. The dependency list
+is the `dependencies` of pyproject.toml minus what the Lambda runtime already provides (boto3 and its own
+dependencies), so the layer and the local environment cannot drift apart.
 
 Run with `make layer` (or `.venv/bin/python infra/build_layer.py`); `make synth` / `make deploy` package the result.
 """
@@ -14,17 +15,19 @@ import argparse
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable instead of infra/
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from infra.lambda_platform import ARCHITECTURE, PYTHON_VERSION, manylinux_platform_tags
 from infra.paths import LAYER_DIR, PYPROJECT, SHARED_PACKAGE_DIR
 
-PLATFORM = "manylinux2014_aarch64"
-PYTHON_VERSION = "3.12"
+# Runs a command (argv) and returns its exit code: subprocess in real builds, a fake in tests.
+Runner = Callable[[Sequence[str]], int]
 # In the Lambda Python runtime already: shipping them would only shadow the runtime's copies with other versions.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
 # Lambda's limit for a function's code plus all its layers, unzipped.
@@ -46,6 +49,15 @@ def layer_requirements(pyproject: Path = PYPROJECT) -> list[str]:
     return [req for req in dependencies if distribution_name(req) not in RUNTIME_PROVIDED]
 
 
+def platform_flags(platforms: Sequence[str] | None = None) -> list[str]:
+    """pip's flags for binary wheels of the runtime: one --platform per manylinux tag it can load."""
+    tags = list(platforms) if platforms is not None else manylinux_platform_tags()
+    flags = ["--only-binary=:all:"]
+    for tag in tags:
+        flags += ["--platform", tag]
+    return [*flags, "--python-version", PYTHON_VERSION, "--implementation", "cp"]
+
+
 def pip_install_command(target: Path, requirements: Sequence[str]) -> list[str]:
     return [
         sys.executable,
@@ -54,18 +66,63 @@ def pip_install_command(target: Path, requirements: Sequence[str]) -> list[str]:
         "install",
         "--disable-pip-version-check",
         "--quiet",
-        "--no-compile",  # .pyc files compiled by the build machine's Python would be dead weight on 3.12
+        "--no-compile",  # .pyc files compiled by the build machine's Python would be dead weight on the runtime
         "--target",
         str(target),
-        "--only-binary=:all:",
-        "--platform",
-        PLATFORM,
-        "--python-version",
-        PYTHON_VERSION,
-        "--implementation",
-        "cp",
+        *platform_flags(),
         *requirements,
     ]
+
+
+def pip_probe_command(destination: Path, requirement: str) -> list[str]:
+    """Download one requirement and its dependencies as wheels for the runtime (nothing installed)."""
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--dest",
+        str(destination),
+        *platform_flags(),
+        requirement,
+    ]
+
+
+class MissingWheelError(RuntimeError):
+    """pip found no wheel for the runtime's platforms for a requirement (or one of its dependencies)."""
+
+    def __init__(self, requirements: Sequence[str], platforms: Sequence[str]) -> None:
+        self.requirements = list(requirements)
+        self.platforms = list(platforms)
+        if requirements:
+            named = ", ".join(requirements)
+            what = f"No wheel for the Lambda runtime for: {named} (or one of its dependencies)."
+        else:
+            what = "pip could not install the layer's requirements, although each one downloads on its own."
+        super().__init__(
+            f"{what} Looked for CPython {PYTHON_VERSION} wheels tagged {', '.join(platforms)}. "
+            "Pin a version that publishes such a wheel, or change the runtime in infra/lambda_platform.py. "
+            "pip's own output above has the details (it also fails this way when PyPI cannot be reached)."
+        )
+
+
+def _run(command: Sequence[str]) -> int:
+    return subprocess.run(command, check=False).returncode  # noqa: S603 (argv built here, no shell)
+
+
+def install_requirements(site_packages: Path, requirements: Sequence[str], run: Runner = _run) -> None:
+    """pip install the requirements for the runtime into `site_packages`; on failure, find which requirement has
+    no wheel for the runtime by downloading each one on its own, and raise MissingWheelError naming them."""
+    if run(pip_install_command(site_packages, requirements)) == 0:
+        return
+    missing = []
+    with tempfile.TemporaryDirectory(prefix="wabacast-layer-probe-") as probe_dir:
+        for requirement in requirements:
+            if run(pip_probe_command(Path(probe_dir), requirement)) != 0:
+                missing.append(requirement)
+    raise MissingWheelError(missing, manylinux_platform_tags())
 
 
 def remove_runtime_provided(site_packages: Path) -> list[str]:
@@ -99,10 +156,10 @@ def build(layer_dir: Path = LAYER_DIR) -> int:
     site_packages.mkdir(parents=True)
 
     requirements = layer_requirements()
-    print(f"Installing {len(requirements)} requirements for {PLATFORM} / CPython {PYTHON_VERSION}:")
+    print(f"Installing {len(requirements)} requirements for CPython {PYTHON_VERSION} on {ARCHITECTURE} (manylinux):")
     for requirement in requirements:
         print(f"  {requirement}")
-    subprocess.run(pip_install_command(site_packages, requirements), check=True)  # noqa: S603 (fixed argv)
+    install_requirements(site_packages, requirements)
 
     removed = remove_runtime_provided(site_packages)
     shutil.rmtree(site_packages / "bin", ignore_errors=True)  # console scripts with this machine's shebang: unusable
@@ -120,7 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--layer-dir", type=Path, default=LAYER_DIR, help=f"output folder (default: {LAYER_DIR})")
     args = parser.parse_args(argv)
-    size = build(args.layer_dir)
+    try:
+        size = build(args.layer_dir)
+    except MissingWheelError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 1
     if size >= LAMBDA_UNZIPPED_LIMIT_BYTES:
         print("ERROR: the layer is over Lambda's 250 MB unzipped limit", file=sys.stderr)
         return 1

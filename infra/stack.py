@@ -13,7 +13,8 @@ from infra.capabilities.api import Api, ApiSettings
 from infra.capabilities.console import Console
 from infra.capabilities.data import DataStore
 from infra.capabilities.delivery import Delivery, DeliverySettings
-from infra.capabilities.names import QUEUE_NAME_PREFIX, SECRETS_PREFIX
+from infra.capabilities.monitoring import Monitoring, MonitoringSettings
+from infra.capabilities.names import Names
 from infra.capabilities.runtime import LambdaRuntime
 from infra.capabilities.scheduling import Scheduling, SchedulingSettings
 from infra.paths import CONSOLE_DIR, FUNCTIONS_DIR
@@ -25,8 +26,10 @@ class WabacastStack(cdk.Stack):
     `layer_dir` is the folder built by infra/build_layer.py (it holds `python/`); `functions_dir` holds one folder
     per code asset (`api/`, `planner/`, `sender/`, `scheduler/`). Tests pass small temporary folders for both.
     `console_dir` is the web console's folder (console/).
-    `delivery_settings` defaults to the production values with the provider URLs from the CDK context
-    (`sandboxBaseUrl`, `metaBaseUrl`).
+    `delivery_settings` defaults to the production values with the provider URLs and the sender's reserved
+    concurrency from the CDK context (`sandboxBaseUrl`, `metaBaseUrl`, `senderReservedConcurrency`);
+    `monitoring_settings` to the alarm e-mail of the context (`alarmEmail`). `names` is the environment's (dev or
+    prod): every name the stack and its functions create carries it.
     """
 
     def __init__(
@@ -35,17 +38,21 @@ class WabacastStack(cdk.Stack):
         construct_id: str,
         *,
         layer_dir: Path,
+        names: Names,
         functions_dir: Path = FUNCTIONS_DIR,
         console_dir: Path = CONSOLE_DIR,
         api_settings: ApiSettings | None = None,
         delivery_settings: DeliverySettings | None = None,
         scheduling_settings: SchedulingSettings | None = None,
+        monitoring_settings: MonitoringSettings | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        self.names = names
+        cdk.Tags.of(self).add("wabacast:env", names.environment)
 
         self.data = DataStore(self, "Data")
-        self.runtime = LambdaRuntime(self, "Runtime", layer_dir=layer_dir, functions_dir=functions_dir)
+        self.runtime = LambdaRuntime(self, "Runtime", layer_dir=layer_dir, functions_dir=functions_dir, names=names)
         self.delivery = Delivery(
             self,
             "Delivery",
@@ -62,7 +69,9 @@ class WabacastStack(cdk.Stack):
             settings=scheduling_settings,
         )
         # The console's distribution first: the API's CORS names its origin; its files come last, with the API's URL.
-        self.console = Console(self, "Console", console_dir=console_dir, log_retention=self.runtime.log_retention)
+        self.console = Console(
+            self, "Console", console_dir=console_dir, log_retention=self.runtime.log_retention, names=names
+        )
         self.api = Api(
             self,
             "Api",
@@ -74,6 +83,15 @@ class WabacastStack(cdk.Stack):
             allowed_origins=(self.console.origin,),
         )
         self.console.publish(api_url=self.api.url, api_origin=self.api.http_api.api_endpoint)
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            names=names,
+            delivery=self.delivery,
+            scheduling=self.scheduling,
+            api=self.api,
+            settings=monitoring_settings or MonitoringSettings.from_context(self.node),
+        )
 
         cdk.CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the HTTP API (ends with /)")
         cdk.CfnOutput(
@@ -102,13 +120,15 @@ class WabacastStack(cdk.Stack):
             self,
             "SenderFunctionName",
             value=self.delivery.sender.function_name,
-            description="The sender (event source mappings on the account queues wabacast-<accountId>.fifo)",
+            description=(
+                f"The sender (event source mappings on the account queues {names.queue_name_prefix}-<accountId>.fifo)"
+            ),
         )
         cdk.CfnOutput(
             self,
             "DeadLetterFunctionName",
             value=self.delivery.dead_letter_function.function_name,
-            description="The dead-letter consumer (mappings on wabacast-<accountId>-dlq.fifo)",
+            description=f"The dead-letter consumer (mappings on {names.queue_name_prefix}-<accountId>-dlq.fifo)",
         )
         cdk.CfnOutput(
             self,
@@ -134,8 +154,8 @@ class WabacastStack(cdk.Stack):
         # What `python -m wabacast_ops.resources --stack-name <stack>` reads to find, repair and remove what the API
         # creates at run time (account queues, their mappings and secrets): the same values the functions get.
         runtime_outputs = {
-            "QueueNamePrefix": (QUEUE_NAME_PREFIX, "Account queues are <prefix>-<accountId>.fifo and -dlq.fifo"),
-            "SecretsPrefix": (SECRETS_PREFIX, "Account secrets are <prefix>/<businessId>/accounts/<accountId>"),
+            "QueueNamePrefix": (names.queue_name_prefix, "Account queues are <prefix>-<accountId>.fifo and -dlq.fifo"),
+            "SecretsPrefix": (names.secrets_prefix, "Account secrets are <prefix>/<businessId>/accounts/<accountId>"),
             "SenderFunctionArn": (self.delivery.sender.function_arn, "What the account queue mappings invoke"),
             "DeadLetterFunctionArn": (
                 self.delivery.dead_letter_function.function_arn,
@@ -148,6 +168,17 @@ class WabacastStack(cdk.Stack):
         }
         for output_id, (value, description) in runtime_outputs.items():
             cdk.CfnOutput(self, output_id, value=value, description=description)
+
+        cdk.CfnOutput(
+            self, "DashboardName", value=self.monitoring.dashboard_name, description="The CloudWatch dashboard"
+        )
+        cdk.CfnOutput(
+            self,
+            "AlarmTopicArn",
+            value=self.monitoring.alarm_topic.topic_arn,
+            description="SNS topic every alarm notifies (subscribe more endpoints to it)",
+        )
+        cdk.CfnOutput(self, "Environment", value=names.environment, description="dev or prod")
 
     @property
     def table(self) -> dynamodb.Table:

@@ -51,4 +51,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "dead-lettered jobs settled",
             extra={"messages": len(messages), "jobs_failed": result.failed, "jobs_handed_back": result.handed_back},
         )
+    if raw_records:
+        # Every message of an account DLQ comes here: the "dead letters" alarm watches this count.
+        metrics = _delivery().metrics
+        metrics.add("MessagesDeadLettered", len(raw_records), account_id=source.account_id if source else None)
+        metrics.flush()
     return {"batchItemFailures": []}

@@ -8,8 +8,8 @@ requests itself and adds the CORS headers to the function's answers):
   GET /api/docs          -> API function, public (Swagger UI)
 
 Besides the table and the account secrets, the API function provisions each WhatsApp account's delivery at run
-time: its two FIFO queues (wabacast-<accountId>.fifo and its -dlq.fifo) and their event source mappings to the
-sender and the dead-letter consumer (infra/capabilities/delivery.py), and it starts the planner when a queue is
+time: its two FIFO queues (wabacast-<env>-<accountId>.fifo and its -dlq.fifo) and their event source mappings to
+the sender and the dead-letter consumer (infra/capabilities/delivery.py), and it starts the planner when a queue is
 processed. A queue that starts later or recurs gets an EventBridge Scheduler schedule in the stack's group, which
 the API creates, moves and deletes (infra/capabilities/scheduling.py).
 """
@@ -32,14 +32,7 @@ from constructs import Construct, Node
 
 from infra.capabilities.data import DataStore
 from infra.capabilities.delivery import Delivery
-from infra.capabilities.names import (
-    QUEUE_NAME_PREFIX,
-    SECRETS_PREFIX,
-    account_queues_arn_pattern,
-    event_source_mappings_arn_pattern,
-    nag_arn,
-    secrets_arn_pattern,
-)
+from infra.capabilities.names import event_source_mappings_arn_pattern, nag_arn
 from infra.capabilities.runtime import LambdaRuntime
 from infra.capabilities.scheduling import Scheduling
 from infra.nag import acknowledge, wildcard_resource_rule
@@ -181,8 +174,10 @@ class Api(Construct):
     ) -> None:
         """`allowed_origins`: the browser origins CORS lets call the API (the console's); none: no CORS."""
         super().__init__(scope, construct_id)
+        self.runtime_names = runtime.names
         settings = settings or ApiSettings.from_context(self.node)
         stack = cdk.Stack.of(self)
+        names = runtime.names
         table = data.table
 
         self.function = runtime.function(
@@ -195,8 +190,8 @@ class Api(Construct):
             timeout=cdk.Duration.seconds(settings.api_timeout_seconds),
             environment={
                 "TABLE_NAME": table.table_name,
-                "SECRETS_PREFIX": SECRETS_PREFIX,
-                "QUEUE_NAME_PREFIX": QUEUE_NAME_PREFIX,
+                "SECRETS_PREFIX": names.secrets_prefix,
+                "QUEUE_NAME_PREFIX": names.queue_name_prefix,
                 "SENDER_FUNCTION_ARN": delivery.sender.function_arn,
                 "DEAD_LETTER_FUNCTION_ARN": delivery.dead_letter_function.function_arn,
                 "PLANNER_FUNCTION_NAME": delivery.planner.function_name,
@@ -217,7 +212,7 @@ class Api(Construct):
             ),
         )
         self.function.add_to_role_policy(data.read_write_statement())
-        self.secrets_arn_pattern = secrets_arn_pattern(stack)
+        self.secrets_arn_pattern = names.secrets_arn_pattern(stack)
         self.function.add_to_role_policy(
             iam.PolicyStatement(
                 sid="AccountSecrets",
@@ -228,10 +223,11 @@ class Api(Construct):
         assert self.function.role is not None
         acknowledge(
             self.function.role,
-            wildcard_resource_rule(nag_arn("secretsmanager", f"secret:{SECRETS_PREFIX}/*")),
-            "One secret per WhatsApp account, named wabacast/{businessId}/accounts/{accountId} and created at run "
-            "time when a tenant registers an account, so the names cannot be known at deploy time. The wildcard is "
-            "limited to the wabacast/ prefix in this account and region.",
+            wildcard_resource_rule(names.secrets_nag_resource),
+            f"One secret per WhatsApp account, named {names.secrets_prefix}/{{businessId}}/accounts/{{accountId}} and "
+            "created at run time when a tenant registers an account, so the names cannot be known at deploy time. "
+            f"The wildcard is limited to the {names.secrets_prefix}/ prefix (this environment's) in this account and "
+            "region.",
         )
 
         self._grant_account_delivery_provisioning(delivery)
@@ -312,6 +308,7 @@ class Api(Construct):
     def _grant_account_delivery_provisioning(self, delivery: Delivery) -> None:
         """The account queues and their event source mappings (created at run time), and starting the planner."""
         stack = cdk.Stack.of(self)
+        names = self.runtime_names
         function = self.function
         assert function.role is not None
         mapped_function_arns = [f.function_arn for f in delivery.account_queue_functions]
@@ -321,16 +318,17 @@ class Api(Construct):
             iam.PolicyStatement(
                 sid="AccountQueues",
                 actions=list(API_QUEUE_ACTIONS),
-                resources=[account_queues_arn_pattern(stack)],
+                resources=[names.account_queues_arn_pattern(stack)],
             )
         )
         acknowledge(
             function.role,
-            wildcard_resource_rule(nag_arn("sqs", f"{QUEUE_NAME_PREFIX}-*")),
+            wildcard_resource_rule(names.queues_nag_resource),
             "The API creates (and, with the account, deletes) one FIFO queue and one FIFO dead-letter queue per "
-            "WhatsApp account, wabacast-<accountId>.fifo and wabacast-<accountId>-dlq.fifo, at run time when a "
-            "tenant adds an account, so the names cannot be known at deploy time. The wildcard is limited to the "
-            "wabacast- prefix in this account and region.",
+            f"WhatsApp account, {names.queue_name_prefix}-<accountId>.fifo and {names.queue_name_prefix}-<accountId>"
+            "-dlq.fifo, at run time when a tenant adds an account, so the names cannot be known at deploy time. The "
+            f"wildcard is limited to the {names.queue_name_prefix}- prefix (this environment's) in this account and "
+            "region.",
         )
         function.add_to_role_policy(
             iam.PolicyStatement(

@@ -25,6 +25,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
+from infra.capabilities.names import Names
 from infra.nag import acknowledge
 
 CONFIG_FILE = "config.json"
@@ -59,8 +60,16 @@ class Console(Construct):
     """Bucket, access logs, security headers and distribution; `publish()` adds the files once the API exists."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, console_dir: Path, log_retention: logs.RetentionDays
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        console_dir: Path,
+        log_retention: logs.RetentionDays,
+        names: Names,
     ) -> None:
+        """The buckets' and the headers policy's physical names are generated from the stack's name, which carries
+        the environment (`names`); the comments name it too, since CloudFront lists distributions by comment."""
         super().__init__(scope, construct_id)
         if not (console_dir / INDEX_FILE).is_file():
             raise ValueError(f"The console folder {console_dir} has no {INDEX_FILE}")
@@ -90,7 +99,7 @@ class Console(Construct):
         self.headers_policy = cloudfront.ResponseHeadersPolicy(
             self,
             "SecurityHeaders",
-            comment="wabacast console: CSP, HSTS, nosniff, no framing, no referrer",
+            comment=f"{names.prefix} console: CSP, HSTS, nosniff, no framing, no referrer",
             security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
                 content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
                     content_security_policy=content_security_policy(
@@ -114,7 +123,7 @@ class Console(Construct):
         self.distribution = cloudfront.Distribution(
             self,
             "Distribution",
-            comment="wabacast console",
+            comment=f"{names.prefix} console",
             default_root_object=INDEX_FILE,
             default_behavior=cloudfront.BehaviorOptions(
                 origin=origins.S3BucketOrigin.with_origin_access_control(self.bucket),

@@ -6,15 +6,16 @@
                                                                             per active account and tick)
   plan queue   --event source mapping, batch size 1--> plan worker (plans one account)
                --after 3 failed receives--> plan dead-letter queue
-  plan worker  --SendMessageBatch--> wabacast-<accountId>.fifo      (one FIFO queue per WhatsApp account)
-  wabacast-<accountId>.fifo      --event source mapping--> sender
-  wabacast-<accountId>-dlq.fifo  --event source mapping--> dead-letter consumer
+  plan worker  --SendMessageBatch--> wabacast-<env>-<accountId>.fifo      (one FIFO queue per WhatsApp account)
+  wabacast-<env>-<accountId>.fifo      --event source mapping--> sender (reserved concurrency: all accounts' cap)
+  wabacast-<env>-<accountId>-dlq.fifo  --event source mapping--> dead-letter consumer
 
 The tick's schedule belongs to the scheduling capability (infra/capabilities/scheduling.py), with the other
 schedules. The plan queue, its dead-letter queue and their mapping are part of the stack. The per-account queues
 and their event source mappings are not: the API function creates them at run time when an account is created
 (see infra/capabilities/api.py and docs/operations.md). So the roles that touch them are scoped to the queue-name
-pattern `wabacast-*`, and the sender's role is what those mappings poll the queues with.
+pattern `wabacast-<env>-*` (infra/capabilities/names.py), and the sender's role is what those mappings poll the
+queues with.
 
 The sender and the plan worker run once per batch and once per active account and minute, so their traces grow
 with the volume: an X-Ray sampling rule per function asks for a small fixed rate (see `_trace_sampling_rule` for
@@ -35,14 +36,7 @@ from aws_cdk import aws_xray as xray
 from constructs import Construct, Node
 
 from infra.capabilities.data import DataStore
-from infra.capabilities.names import (
-    QUEUE_NAME_PREFIX,
-    SECRETS_PREFIX,
-    account_dead_letter_queues_arn_pattern,
-    account_queues_arn_pattern,
-    nag_arn,
-    secrets_arn_pattern,
-)
+from infra.capabilities.names import Names
 from infra.capabilities.runtime import LambdaRuntime
 from infra.nag import acknowledge, wildcard_resource_rule
 
@@ -56,6 +50,15 @@ DEAD_LETTER_HANDLER = "dead_letter.lambda_handler"
 # Context values (cdk.json "context", or `cdk deploy -c sandboxBaseUrl=...`); unset means the variable is not set.
 SANDBOX_BASE_URL_CONTEXT = "sandboxBaseUrl"
 META_BASE_URL_CONTEXT = "metaBaseUrl"
+# Reserved concurrency of the sender (0: not reserved), and the account's Lambda concurrency quota it is checked
+# against (docs/operations.md, "Concurrency").
+SENDER_RESERVED_CONCURRENCY_CONTEXT = "senderReservedConcurrency"
+LAMBDA_CONCURRENCY_QUOTA_CONTEXT = "lambdaConcurrencyQuota"
+DEFAULT_SENDER_RESERVED_CONCURRENCY = 100
+# Lambda's default concurrency quota per region for an established account; new accounts start lower (10).
+DEFAULT_LAMBDA_CONCURRENCY_QUOTA = 1000
+# Lambda refuses a reservation that leaves fewer unreserved executions than this in the region.
+MIN_UNRESERVED_CONCURRENCY = 100 // 10
 
 # What the plan worker calls on the account queues it feeds (SendMessageBatch is authorized as SendMessage).
 PLAN_WORKER_QUEUE_ACTIONS = ("sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage")
@@ -84,19 +87,23 @@ SENDER_QUEUE_ACTIONS = (
 )
 DEAD_LETTER_QUEUE_ACTIONS = ("sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage")
 
-QUEUES_NAG_RESOURCE = nag_arn("sqs", f"{QUEUE_NAME_PREFIX}-*")
-DEAD_LETTER_QUEUES_NAG_RESOURCE = nag_arn("sqs", f"{QUEUE_NAME_PREFIX}-*-dlq.fifo")
-SECRETS_NAG_RESOURCE = nag_arn("secretsmanager", f"secret:{SECRETS_PREFIX}/*")
-QUEUES_CREATED_AT_RUN_TIME = (
-    "One FIFO queue and one FIFO dead-letter queue per WhatsApp account (wabacast-<accountId>.fifo, "
-    "wabacast-<accountId>-dlq.fifo), created at run time by the API when a tenant adds an account, so their names "
-    "cannot be known at deploy time. The wildcard is limited to the wabacast- prefix in this account and region."
-)
-DEAD_LETTER_QUEUES_CREATED_AT_RUN_TIME = (
-    "One FIFO dead-letter queue per WhatsApp account (wabacast-<accountId>-dlq.fifo), created at run time by the "
-    "API when a tenant adds an account, so the names cannot be known at deploy time. The wildcard is limited to "
-    "queue names starting with wabacast- and ending with -dlq.fifo in this account and region."
-)
+
+def queues_created_at_run_time(names: Names) -> str:
+    return (
+        f"One FIFO queue and one FIFO dead-letter queue per WhatsApp account ({names.queue_name_prefix}-<accountId>"
+        f".fifo, {names.queue_name_prefix}-<accountId>-dlq.fifo), created at run time by the API when a tenant adds "
+        "an account, so their names cannot be known at deploy time. The wildcard is limited to the "
+        f"{names.queue_name_prefix}- prefix (this environment's) in this account and region."
+    )
+
+
+def dead_letter_queues_created_at_run_time(names: Names) -> str:
+    return (
+        f"One FIFO dead-letter queue per WhatsApp account ({names.queue_name_prefix}-<accountId>-dlq.fifo), created "
+        "at run time by the API when a tenant adds an account, so the names cannot be known at deploy time. The "
+        f"wildcard is limited to queue names starting with {names.queue_name_prefix}- and ending with -dlq.fifo in "
+        "this account and region."
+    )
 
 
 def _optional_url(node: Node, key: str) -> str | None:
@@ -106,6 +113,16 @@ def _optional_url(node: Node, key: str) -> str | None:
     if not isinstance(value, str) or not value.startswith(("https://", "http://")):
         raise ValueError(f"The CDK context value {key!r} must be an http(s) URL, not {value!r}")
     return value.rstrip("/")
+
+
+def _optional_int(node: Node, key: str, default: int) -> int:
+    """A whole number from the context (`-c key=5` arrives as the string "5"); unset means `default`."""
+    value: Any = node.try_get_context(key)
+    if value in (None, ""):
+        return default
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
+        raise ValueError(f"The CDK context value {key!r} must be a whole number of 0 or more, not {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -155,6 +172,13 @@ class DeliverySettings:
     # a new tick comes within a minute, and an event waiting longer than this (throttling) is dropped for the same
     # reason.
     planner_async_max_event_age_seconds: int = 120
+    # Reserved concurrency of the sender: caps every sender invocation of every account together, so senders can
+    # never take the whole region's concurrency from the API, the authorizer and the planner (and guarantees the
+    # senders that much). 0 means not reserved: for an account whose quota is still too low to reserve anything.
+    sender_reserved_concurrency: int = DEFAULT_SENDER_RESERVED_CONCURRENCY
+    # The account's Lambda concurrency quota in the region (Service Quotas, `aws lambda get-account-settings`),
+    # only used to refuse at synth a reservation Lambda would refuse at deploy.
+    lambda_concurrency_quota: int = DEFAULT_LAMBDA_CONCURRENCY_QUOTA
     # Where the providers are; None leaves the variable unset (the code's defaults apply: Meta's Graph API, and
     # sandbox accounts refused).
     sandbox_base_url: str | None = None
@@ -173,6 +197,18 @@ class DeliverySettings:
                 f"plan_queue_max_receive_count visibility timeouts ({redrive_after} s): a plan message failing "
                 "every time would expire before reaching the dead-letter queue"
             )
+        if self.sender_reserved_concurrency < 0:
+            raise ValueError(
+                f"sender_reserved_concurrency must be 0 (not reserved) or more, not {self.sender_reserved_concurrency}"
+            )
+        most = self.lambda_concurrency_quota - MIN_UNRESERVED_CONCURRENCY
+        if self.sender_reserved_concurrency > most:
+            raise ValueError(
+                f"sender_reserved_concurrency {self.sender_reserved_concurrency} is more than the account can reserve: "
+                f"Lambda keeps {MIN_UNRESERVED_CONCURRENCY} of the quota ({self.lambda_concurrency_quota}) unreserved, "
+                f"so at most {max(most, 0)}. Pass -c {SENDER_RESERVED_CONCURRENCY_CONTEXT}=0 (not reserved) or "
+                "request a higher quota (docs/operations.md, Concurrency)."
+            )
         if not 0 <= self.trace_sampling_rate <= 1:
             raise ValueError(f"trace_sampling_rate is a share between 0 and 1, not {self.trace_sampling_rate}")
 
@@ -184,12 +220,24 @@ class DeliverySettings:
     def job_retention_environment(self) -> dict[str, str]:
         return {"JOB_RETENTION_DAYS": str(self.job_retention_days)}
 
+    @property
+    def sender_reservation(self) -> int | None:
+        """The sender's ReservedConcurrentExecutions: None (the property left out) when not reserved."""
+        return self.sender_reserved_concurrency or None
+
     @classmethod
     def from_context(cls, node: Node) -> DeliverySettings:
-        """The defaults, with the provider URLs from the CDK context values sandboxBaseUrl and metaBaseUrl."""
+        """The defaults, with the provider URLs (sandboxBaseUrl, metaBaseUrl) and the sender's reserved concurrency
+        (senderReservedConcurrency, checked against lambdaConcurrencyQuota) from the CDK context."""
         return cls(
             sandbox_base_url=_optional_url(node, SANDBOX_BASE_URL_CONTEXT),
             meta_base_url=_optional_url(node, META_BASE_URL_CONTEXT),
+            sender_reserved_concurrency=_optional_int(
+                node, SENDER_RESERVED_CONCURRENCY_CONTEXT, DEFAULT_SENDER_RESERVED_CONCURRENCY
+            ),
+            lambda_concurrency_quota=_optional_int(
+                node, LAMBDA_CONCURRENCY_QUOTA_CONTEXT, DEFAULT_LAMBDA_CONCURRENCY_QUOTA
+            ),
         )
 
     @property
@@ -217,8 +265,9 @@ class Delivery(Construct):
         super().__init__(scope, construct_id)
         self.settings = settings
         stack = cdk.Stack.of(self)
+        names = runtime.names
         table = data.table
-        queues_arn = account_queues_arn_pattern(stack)
+        queues_arn = names.account_queues_arn_pattern(stack)
 
         # --- the plan queue ------------------------------------------------------------------------------------
         self.plan_dead_letter_queue = sqs.Queue(
@@ -279,7 +328,7 @@ class Delivery(Construct):
             timeout=cdk.Duration.seconds(settings.plan_worker_timeout_seconds),
             environment={
                 "TABLE_NAME": table.table_name,
-                "QUEUE_NAME_PREFIX": QUEUE_NAME_PREFIX,
+                "QUEUE_NAME_PREFIX": names.queue_name_prefix,
                 "FEED_WINDOW_S": str(settings.feed_window_seconds),
                 "REQUEUE_AFTER_S": str(settings.requeue_after_seconds),
                 **settings.job_retention_environment,
@@ -291,7 +340,7 @@ class Delivery(Construct):
                 sid="FeedAccountQueues", actions=list(PLAN_WORKER_QUEUE_ACTIONS), resources=[queues_arn]
             )
         )
-        self._acknowledge_queues(self.plan_worker, QUEUES_NAG_RESOURCE, QUEUES_CREATED_AT_RUN_TIME)
+        self._acknowledge_queues(self.plan_worker, names.queues_nag_resource, queues_created_at_run_time(names))
         # Also grants the worker's role what the mapping polls with (receive, delete, change visibility) on the
         # plan queue only.
         self.plan_worker.add_event_source(
@@ -312,10 +361,11 @@ class Delivery(Construct):
             description="wabacast sender: sends the messages of an account queue",
             memory_mb=settings.sender_memory_mb,
             timeout=cdk.Duration.seconds(settings.sender_timeout_seconds),
+            reserved_concurrent_executions=settings.sender_reservation,
             environment={
                 "TABLE_NAME": table.table_name,
-                "SECRETS_PREFIX": SECRETS_PREFIX,
-                "QUEUE_NAME_PREFIX": QUEUE_NAME_PREFIX,
+                "SECRETS_PREFIX": names.secrets_prefix,
+                "QUEUE_NAME_PREFIX": names.queue_name_prefix,
                 "MAX_RATE_WAIT_S": str(settings.max_rate_wait_seconds),
                 **settings.job_retention_environment,
                 **settings.meta_environment,
@@ -330,17 +380,18 @@ class Delivery(Construct):
             iam.PolicyStatement(
                 sid="ReadAccountSecrets",
                 actions=["secretsmanager:GetSecretValue"],
-                resources=[secrets_arn_pattern(stack)],
+                resources=[names.secrets_arn_pattern(stack)],
             )
         )
-        self._acknowledge_queues(self.sender, QUEUES_NAG_RESOURCE, QUEUES_CREATED_AT_RUN_TIME)
+        self._acknowledge_queues(self.sender, names.queues_nag_resource, queues_created_at_run_time(names))
         assert self.sender.role is not None
         acknowledge(
             self.sender.role,
-            wildcard_resource_rule(SECRETS_NAG_RESOURCE),
+            wildcard_resource_rule(names.secrets_nag_resource),
             "Read-only (GetSecretValue) on the account credentials, one secret per WhatsApp account named "
-            "wabacast/{businessId}/accounts/{accountId} and created at run time by the API, so the names cannot be "
-            "known at deploy time. The wildcard is limited to the wabacast/ prefix in this account and region.",
+            f"{names.secrets_prefix}/{{businessId}}/accounts/{{accountId}} and created at run time by the API, so the "
+            f"names cannot be known at deploy time. The wildcard is limited to the {names.secrets_prefix}/ prefix "
+            "(this environment's) in this account and region.",
         )
 
         # --- dead-letter consumer ------------------------------------------------------------------------------
@@ -352,18 +403,21 @@ class Delivery(Construct):
             description="wabacast dead-letter consumer: fails the jobs whose messages SQS gave up on",
             memory_mb=settings.dead_letter_memory_mb,
             timeout=cdk.Duration.seconds(settings.dead_letter_timeout_seconds),
-            environment={"TABLE_NAME": table.table_name},
+            # The queue prefix tells the consumer which account a dead-lettered batch came from (its metric).
+            environment={"TABLE_NAME": table.table_name, "QUEUE_NAME_PREFIX": names.queue_name_prefix},
         )
         self.dead_letter_function.add_to_role_policy(data.read_write_statement())
         self.dead_letter_function.add_to_role_policy(
             iam.PolicyStatement(
                 sid="ConsumeAccountDeadLetterQueues",
                 actions=list(DEAD_LETTER_QUEUE_ACTIONS),
-                resources=[account_dead_letter_queues_arn_pattern(stack)],
+                resources=[names.account_dead_letter_queues_arn_pattern(stack)],
             )
         )
         self._acknowledge_queues(
-            self.dead_letter_function, DEAD_LETTER_QUEUES_NAG_RESOURCE, DEAD_LETTER_QUEUES_CREATED_AT_RUN_TIME
+            self.dead_letter_function,
+            names.dead_letter_queues_nag_resource,
+            dead_letter_queues_created_at_run_time(names),
         )
 
         # --- trace sampling ------------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""Names the functions create at run time, and the ARN patterns their permissions are scoped to.
+"""The environment (`-c env=dev|prod`), the names it puts on everything, and the ARN patterns permissions use.
+
+Every name that two deployments in one account and region could share carries the environment: the stack name
+(so every generated physical name: table, functions, roles, queues, log groups), the run-time names the functions
+create (queues, secrets), the metrics' service dimension, the dashboard, the alarms and the alarm topic. The IAM
+patterns are built from the same prefixes, so `dev` can never read or change what `prod` creates.
 
 The functions read the prefixes from their environment (`wabacast.settings.Settings.from_env`); the stack sets them
 from here, so the names the code creates and the names IAM allows cannot drift apart.
@@ -7,40 +12,103 @@ from here, so the names the code creates and the names IAM allows cannot drift a
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import aws_cdk as cdk
 
-# Secrets are named {SECRETS_PREFIX}/{businessId}/accounts/{accountId}.
-SECRETS_PREFIX = "wabacast"
-# Each WhatsApp account gets "{QUEUE_NAME_PREFIX}-{accountId}.fifo" and "{QUEUE_NAME_PREFIX}-{accountId}-dlq.fifo".
-QUEUE_NAME_PREFIX = "wabacast"
+# `cdk deploy -c env=prod`, `make deploy ENV=prod`; without it, the app builds the dev environment.
+ENVIRONMENT_CONTEXT = "env"
+ENVIRONMENTS = ("dev", "prod")
+DEFAULT_ENVIRONMENT = "dev"
+PROJECT = "wabacast"
+STACK_NAME_PREFIX = "Wabacast"
 DEAD_LETTER_QUEUE_SUFFIX = "-dlq.fifo"
-# Powertools Metrics namespace (POWERTOOLS_METRICS_NAMESPACE) of every function.
+# Powertools Metrics namespace (POWERTOOLS_METRICS_NAMESPACE) of every function; environments are told apart by
+# the `service` dimension (Names.service).
 METRICS_NAMESPACE = "wabacast"
 
 
-def secrets_arn_pattern(stack: cdk.Stack) -> str:
-    """arn:${Partition}:secretsmanager:${Region}:${Account}:secret:wabacast/* (every account secret)."""
-    return stack.format_arn(
-        service="secretsmanager",
-        resource="secret",
-        resource_name=f"{SECRETS_PREFIX}/*",
-        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-    )
+@dataclass(frozen=True)
+class Names:
+    """Names of one environment (`dev` or `prod`)."""
 
+    environment: str = DEFAULT_ENVIRONMENT
 
-def account_queues_arn_pattern(stack: cdk.Stack) -> str:
-    """arn:${Partition}:sqs:${Region}:${Account}:wabacast-* (every account queue and its dead-letter queue)."""
-    return stack.format_arn(service="sqs", resource=f"{QUEUE_NAME_PREFIX}-*")
+    def __post_init__(self) -> None:
+        if self.environment not in ENVIRONMENTS:
+            raise ValueError(
+                f"The CDK context value {ENVIRONMENT_CONTEXT!r} must be one of {', '.join(ENVIRONMENTS)}, "
+                f"not {self.environment!r} (e.g. `-c {ENVIRONMENT_CONTEXT}=dev`)"
+            )
 
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> Names:
+        """The environment of the app's context; unset means dev."""
+        value = context.get(ENVIRONMENT_CONTEXT)
+        return cls(DEFAULT_ENVIRONMENT if value in (None, "") else value)
 
-def account_dead_letter_queues_arn_pattern(stack: cdk.Stack) -> str:
-    """arn:${Partition}:sqs:${Region}:${Account}:wabacast-*-dlq.fifo (the accounts' dead-letter queues only)."""
-    return stack.format_arn(service="sqs", resource=f"{QUEUE_NAME_PREFIX}-*{DEAD_LETTER_QUEUE_SUFFIX}")
+    @property
+    def stack_name(self) -> str:
+        """Wabacast-dev, Wabacast-prod: CloudFormation derives every generated physical name from it."""
+        return f"{STACK_NAME_PREFIX}-{self.environment}"
+
+    @property
+    def prefix(self) -> str:
+        """wabacast-dev: the start of every explicit name (alarms, dashboard, topic)."""
+        return f"{PROJECT}-{self.environment}"
+
+    @property
+    def queue_name_prefix(self) -> str:
+        """Each WhatsApp account gets "{prefix}-{accountId}.fifo" and "{prefix}-{accountId}-dlq.fifo"."""
+        return self.prefix
+
+    @property
+    def secrets_prefix(self) -> str:
+        """Secrets are named "{prefix}/{businessId}/accounts/{accountId}"."""
+        return self.prefix
+
+    @property
+    def service(self) -> str:
+        """The Powertools service name: the `service` dimension of every metric and the `service` key of logs."""
+        return self.prefix
+
+    def secrets_arn_pattern(self, stack: cdk.Stack) -> str:
+        """arn:${Partition}:secretsmanager:${Region}:${Account}:secret:wabacast-<env>/* (every account secret)."""
+        return stack.format_arn(
+            service="secretsmanager",
+            resource="secret",
+            resource_name=f"{self.secrets_prefix}/*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def account_queues_arn_pattern(self, stack: cdk.Stack) -> str:
+        """arn:${Partition}:sqs:${Region}:${Account}:wabacast-<env>-* (every account queue and its DLQ)."""
+        return stack.format_arn(service="sqs", resource=f"{self.queue_name_prefix}-*")
+
+    def account_dead_letter_queues_arn_pattern(self, stack: cdk.Stack) -> str:
+        """arn:${Partition}:sqs:${Region}:${Account}:wabacast-<env>-*-dlq.fifo (the accounts' DLQs only)."""
+        return stack.format_arn(service="sqs", resource=f"{self.queue_name_prefix}-*{DEAD_LETTER_QUEUE_SUFFIX}")
+
+    # How cdk-nag prints the patterns above in its finding ids.
+    @property
+    def queues_nag_resource(self) -> str:
+        return nag_arn("sqs", f"{self.queue_name_prefix}-*")
+
+    @property
+    def dead_letter_queues_nag_resource(self) -> str:
+        return nag_arn("sqs", f"{self.queue_name_prefix}-*{DEAD_LETTER_QUEUE_SUFFIX}")
+
+    @property
+    def secrets_nag_resource(self) -> str:
+        return nag_arn("secretsmanager", f"secret:{self.secrets_prefix}/*")
 
 
 def event_source_mappings_arn_pattern(stack: cdk.Stack) -> str:
-    """arn:${Partition}:lambda:${Region}:${Account}:event-source-mapping:* (mappings are created at run time)."""
+    """arn:${Partition}:lambda:${Region}:${Account}:event-source-mapping:* (mappings are created at run time and
+    named by a UUID Lambda assigns, so no prefix can narrow this; the statements using it are conditioned on the
+    environment's own function ARNs instead)."""
     return stack.format_arn(
         service="lambda",
         resource="event-source-mapping",
@@ -51,7 +119,7 @@ def event_source_mappings_arn_pattern(stack: cdk.Stack) -> str:
 
 def nag_arn(service: str, resource: str) -> str:
     """How cdk-nag prints `stack.format_arn(service=..., resource=...)` in a finding id: pseudo parameters as
-    <AWS::...>, e.g. nag_arn("sqs", "wabacast-*") for `account_queues_arn_pattern`."""
+    <AWS::...>, e.g. nag_arn("sqs", "wabacast-dev-*") for `Names.account_queues_arn_pattern`."""
     return f"arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:{resource}"
 
 

@@ -1,7 +1,8 @@
 """Lambda runtime capability: the one shared layer and the one way every wabacast function is created.
 
-Every function gets the same runtime (Python 3.12, ARM64), the layer, Powertools settings, active X-Ray tracing,
-its own log group with a retention, and its own role whose only built-in permission is writing to that log group.
+Every function gets the same runtime and architecture (infra/lambda_platform.py: Python 3.12 on ARM64), the layer,
+Powertools settings, active X-Ray tracing, its own log group with a retention, and its own role whose only built-in
+permission is writing to that log group.
 The API capability, the delivery capability (planner, sender, dead-letter consumer) and the scheduling capability
 (scheduler) create their functions through `LambdaRuntime.function`.
 """
@@ -17,16 +18,24 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.capabilities.names import METRICS_NAMESPACE
+from infra import lambda_platform
+from infra.capabilities.names import METRICS_NAMESPACE, Names
 from infra.nag import acknowledge, wildcard_resource_rule
 
-RUNTIME = lambda_.Runtime.PYTHON_3_12
-ARCHITECTURE = lambda_.Architecture.ARM_64
-POWERTOOLS_ENVIRONMENT = {
-    "POWERTOOLS_SERVICE_NAME": "wabacast",
-    "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-    "LOG_LEVEL": "INFO",
-}
+RUNTIME = lambda_.Runtime(lambda_platform.runtime_name(), lambda_.RuntimeFamily.PYTHON)
+ARCHITECTURE = lambda_.Architecture.custom(lambda_platform.ARCHITECTURE)
+
+
+def powertools_environment(names: Names) -> dict[str, str]:
+    """Powertools settings of every function; the service name (the metrics' `service` dimension) is per
+    environment, so two environments in one account never mix their series."""
+    return {
+        "POWERTOOLS_SERVICE_NAME": names.service,
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "LOG_LEVEL": "INFO",
+    }
+
+
 XRAY_WILDCARD_REASON = (
     "The statement CDK adds for active X-Ray tracing uses Resource '*': xray:PutTraceSegments and "
     "xray:PutTelemetryRecords support no resource-level permissions (tests/infra checks which statements of a "
@@ -49,9 +58,11 @@ class LambdaRuntime(Construct):
         *,
         layer_dir: Path,
         functions_dir: Path,
+        names: Names,
         log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.names = names
         if not (layer_dir / "python").is_dir():
             raise ValueError(f"The Lambda layer folder {layer_dir / 'python'} does not exist: run `make layer` first")
         self.functions_dir = functions_dir
@@ -89,6 +100,7 @@ class LambdaRuntime(Construct):
         environment: Mapping[str, str],
         other_wildcard_resource_statements: str | None = None,
         function_name: str | None = None,
+        reserved_concurrent_executions: int | None = None,
     ) -> lambda_.Function:
         """A wabacast function in `scope`, with `{construct_id}Role` and `{construct_id}Logs` next to it.
 
@@ -128,14 +140,15 @@ class LambdaRuntime(Construct):
             role=role,
             log_group=log_group,
             tracing=lambda_.Tracing.ACTIVE,
-            environment={**POWERTOOLS_ENVIRONMENT, **environment},
+            reserved_concurrent_executions=reserved_concurrent_executions,
+            environment={**powertools_environment(self.names), **environment},
         )
         acknowledge(
             function,
             "AwsSolutions-L1",
-            "Python 3.12 on purpose: the shared layer is built from CPython 3.12 manylinux aarch64 wheels "
-            "(infra/build_layer.py); a newer runtime means rebuilding the layer for it and re-testing, a deliberate "
-            "upgrade rather than a side effect.",
+            f"{RUNTIME.name} on purpose (infra/lambda_platform.py): the shared layer is built from CPython "
+            f"{lambda_platform.PYTHON_VERSION} manylinux wheels (infra/build_layer.py); a newer runtime means "
+            "rebuilding the layer for it and re-testing, a deliberate upgrade rather than a side effect.",
         )
         reason = (
             f"{XRAY_WILDCARD_REASON} Besides it: {other_wildcard_resource_statements}"

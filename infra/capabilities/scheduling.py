@@ -32,8 +32,6 @@ from constructs import Construct
 from infra.capabilities.data import DataStore
 from infra.capabilities.delivery import Delivery
 from infra.capabilities.names import (
-    QUEUE_NAME_PREFIX,
-    SECRETS_PREFIX,
     function_arn,
     nag_arn,
     schedule_group_arn,
@@ -164,8 +162,8 @@ class Scheduling(Construct):
             timeout=cdk.Duration.seconds(settings.scheduler_timeout_seconds),
             environment={
                 "TABLE_NAME": data.table.table_name,
-                "SECRETS_PREFIX": SECRETS_PREFIX,
-                "QUEUE_NAME_PREFIX": QUEUE_NAME_PREFIX,
+                "SECRETS_PREFIX": runtime.names.secrets_prefix,
+                "QUEUE_NAME_PREFIX": runtime.names.queue_name_prefix,
                 "PLANNER_FUNCTION_NAME": planner.function_name,
                 # Its own ARN from its fixed name: a reference to itself would be a circular dependency.
                 **self._schedule_environment(target_arn=function_arn(stack, own_name)),

@@ -6,9 +6,9 @@ accounts, the secret "<secretsPrefix>/<businessId>/accounts/<accountId>" (wabaca
 does not own them, so `cdk destroy` would leave them behind, and a replaced function leaves mappings pointing at
 the old one.
 
-    python -m wabacast_ops.resources list      --stack-name Wabacast [--json]
-    python -m wabacast_ops.resources reconcile --stack-name Wabacast [--json]
-    python -m wabacast_ops.resources remove    --stack-name Wabacast --yes
+    python -m wabacast_ops.resources list      --stack-name Wabacast-dev [--json]
+    python -m wabacast_ops.resources reconcile --stack-name Wabacast-dev [--json]
+    python -m wabacast_ops.resources remove    --stack-name Wabacast-dev --yes
 
 The environment (prefixes, table, function ARNs) comes from the deployed stack's outputs, or from flags
 (--queue-prefix, --secrets-prefix, --table-name, --sender-function-arn, --dead-letter-function-arn), which win.

@@ -32,7 +32,7 @@ def test_app_refuses_to_synthesize_without_the_layer_and_says_how_to_build_it(
     monkeypatch.setattr(app, "LAYER_DIR", tmp_path / "build" / "layer")
 
     # WHEN running the app
-    exit_code = app.main()
+    exit_code = app.main([])
 
     # THEN it stops before building anything, with the command to run
     assert exit_code == 1
@@ -128,3 +128,32 @@ def test_the_handlers_the_stack_points_at_exist_in_functions(folder: str, handle
 
     # THEN it defines the function Lambda will call
     assert function in names
+
+
+def test_context_values_are_read_as_the_cdk_cli_writes_them() -> None:
+    # GIVEN / WHEN `-c key=value` pairs, as `make synth` passes them
+    context = app.parse_context(["env=prod", "alarmEmail=ops@example.com", "metaBaseUrl=https://x.test/a=b"])
+    # THEN each becomes a context value (only the first = separates)
+    assert context == {"env": "prod", "alarmEmail": "ops@example.com", "metaBaseUrl": "https://x.test/a=b"}
+
+
+@pytest.mark.parametrize("pair", ["env", "=prod"])
+def test_a_context_value_without_key_or_equals_is_refused(pair: str) -> None:
+    # GIVEN / WHEN / THEN
+    with pytest.raises(ValueError, match="key=value"):
+        app.parse_context([pair])
+
+
+def test_an_unknown_environment_stops_the_app_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a layer folder (so the inputs are there) and an environment that is not dev or prod
+    (tmp_path / "layer" / "python").mkdir(parents=True)
+    monkeypatch.setattr(app, "LAYER_DIR", tmp_path / "layer")
+
+    # WHEN running the app as `make synth ENV=staging` would
+    exit_code = app.main(["-c", "env=staging"])
+
+    # THEN it stops with the rule, not a stack trace
+    assert exit_code == 1
+    assert "must be one of dev, prod" in capsys.readouterr().err

@@ -13,46 +13,47 @@ from infra_helpers import Synthesized
 
 from infra.app import build_app
 
-# Every acknowledged finding, where it is acknowledged. A new finding fails the synth; a new acknowledgment must be
-# added here on purpose (with its reason in the code next to the construct that causes it).
+# Every acknowledged finding, where it is acknowledged (the tests synthesize the default environment, dev). A new
+# finding fails the synth; a new acknowledgment must be added here on purpose (with its reason in the code next to
+# the construct that causes it).
 ARN = "arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:{resource}"
-SECRETS = ARN.format(service="secretsmanager", resource="secret:wabacast/*")
-QUEUES = ARN.format(service="sqs", resource="wabacast-*")
-DEAD_LETTER_QUEUES = ARN.format(service="sqs", resource="wabacast-*-dlq.fifo")
+SECRETS = ARN.format(service="secretsmanager", resource="secret:wabacast-dev/*")
+QUEUES = ARN.format(service="sqs", resource="wabacast-dev-*")
+DEAD_LETTER_QUEUES = ARN.format(service="sqs", resource="wabacast-dev-*-dlq.fifo")
 MAPPINGS = ARN.format(service="lambda", resource="event-source-mapping:*")
-SCHEDULES = ARN.format(service="scheduler", resource="schedule/Wabacast/*")
+SCHEDULES = ARN.format(service="scheduler", resource="schedule/Wabacast-dev/*")
 FUNCTIONS = (
-    "Wabacast/Api/ApiFunction",
-    "Wabacast/Api/AuthorizerFunction",
-    "Wabacast/Delivery/PlannerFunction",
-    "Wabacast/Delivery/PlanWorkerFunction",
-    "Wabacast/Delivery/SenderFunction",
-    "Wabacast/Delivery/DeadLetterFunction",
-    "Wabacast/Scheduling/SchedulerFunction",
+    "Wabacast-dev/Api/ApiFunction",
+    "Wabacast-dev/Api/AuthorizerFunction",
+    "Wabacast-dev/Delivery/PlannerFunction",
+    "Wabacast-dev/Delivery/PlanWorkerFunction",
+    "Wabacast-dev/Delivery/SenderFunction",
+    "Wabacast-dev/Delivery/DeadLetterFunction",
+    "Wabacast-dev/Scheduling/SchedulerFunction",
 )
 # CDK's BucketDeployment function is a singleton at stack level, named after a fixed UUID and its memory size.
-CONSOLE_DEPLOYMENT_FUNCTION = "Wabacast/Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C256MiB"
+CONSOLE_DEPLOYMENT_FUNCTION = "Wabacast-dev/Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C256MiB"
 BASIC_EXECUTION_POLICY = "arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 EXPECTED_ACKNOWLEDGMENTS = {
-    ("AwsSolutions-APIG4", "Wabacast/Api/HttpApi/GET--api--docs"),
-    ("AwsSolutions-APIG4", "Wabacast/Api/HttpApi/GET--api--openapi.json"),
+    ("AwsSolutions-APIG4", "Wabacast-dev/Api/HttpApi/GET--api--docs"),
+    ("AwsSolutions-APIG4", "Wabacast-dev/Api/HttpApi/GET--api--openapi.json"),
     # Runtime: the Python 3.12 runtime of each function, and the X-Ray statement of each function role.
     *(("AwsSolutions-L1", function) for function in FUNCTIONS),
     *(("AwsSolutions-IAM5[Resource::*]", f"{function}Role") for function in FUNCTIONS),
     # Names created at run time: account secrets, account queues, their event source mappings, queue schedules.
-    (f"AwsSolutions-IAM5[Resource::{SECRETS}]", "Wabacast/Api/ApiFunctionRole"),
-    (f"AwsSolutions-IAM5[Resource::{QUEUES}]", "Wabacast/Api/ApiFunctionRole"),
-    (f"AwsSolutions-IAM5[Resource::{MAPPINGS}]", "Wabacast/Api/ApiFunctionRole"),
-    (f"AwsSolutions-IAM5[Resource::{QUEUES}]", "Wabacast/Delivery/PlanWorkerFunctionRole"),
-    (f"AwsSolutions-IAM5[Resource::{QUEUES}]", "Wabacast/Delivery/SenderFunctionRole"),
-    (f"AwsSolutions-IAM5[Resource::{SECRETS}]", "Wabacast/Delivery/SenderFunctionRole"),
-    (f"AwsSolutions-IAM5[Resource::{DEAD_LETTER_QUEUES}]", "Wabacast/Delivery/DeadLetterFunctionRole"),
-    (f"AwsSolutions-IAM5[Resource::{SCHEDULES}]", "Wabacast/Api/ApiFunctionRole"),
-    (f"AwsSolutions-IAM5[Resource::{SCHEDULES}]", "Wabacast/Scheduling/SchedulerFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{SECRETS}]", "Wabacast-dev/Api/ApiFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{QUEUES}]", "Wabacast-dev/Api/ApiFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{MAPPINGS}]", "Wabacast-dev/Api/ApiFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{QUEUES}]", "Wabacast-dev/Delivery/PlanWorkerFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{QUEUES}]", "Wabacast-dev/Delivery/SenderFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{SECRETS}]", "Wabacast-dev/Delivery/SenderFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{DEAD_LETTER_QUEUES}]", "Wabacast-dev/Delivery/DeadLetterFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{SCHEDULES}]", "Wabacast-dev/Api/ApiFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{SCHEDULES}]", "Wabacast-dev/Scheduling/SchedulerFunctionRole"),
     # The schedules' dead-letter queue is a dead-letter queue itself.
-    ("AwsSolutions-SQS3", "Wabacast/Scheduling/ScheduleDeadLetterQueue"),
+    ("AwsSolutions-SQS3", "Wabacast-dev/Scheduling/ScheduleDeadLetterQueue"),
     # The console: its distribution, and CDK's BucketDeployment function.
-    *(("AwsSolutions-" + rule, "Wabacast/Console/Distribution") for rule in ("CFR1", "CFR2", "CFR4")),
+    *(("AwsSolutions-" + rule, "Wabacast-dev/Console/Distribution") for rule in ("CFR1", "CFR2", "CFR4")),
     ("AwsSolutions-L1", CONSOLE_DEPLOYMENT_FUNCTION),
     (f"AwsSolutions-IAM4[Policy::{BASIC_EXECUTION_POLICY}]", f"{CONSOLE_DEPLOYMENT_FUNCTION}/ServiceRole"),
     *(
@@ -103,12 +104,12 @@ def test_the_api_role_wildcard_acknowledgment_names_each_statement_it_covers(syn
     }
 
     # WHEN / THEN the API role's names the event source mapping statements besides X-Ray and their conditions
-    api_reason = reasons["Wabacast/Api/ApiFunctionRole"]
+    api_reason = reasons["Wabacast-dev/Api/ApiFunctionRole"]
     for words in ("X-Ray", "lambda:CreateEventSourceMapping", "lambda:FunctionArn", "ListEventSourceMappings"):
         assert words in api_reason
     # AND every other function role's says X-Ray is its only "*" statement (test_infra_functions checks that it is)
     for role, reason in reasons.items():
-        if role != "Wabacast/Api/ApiFunctionRole" and role != f"{CONSOLE_DEPLOYMENT_FUNCTION}/ServiceRole":
+        if role != "Wabacast-dev/Api/ApiFunctionRole" and role != f"{CONSOLE_DEPLOYMENT_FUNCTION}/ServiceRole":
             assert "X-Ray" in reason
             assert "No other statement of this role uses '*'" in reason
 
@@ -153,4 +154,4 @@ def test_cdk_nag_still_fails_a_route_without_authorizer_outside_the_public_ones(
         (violation["ruleName"], construct["constructPath"])
         for violation in report["violations"]
         for construct in violation["violatingConstructs"]
-    ] == [("AwsSolutions-APIG4", "Wabacast/Api/HttpApi/GET--api--leak/Resource")]
+    ] == [("AwsSolutions-APIG4", "Wabacast-dev/Api/HttpApi/GET--api--leak/Resource")]

@@ -28,11 +28,15 @@ TABLE_READ_WRITE_ACTIONS = {
     "dynamodb:Query",
     "dynamodb:UpdateItem",
 }
-SECRETS_ARN_PATTERN = arn_pattern("secretsmanager", "secret:wabacast/*")
-QUEUES_ARN_PATTERN = arn_pattern("sqs", "wabacast-*")
+SECRETS_ARN_PATTERN = arn_pattern("secretsmanager", "secret:wabacast-dev/*")
+QUEUES_ARN_PATTERN = arn_pattern("sqs", "wabacast-dev-*")
 MAPPINGS_ARN_PATTERN = arn_pattern("lambda", "event-source-mapping:*")
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
-POWERTOOLS = {"POWERTOOLS_SERVICE_NAME": "wabacast", "POWERTOOLS_METRICS_NAMESPACE": "wabacast", "LOG_LEVEL": "INFO"}
+POWERTOOLS = {
+    "POWERTOOLS_SERVICE_NAME": "wabacast-dev",
+    "POWERTOOLS_METRICS_NAMESPACE": "wabacast",
+    "LOG_LEVEL": "INFO",
+}
 
 
 def function(resources: Resources, function_ids: dict[str, str], name: str) -> dict[str, Any]:
@@ -150,8 +154,8 @@ def test_api_function_environment(resources: Resources, function_ids: dict[str, 
     assert {name: value for name, value in variables.items() if name not in schedule_variables} == {
         **POWERTOOLS,
         "TABLE_NAME": {"Ref": "Table"},
-        "SECRETS_PREFIX": "wabacast",
-        "QUEUE_NAME_PREFIX": "wabacast",
+        "SECRETS_PREFIX": "wabacast-dev",
+        "QUEUE_NAME_PREFIX": "wabacast-dev",
         "SENDER_FUNCTION_ARN": get_att_arn(function_ids["sender"]),
         "DEAD_LETTER_FUNCTION_ARN": get_att_arn(function_ids["dead_letter"]),
         "PLANNER_FUNCTION_NAME": {"Ref": function_ids["planner"]},
@@ -173,7 +177,7 @@ def test_api_function_manages_only_secrets_under_the_wabacast_prefix(
     # GIVEN / WHEN the API function's Secrets Manager permissions
     secrets = actions_on(statements_for(resources, function_ids, "api"), "secretsmanager")
 
-    # THEN it can create, update, read, describe, tag and delete secrets: arn:...:secret:wabacast/* only
+    # THEN it can create, update, read, describe, tag and delete secrets: arn:...:secret:wabacast-dev/* only
     assert len(secrets) == 1
     assert actions_of(secrets[0]) == {
         "secretsmanager:CreateSecret",
@@ -193,7 +197,7 @@ def test_api_function_creates_and_deletes_only_wabacast_queues(
     sqs = actions_on(statements_for(resources, function_ids, "api"), "sqs")
 
     # THEN it provisions the per-account queues (create with tags and redrive policy, converge, delete) on
-    # arn:...:sqs:<region>:<account>:wabacast-* only, and cannot send or receive messages
+    # arn:...:sqs:<region>:<account>:wabacast-dev-* only, and cannot send or receive messages
     assert len(sqs) == 1
     assert actions_of(sqs[0]) == {
         "sqs:CreateQueue",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from infra import build_layer
+import pytest
+
+from infra import build_layer, lambda_platform
 
 
 def test_layer_ships_the_runtime_dependencies_of_pyproject_except_boto3() -> None:
@@ -26,16 +29,112 @@ def test_layer_ships_the_runtime_dependencies_of_pyproject_except_boto3() -> Non
     assert {"pydantic==2.14.4", "phonenumbers==9.0.43", "httpx==0.28.1", "twilio==9.13.0"} <= set(requirements)
 
 
-def test_pip_installs_binary_wheels_for_python_312_on_arm64(tmp_path: Path) -> None:
+def test_pip_installs_binary_wheels_for_every_manylinux_tag_the_runtime_loads(tmp_path: Path) -> None:
     # GIVEN a target folder
     # WHEN building the pip command
     command = build_layer.pip_install_command(tmp_path / "python", ["pydantic==2.14.4"])
 
-    # THEN it asks for manylinux aarch64 CPython 3.12 wheels only, so no compiler or Docker is needed
+    # THEN it asks for CPython 3.12 binary wheels only (no compiler, no Docker), one --platform per manylinux tag
+    # Amazon Linux 2023 (glibc 2.34) on arm64 can load, newest first
+    platforms = [command[i + 1] for i, flag in enumerate(command) if flag == "--platform"]
+    assert platforms == [f"manylinux_2_{minor}_aarch64" for minor in range(34, 16, -1)] + ["manylinux2014_aarch64"]
+    assert "--only-binary=:all:" in command
     flags = " ".join(command)
-    assert "--only-binary=:all: --platform manylinux2014_aarch64 --python-version 3.12 --implementation cp" in flags
+    assert "--python-version 3.12 --implementation cp" in flags
     assert command[command.index("--target") + 1] == str(tmp_path / "python")
     assert command[-1] == "pydantic==2.14.4"
+
+
+@pytest.mark.parametrize(
+    ("architecture", "glibc", "expected"),
+    [
+        ("arm64", (2, 34), [*(f"manylinux_2_{m}_aarch64" for m in range(34, 16, -1)), "manylinux2014_aarch64"]),
+        ("x86_64", (2, 28), [*(f"manylinux_2_{m}_x86_64" for m in range(28, 16, -1)), "manylinux2014_x86_64"]),
+        ("arm64", (2, 17), ["manylinux_2_17_aarch64", "manylinux2014_aarch64"]),
+    ],
+)
+def test_manylinux_tags_run_from_the_runtime_glibc_down_to_manylinux2014(
+    architecture: str, glibc: tuple[int, int], expected: list[str]
+) -> None:
+    # GIVEN / WHEN / THEN
+    assert lambda_platform.manylinux_platform_tags(architecture, glibc) == expected
+
+
+def test_a_runtime_older_than_manylinux2014_or_an_unknown_architecture_is_refused() -> None:
+    # GIVEN / WHEN / THEN
+    with pytest.raises(ValueError, match="older than"):
+        lambda_platform.manylinux_platform_tags("arm64", (2, 12))
+    with pytest.raises(ValueError, match="unknown Lambda architecture"):
+        lambda_platform.manylinux_platform_tags("ppc64", (2, 34))
+
+
+def test_the_runtime_and_the_layer_platform_come_from_one_setting() -> None:
+    # GIVEN the one setting
+    # WHEN reading what the functions run on and what the layer is built for
+    from infra.capabilities import runtime
+
+    # THEN they agree
+    assert runtime.RUNTIME.name == f"python{lambda_platform.PYTHON_VERSION}"
+    assert runtime.ARCHITECTURE.name == lambda_platform.ARCHITECTURE
+    command = build_layer.pip_install_command(Path("python"), ["x"])
+    assert command[command.index("--python-version") + 1] == lambda_platform.PYTHON_VERSION
+    assert f"manylinux2014_{lambda_platform.wheel_machine()}" in command
+
+
+class _FakePip:
+    """Plays pip: the install fails; a probe fails for the requirements listed as having no wheel."""
+
+    def __init__(self, without_wheel: set[str]) -> None:
+        self.without_wheel = without_wheel
+        self.commands: list[list[str]] = []
+
+    def __call__(self, command: Sequence[str]) -> int:
+        self.commands.append(list(command))
+        if "install" in command:
+            return 1 if self.without_wheel else 0
+        return 1 if command[-1] in self.without_wheel else 0
+
+
+def test_a_requirement_without_a_wheel_for_the_runtime_is_named_in_the_error(tmp_path: Path) -> None:
+    # GIVEN three requirements, one of which has no wheel for the runtime's platforms
+    pip = _FakePip(without_wheel={"grpcio==1.0.0"})
+
+    # WHEN installing them
+    with pytest.raises(build_layer.MissingWheelError) as raised:
+        build_layer.install_requirements(tmp_path, ["httpx==0.28.1", "grpcio==1.0.0", "pydantic==2.14.4"], run=pip)
+
+    # THEN each requirement was probed on its own, and the error names the one without a wheel and the platforms
+    assert raised.value.requirements == ["grpcio==1.0.0"]
+    message = str(raised.value)
+    assert "grpcio==1.0.0" in message
+    assert "manylinux_2_34_aarch64" in message
+    assert "manylinux2014_aarch64" in message
+    assert [c[-1] for c in pip.commands[1:]] == ["httpx==0.28.1", "grpcio==1.0.0", "pydantic==2.14.4"]
+    assert all("download" in c for c in pip.commands[1:])
+
+
+def test_a_successful_install_probes_nothing(tmp_path: Path) -> None:
+    # GIVEN requirements that all have wheels
+    pip = _FakePip(without_wheel=set())
+    # WHEN installing them
+    build_layer.install_requirements(tmp_path, ["httpx==0.28.1"], run=pip)
+    # THEN pip ran once
+    assert len(pip.commands) == 1
+
+
+def test_the_layer_build_exits_with_the_message_instead_of_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a build that finds no wheel for one requirement
+    def build(layer_dir: Path) -> int:
+        raise build_layer.MissingWheelError(["grpcio==1.0.0"], ["manylinux2014_aarch64"])
+
+    monkeypatch.setattr(build_layer, "build", build)
+    # WHEN running the command
+    code = build_layer.main(["--layer-dir", str(tmp_path)])
+    # THEN it fails with the message
+    assert code == 1
+    assert "No wheel for the Lambda runtime for: grpcio==1.0.0" in capsys.readouterr().err
 
 
 def test_packages_of_the_lambda_runtime_are_removed_and_wabacast_is_copied(tmp_path: Path) -> None:

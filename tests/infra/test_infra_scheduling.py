@@ -14,15 +14,19 @@ from aws_cdk.assertions import Template
 from infra_helpers import actions_of, actions_on, arn_pattern, as_list, get_att_arn, logical_id, of_type, only
 from infra_helpers import statements_of_role as statements_of
 
-from infra.capabilities.names import schedule_group_name, scheduler_function_name
+from infra.capabilities.names import Names, schedule_group_name, scheduler_function_name
 from infra.capabilities.scheduling import SchedulingSettings
 from infra.stack import WabacastStack
 
 Resources = dict[str, dict[str, Any]]
 
-POWERTOOLS = {"POWERTOOLS_SERVICE_NAME": "wabacast", "POWERTOOLS_METRICS_NAMESPACE": "wabacast", "LOG_LEVEL": "INFO"}
-GROUP = "Wabacast"  # the stack's name
-SCHEDULER_FUNCTION_NAME = "Wabacast-scheduler"
+POWERTOOLS = {
+    "POWERTOOLS_SERVICE_NAME": "wabacast-dev",
+    "POWERTOOLS_METRICS_NAMESPACE": "wabacast",
+    "LOG_LEVEL": "INFO",
+}
+GROUP = "Wabacast-dev"  # the stack's name (the default environment's)
+SCHEDULER_FUNCTION_NAME = "Wabacast-dev-scheduler"
 SCHEDULES_ARN_PATTERN = arn_pattern("scheduler", f"schedule/{GROUP}/*")
 SCHEDULE_ACTIONS = {
     "scheduler:CreateSchedule",
@@ -240,8 +244,8 @@ def test_the_scheduler_function_environment(
     assert variables == {
         **POWERTOOLS,
         "TABLE_NAME": {"Ref": "Table"},
-        "SECRETS_PREFIX": "wabacast",
-        "QUEUE_NAME_PREFIX": "wabacast",
+        "SECRETS_PREFIX": "wabacast-dev",
+        "QUEUE_NAME_PREFIX": "wabacast-dev",
         "PLANNER_FUNCTION_NAME": {"Ref": function_ids["planner"]},
         "SCHEDULE_GROUP_NAME": {"Ref": group_id},
         "SCHEDULER_TARGET_ARN": arn_pattern("lambda", f"function:{SCHEDULER_FUNCTION_NAME}"),
@@ -388,7 +392,12 @@ def test_settings_reach_the_tick_and_the_scheduler_function(stub_inputs: tuple[P
     layer_dir, functions_dir = stub_inputs
     settings = SchedulingSettings(tick_retry_attempts=5, tick_max_event_age_seconds=120, scheduler_memory_mb=512)
     stack = WabacastStack(
-        cdk.App(), "Other", layer_dir=layer_dir, functions_dir=functions_dir, scheduling_settings=settings
+        cdk.App(),
+        "Other",
+        layer_dir=layer_dir,
+        functions_dir=functions_dir,
+        names=Names("prod"),
+        scheduling_settings=settings,
     )
     resources = Template.from_stack(stack).to_json()["Resources"]
 

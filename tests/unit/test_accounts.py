@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.unit.conftest import AccountFactory
+from tests.unit.delivery_fakes import FakeMetrics
 from tests.unit.fakes import (
     META_CREDENTIALS,
     TWILIO_CREDENTIALS,
@@ -28,6 +29,7 @@ from wabacast.domain.models import (
     Business,
     MetaCredentials,
     Provider,
+    QualityRating,
     Queue,
     QueueCounters,
     QueueStatus,
@@ -767,3 +769,25 @@ def test_a_sandbox_account_is_refused_where_sandbox_accounts_are_not_allowed(
     assert refused.value.field == "provider"
     assert service.list(business.id, 10, None).items == []
     assert provisioner.provisioned == {}
+
+
+# AccountService: metrics ---------------------------------------------------------------------------------------
+def test_an_account_turning_red_is_counted_once(
+    make_account: AccountFactory,
+    business_store: FakeBusinessStore,
+    account_store: FakeAccountStore,
+    queue_store: FakeQueueStore,
+    secret_store: FakeSecretStore,
+    business: Business,
+) -> None:
+    # GIVEN an account service that records metrics, and a GREEN account
+    metrics = FakeMetrics()
+    service = AccountService(
+        business_store, account_store, queue_store, secret_store, allow_sandbox=False, metrics=metrics
+    )
+    account = make_account(quality_rating=QualityRating.GREEN)
+    # WHEN its quality is written as RED, then RED again, then YELLOW
+    for rating in (QualityRating.RED, QualityRating.RED, QualityRating.YELLOW):
+        service.update(business.id, account.id, AccountPatch(quality_rating=rating))
+    # THEN only the turn to RED is counted, for that account
+    assert [(p.name, p.value, p.account_id) for p in metrics.points] == [("AccountQualityRed", 1, account.id)]

@@ -82,6 +82,7 @@ def build_services(settings: Settings) -> Services:
             secrets,
             allow_sandbox=settings.allow_sandbox_accounts,
             provisioner=_account_queues(settings),
+            metrics=EmfMetrics(settings.metrics_namespace, settings.metrics_service, flush_each=True),
         ),
         queues=QueueService(businesses, accounts, queues, schedule_hooks=processing),
         contacts=ContactService(contacts),
@@ -121,7 +122,7 @@ def build_delivery(settings: Settings, http_client: httpx.Client | None = None) 
     jobs = DynamoJobStore(table, retention_days=settings.job_retention_days)
     account_queues = _account_queues(settings)
     rates = RateLimiter(table)
-    metrics = EmfMetrics(namespace=settings.metrics_namespace)
+    metrics = EmfMetrics(namespace=settings.metrics_namespace, service=settings.metrics_service)
     secrets = SecretsManagerStore(boto3.client("secretsmanager", region_name=settings.region), settings.secrets_prefix)
     # No HTTP client yet: the factory makes one when the first Meta or sandbox account sends.
     providers = ProviderFactory(settings, powertools_secret_getter, http_client)

@@ -57,6 +57,8 @@ class Settings(BaseModel):
     # Jobs expire (DynamoDB TTL) this many days after they were planned; queue totals stay.
     job_retention_days: int = Field(default=90, ge=1, le=3650)
     metrics_namespace: str = "wabacast"
+    # The `service` dimension of every metric (POWERTOOLS_SERVICE_NAME): the stack sets it per environment.
+    metrics_service: str = "wabacast"
     # EventBridge Scheduler: queues' start, recurrence and end schedules go to this group and invoke the scheduler
     # function (target) through the invoke role; unset, SCHEDULED queues wait for a `process` call after their start.
     schedule_group_name: str | None = None
@@ -88,6 +90,7 @@ class Settings(BaseModel):
             sender_batch_s=float(env.get("SENDER_BATCH_S") or 0.8),
             job_retention_days=int(env.get("JOB_RETENTION_DAYS") or 90),
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "wabacast"),
+            metrics_service=env.get("POWERTOOLS_SERVICE_NAME") or "wabacast",
             schedule_group_name=env.get("SCHEDULE_GROUP_NAME") or None,
             scheduler_target_arn=env.get("SCHEDULER_TARGET_ARN") or None,
             scheduler_role_arn=env.get("SCHEDULER_ROLE_ARN") or None,

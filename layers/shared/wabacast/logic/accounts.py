@@ -26,7 +26,7 @@ from wabacast.domain.models import (
 )
 from wabacast.errors import ConcurrentModificationError, ConflictError, InvalidInputError, NotFoundError
 from wabacast.ids import new_id
-from wabacast.logic.ports import AccountStore, BusinessStore, QueueProvisioner, QueueStore, SecretStore
+from wabacast.logic.ports import AccountStore, BusinessStore, MetricsSink, QueueProvisioner, QueueStore, SecretStore
 
 # Optimistic writes retry this many times when a concurrent request moved the business's pointers.
 MAX_ATTEMPTS = 4
@@ -120,6 +120,7 @@ class AccountService:
         *,
         allow_sandbox: bool,
         provisioner: QueueProvisioner | None = None,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self._businesses = businesses
         self._accounts = accounts
@@ -130,6 +131,7 @@ class AccountService:
         self._allow_sandbox = allow_sandbox
         # Creates each account's delivery queues; None only where delivery is not wired (unit tests of hierarchy).
         self._provisioner = provisioner
+        self._metrics = metrics
 
     def list(self, business_id: str, limit: int, next_token: str | None) -> Page[Account]:
         business = self._business(business_id)
@@ -244,11 +246,18 @@ class AccountService:
                 self._accounts.update(before, after, business)
             except ConcurrentModificationError:
                 continue
+            self._count_quality_change(before, after)
             # Limits and status shape the sender mapping (concurrency, enabled); a half-provisioned account heals.
             if not after.delivery_ready or after.limits != before.limits or after.status != before.status:
                 return self._provision(after)
             return after
         raise ConcurrentModificationError("too many concurrent changes to this account; retry")
+
+    def _count_quality_change(self, before: Account, after: Account) -> None:
+        """AccountQualityRed: an account turned RED (it stops sending; an alarm watches the metric)."""
+        turned_red = after.quality_rating == QualityRating.RED and before.quality_rating != QualityRating.RED
+        if self._metrics is not None and turned_red:
+            self._metrics.add("AccountQualityRed", 1, account_id=after.id)
 
     def delete(self, business_id: str, account_id: str) -> None:
         for _ in range(MAX_ATTEMPTS):

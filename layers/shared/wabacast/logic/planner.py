@@ -236,14 +236,20 @@ class Planner:
                     report.jobs_planned += planned
             if limit is not None:
                 self._feed_account(sender, queues, plans, report)
+        pending_since: list[datetime] = []
         for queue in queues:
             tally = self._counters.tally(queue.id)
+            if tally.counters.pending:
+                pending_since.append(queue.started_at or queue.created_at)
             plan = plans[queue.id]
             if plan.done and tally.counters.pending == 0:
                 report.queues_completed += self._finish(queue, entry.account_id, tally=tally)
             if tally.counters != queue.counters:
                 self._lifecycle.record_counters(queue, tally.counters)
             self._sample_rate(queue, plan, tally)
+        # Age of the oldest pending job, taken as its queue's start (jobs are fed in order, oldest queue first).
+        backlog_s = (self._clock() - min(pending_since)).total_seconds() if pending_since else 0.0
+        self._metrics.add("QueueBacklog", max(backlog_s, 0.0), account_id=entry.account_id, unit="Seconds")
 
     def _finish(
         self, queue: Queue, account_id: str, *, tally: QueueTally | None = None, expired_now: bool = False
@@ -369,6 +375,9 @@ class Planner:
             )
             planned += len(jobs)
             self._metrics.add("JobsPlanned", len(jobs), account_id=queue.account_id)
+            opted_out_jobs = sum(1 for job in jobs if job.status == JobStatus.OPTED_OUT)
+            if opted_out_jobs:
+                self._metrics.add("OptedOut", opted_out_jobs, account_id=queue.account_id)
         return plan, planned
 
     def _next_page(

@@ -141,6 +141,7 @@ class Sender:
                 moves.append(job.move(JobStatus.PENDING, now=now, refeed=True))
             elif job.phone_number in opted_out:
                 moves.append(job.move(JobStatus.OPTED_OUT, now=now, skip_reason="opted out"))
+                self._metrics.add("OptedOut", 1, account_id=account_id)
             elif not window_open(queue.schedule, now, job.recipient_zone):
                 # Fed before the window closed (or a retry due outside it): back to the planner until it opens.
                 moves.append(job.move(JobStatus.PENDING, now=now, refeed=True))
@@ -259,6 +260,7 @@ class Sender:
         if error is None:
             return
         if error.error_class == ErrorClass.OPTED_OUT:
+            self._metrics.add("OptedOut", 1, account_id=job.account_id)
             self._contacts.add_opt_out(
                 job.business_id,
                 OptOut(
