@@ -103,7 +103,7 @@ def test_scripted_recipients_fail_as_configured(sandbox: SandboxServer, http_cli
 
     # THEN the classes follow the Meta table and only the normal one is recorded
     assert isinstance(opted_out, ProviderError)
-    assert opted_out.error_class is ErrorClass.OPTED_OUT
+    assert opted_out.error_class is ErrorClass.OPTED_OUT_MARKETING
     assert isinstance(spam, ProviderError)
     assert spam.error_class is ErrorClass.PAUSE_QUEUE
     assert isinstance(fine, SendReceipt)

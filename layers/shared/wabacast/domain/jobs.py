@@ -73,9 +73,13 @@ class IllegalJobMoveError(Exception):
 class ErrorClass(StrEnum):
     RETRYABLE = "retryable"  # back to SQS with backoff until maxAttempts
     PERMANENT = "permanent"  # FAILED at once
-    OPTED_OUT = "opted_out"  # FAILED, and the number joins the business's opt-outs
+    OPTED_OUT = "opted_out"  # FAILED, and the number joins the business's opt-outs (every template)
+    # FAILED, and the number joins the business's opt-outs for marketing templates only (Meta 131050)
+    OPTED_OUT_MARKETING = "opted_out_marketing"
     PAUSE_QUEUE = "pause_queue"  # FAILED, and the queue is paused with the reason (account/template trouble)
     UNKNOWN_OUTCOME = "unknown_outcome"  # the provider may have accepted it; never resent
+    # Back to the planner, fed again hours later with growing delays (a delayed re-feed, decision 28)
+    RETRY_LATER = "retry_later"
 
 
 class JobError(BaseModel):

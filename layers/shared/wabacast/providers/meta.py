@@ -70,7 +70,7 @@ class MetaCloudProvider:
             raise self._transport_error(error) from None
         if response.is_success:
             return self._receipt(response)
-        raise self._http_error(response)
+        raise self._http_error(response, message.to)
 
     def _receipt(self, response: httpx.Response) -> SendReceipt:
         try:
@@ -82,7 +82,7 @@ class MetaCloudProvider:
             raise local_error("INVALID_RESPONSE", f"HTTP {response.status_code}", http_status=response.status_code)
         return SendReceipt(provider_message_id=message_id)
 
-    def _http_error(self, response: httpx.Response) -> ProviderError:
+    def _http_error(self, response: httpx.Response, recipient: str) -> ProviderError:
         status = response.status_code
         code: str | None = None
         subcode: str | None = None
@@ -100,7 +100,7 @@ class MetaCloudProvider:
             details = error.get("error_data", {}).get("details") if isinstance(error.get("error_data"), dict) else None
             if details and str(details) not in text:
                 text = f"{text} ({details})"
-        error_class = classify(self._provider_name, code, status, subcode=subcode)
+        error_class = classify(self._provider_name, code, status, subcode=subcode, recipient=recipient)
         return ProviderError(code or str(status), self._scrub(text), error_class, http_status=status)
 
     def _transport_error(self, error: httpx.HTTPError | httpx.InvalidURL) -> ProviderError:
