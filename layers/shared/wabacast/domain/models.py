@@ -250,11 +250,23 @@ class Account(DomainModel):
         return self.status == AccountStatus.ACTIVE and self.quality_rating != QualityRating.RED
 
 
+class TemplateCategory(StrEnum):
+    """Meta's template categories. Opt-outs of marketing (Meta 131050) do not stop utility or authentication ones."""
+
+    MARKETING = "marketing"
+    UTILITY = "utility"
+    AUTHENTICATION = "authentication"
+
+
 class Template(DomainModel):
     name: str = Field(pattern=_TEMPLATE_NAME, description="Approved template name (lowercase, digits, _)")
     language: str = Field(pattern=_LANGUAGE, examples=["en_US"], description="Template language code")
     content_sid: str | None = Field(
         default=None, pattern=_CONTENT_SID, description="Twilio Content SID (HX...); required for Twilio accounts"
+    )
+    category: TemplateCategory = Field(
+        default=TemplateCategory.MARKETING,
+        description="The template's category at Meta; a number opted out of marketing only still gets the others",
     )
 
 
@@ -422,11 +434,22 @@ class OptOutSource(StrEnum):
     PROVIDER = "provider"
 
 
+class OptOutScope(StrEnum):
+    ALL = "all"  # no template at all
+    MARKETING = "marketing"  # no marketing template; utility and authentication templates still go
+
+
 class OptOut(DomainModel):
     phone_number: str
     reason: str | None = None
     source: OptOutSource
     created_at: datetime
+    # Items stored before scopes existed have none: they stop everything.
+    scope: OptOutScope = OptOutScope.ALL
+
+    def covers(self, category: TemplateCategory) -> bool:
+        """Whether this opt-out stops a template of `category`."""
+        return self.scope == OptOutScope.ALL or category == TemplateCategory.MARKETING
 
 
 T = TypeVar("T")
