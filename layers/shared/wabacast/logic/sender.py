@@ -234,6 +234,8 @@ class Sender:
             language=queue.template.language,
             variables=job.variables,
             content_sid=queue.template.content_sid,
+            header=queue.template.header,
+            buttons=tuple(queue.template.buttons),
         )
         started = time.perf_counter()
         try:

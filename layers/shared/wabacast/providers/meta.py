@@ -6,12 +6,15 @@ goes in the Authorization header only; it is never logged and never part of an e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from wabacast.providers.base import OutboundMessage, ProviderError, SendReceipt
 from wabacast.providers.errors import classify, local_error
+
+if TYPE_CHECKING:
+    from wabacast.domain.models import TemplateButton, TemplateHeader
 
 # Meta error messages are short; JobError.message holds at most 500 characters.
 MAX_ERROR_MESSAGE = 480
@@ -26,11 +29,39 @@ def template_parameters(variables: dict[str, str]) -> list[dict[str, str]]:
     return parameters
 
 
+def header_component(header: TemplateHeader) -> dict[str, Any]:
+    """`{"type": "header", "parameters": [...]}`: a text parameter, or the media (image, document, video) by link."""
+    kind = header.type.value
+    if kind == "text":
+        return {"type": "header", "parameters": [{"type": "text", "text": header.text}]}
+    media: dict[str, str] = {"link": str(header.link)}
+    if kind == "document" and header.filename:
+        media["filename"] = header.filename
+    return {"type": "header", "parameters": [{"type": kind, kind: media}]}
+
+
+def button_component(button: TemplateButton) -> dict[str, Any]:
+    """One `{"type": "button", "sub_type", "index", "parameters"}` per button: a quick reply's payload, or the
+    suffix appended to a dynamic URL button's URL. Meta's index is a string."""
+    if button.sub_type.value == "quick_reply":
+        parameter = {"type": "payload", "payload": button.payload}
+    else:
+        parameter = {"type": "text", "text": button.url_suffix}
+    return {"type": "button", "sub_type": button.sub_type.value, "index": str(button.index), "parameters": [parameter]}
+
+
 def build_template_payload(message: OutboundMessage) -> dict[str, Any]:
-    """The JSON body of a template send; `components` only when the template has variables."""
+    """The JSON body of a template send: header, body and button components in that order, each only when the
+    template has it (no `components` at all for a template without parameters)."""
     template: dict[str, Any] = {"name": message.template_name, "language": {"code": message.language}}
+    components: list[dict[str, Any]] = []
+    if message.header is not None:
+        components.append(header_component(message.header))
     if message.variables:
-        template["components"] = [{"type": "body", "parameters": template_parameters(message.variables)}]
+        components.append({"type": "body", "parameters": template_parameters(message.variables)})
+    components += [button_component(button) for button in sorted(message.buttons, key=lambda b: b.index)]
+    if components:
+        template["components"] = components
     return {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
