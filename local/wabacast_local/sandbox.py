@@ -675,7 +675,7 @@ class SandboxServer:
 
     @property
     def url(self) -> str:
-        """Base URL for SANDBOX_BASE_URL, e.g. http://127.0.0.1:PORT (sends go to {url}/v21.0/{id}/messages)."""
+        """Base URL for SANDBOX_BASE_URL, e.g. http://127.0.0.1:PORT (sends go to {url}/{version}/{id}/messages)."""
         return f"http://{self._host}:{self.port}"
 
     # -- settings and inspection (same as the HTTP routes) ----------------------------------------------------

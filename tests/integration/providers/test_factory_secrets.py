@@ -88,7 +88,7 @@ def test_meta_credentials_stored_by_the_api_drive_a_real_send(
     # THEN the request used the stored phone number id and token
     assert receipt.provider_message_id.startswith("wamid.")
     (request,) = fake_meta.requests
-    assert request.path == "/v21.0/106540352242922/messages"
+    assert request.path == "/v24.0/106540352242922/messages"
     assert request.headers["authorization"] == "Bearer EAAG-stored-token-0123456789"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -100,7 +100,7 @@ def test_a_sandbox_account_sends_to_the_sandbox_url_with_its_account_id() -> Non
 
     # THEN the Meta API call went to the sandbox with the account id as phone number id; no secret was read
     assert isinstance(provider, MetaCloudProvider)
-    assert str(recorder.requests[0].url) == "http://127.0.0.1:8081/v21.0/acc_sbx/messages"
+    assert str(recorder.requests[0].url) == "http://127.0.0.1:8081/v24.0/acc_sbx/messages"
     assert recorder.requests[0].headers["authorization"] == "Bearer sandbox"
     assert secrets.reads == []
 
@@ -235,7 +235,26 @@ def test_settings_read_the_provider_fields_from_the_environment() -> None:
     assert configured.sandbox_base_url == "http://127.0.0.1:8081"
     assert (default.meta_base_url, default.meta_api_version, default.provider_timeout_s) == (
         "https://graph.facebook.com",
-        "v21.0",
+        "v24.0",
         10.0,
     )
     assert default.sandbox_base_url is None
+
+
+# Meta's versions changelog (checked 2026-11-29): the date each Graph API version stops working.
+GRAPH_API_END_OF_LIFE = {
+    "v21.0": date(2027, 1, 21),
+    "v22.0": date(2027, 5, 20),
+    "v23.0": date(2027, 10, 8),
+    "v24.0": date(2028, 2, 18),
+    "v25.0": date(2028, 7, 29),
+}
+
+
+def test_the_default_graph_api_version_is_supported_for_at_least_a_year() -> None:
+    # GIVEN the default Graph API version and the day this default was chosen
+    chosen_on = date(2026, 11, 29)
+    version = Settings(table_name="t-1").meta_api_version
+    # WHEN its end of life is looked up
+    # THEN Meta supports it for at least a year from then
+    assert GRAPH_API_END_OF_LIFE[version] >= chosen_on.replace(year=chosen_on.year + 1)
