@@ -71,6 +71,36 @@ def build_template_payload(message: OutboundMessage) -> dict[str, Any]:
     }
 
 
+class _RequestTrace:
+    """httpcore's trace extension for one request: whether it opened a connection of its own, and whether the
+    request headers were written whole. httpcore swallows a write error and reads on, so a connection the server
+    had already closed shows up as RemoteProtocolError or ReadError: this trace tells that case apart."""
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.headers_started = False
+        self.headers_written = False
+
+    def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event.startswith(("connection.connect_tcp.", "connection.connect_unix_socket.")):
+            self.connected = True
+        elif event.endswith(".send_request_headers.started"):
+            self.headers_started = True
+        elif event.endswith(".send_request_headers.complete"):
+            self.headers_written = True
+
+    @property
+    def stale_connection(self) -> bool:
+        """A pooled (kept-alive) connection failed before the request's headers were written: the provider
+        cannot have received the request. Without trace events (a transport that is not httpcore's) nothing is
+        known, so nothing is retried."""
+        return self.headers_started and not self.connected and not self.headers_written
+
+
+# Failures that a connection the server closed while it sat in the pool produces.
+_STALE_CONNECTION_ERRORS = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.ConnectError)
+
+
 class MetaCloudProvider:
     def __init__(
         self,
@@ -95,13 +125,27 @@ class MetaCloudProvider:
     def send(self, message: OutboundMessage) -> SendReceipt:
         payload = build_template_payload(message)
         headers = {"Authorization": f"Bearer {self._access_token}", "Accept": "application/json"}
-        try:
-            response = self._client.post(self._url, json=payload, headers=headers, timeout=self._timeout)
-        except (httpx.HTTPError, httpx.InvalidURL) as error:
-            raise self._transport_error(error) from None
+        response = self._post(payload, headers)
         if response.is_success:
             return self._receipt(response)
         raise self._http_error(response, message.to)
+
+    def _post(self, payload: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+        """One POST; tried a second time (on a new connection) only when a kept-alive connection turned out to be
+        closed before any of the request was written. Anything else that fails is classified as it is."""
+        for attempt in (1, 2):
+            trace = _RequestTrace()
+            try:
+                return self._client.post(
+                    self._url, json=payload, headers=headers, timeout=self._timeout, extensions={"trace": trace}
+                )
+            except _STALE_CONNECTION_ERRORS as error:
+                if attempt == 1 and trace.stale_connection:
+                    continue
+                raise self._transport_error(error) from None
+            except (httpx.HTTPError, httpx.InvalidURL) as error:
+                raise self._transport_error(error) from None
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _receipt(self, response: httpx.Response) -> SendReceipt:
         try:
