@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -258,3 +259,34 @@ def test_the_default_graph_api_version_is_supported_for_at_least_a_year() -> Non
     # WHEN its end of life is looked up
     # THEN Meta supports it for at least a year from then
     assert GRAPH_API_END_OF_LIFE[version] >= chosen_on.replace(year=chosen_on.year + 1)
+
+
+class CountingSecretsClient:
+    """Secrets Manager's GetSecretValue: the stored value and its VersionId, counted."""
+
+    def __init__(self, value: dict[str, str]) -> None:
+        self.value = value
+        self.version = "v1"
+        self.calls = 0
+
+    def get_secret_value(self, SecretId: str) -> dict[str, str]:  # noqa: N803 - boto3's parameter name
+        self.calls += 1
+        return {"SecretString": json.dumps(self.value), "VersionId": self.version}
+
+
+def test_secret_versions_are_checked_once_per_period_not_per_message() -> None:
+    # GIVEN a version-checking secrets source over a counting client, and a clock that does not move
+    from wabacast.providers.factory import SECRET_VERSION_CHECK_S, SecretsManagerVersions
+
+    client = CountingSecretsClient({"account_sid": "AC" + "0" * 32, "auth_token": "f" * 32})
+    now = [0.0]
+    versions = SecretsManagerVersions(client, monotonic=lambda: now[0])  # type: ignore[arg-type]
+
+    # WHEN 100 messages ask for the secret within one period, and one more after it
+    seen = {versions.current("s").version_id for _ in range(100)}
+    client.version = "v2"
+    now[0] += SECRET_VERSION_CHECK_S
+    after = versions.current("s").version_id
+
+    # THEN Secrets Manager was asked once per period, and the new version is seen after it
+    assert (seen, after, client.calls) == ({"v1"}, "v2", 2)
