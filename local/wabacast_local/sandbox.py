@@ -49,6 +49,9 @@ TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")
 PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 COMPONENT_TYPES = frozenset({"header", "body", "button"})
+MEDIA_HEADER_TYPES = frozenset({"image", "document", "video"})
+# A button's parameter type per sub_type.
+BUTTON_PARAMETER = {"quick_reply": "payload", "url": "text"}
 MAX_BODY_BYTES = 1_000_000
 RATE_LIMIT_CODE = 130429
 
@@ -208,6 +211,10 @@ def _component_problem(index: int, component: Any) -> tuple[int, str] | None:
     parameters = component.get("parameters", [])
     if not isinstance(parameters, list):
         return 100, f"{where}['parameters'] must be an array"
+    if component["type"] == "header":
+        return _header_problem(where, parameters)
+    if component["type"] == "button":
+        return _button_problem(where, component, parameters)
     named = 0
     for position, parameter in enumerate(parameters):
         spot = f"{where}['parameters'][{position}]"
@@ -225,6 +232,42 @@ def _component_problem(index: int, component: Any) -> tuple[int, str] | None:
             named += 1
     if 0 < named < len(parameters):
         return 100, f"{where}: parameter_name must be set on all parameters or on none"
+    return None
+
+
+def _header_problem(where: str, parameters: list[Any]) -> tuple[int, str] | None:
+    """One parameter: {"type": "text", "text"} or {"type": "image"|"document"|"video", <type>: {"link": https URL}}."""
+    if len(parameters) != 1 or not isinstance(parameters[0], dict):
+        return 132000, f"{where}: a header takes exactly one parameter"
+    parameter = parameters[0]
+    kind = parameter.get("type")
+    spot = f"{where}['parameters'][0]"
+    if kind == "text":
+        text = parameter.get("text")
+        return None if isinstance(text, str) and text.strip() else (131009, f"{spot}['text'] must not be empty")
+    if kind not in MEDIA_HEADER_TYPES:
+        return 100, f"{spot}['type'] must be text, {', '.join(sorted(MEDIA_HEADER_TYPES))}"
+    media = parameter.get(kind)
+    link = media.get("link") if isinstance(media, dict) else None
+    if not isinstance(link, str) or not link.startswith("https://"):
+        return 131008, f"{spot}['{kind}']['link'] is required and must be an https URL"
+    return None
+
+
+def _button_problem(where: str, component: dict[str, Any], parameters: list[Any]) -> tuple[int, str] | None:
+    """{"type": "button", "sub_type": quick_reply|url, "index": "0".."9", "parameters": [payload | text]}."""
+    sub_type = component.get("sub_type")
+    if sub_type not in BUTTON_PARAMETER:
+        return 100, f"{where}['sub_type'] must be one of {', '.join(sorted(BUTTON_PARAMETER))}"
+    index = component.get("index")
+    if not isinstance(index, str) or not index.isdigit() or not 0 <= int(index) <= 9:
+        return 100, f"{where}['index'] must be a string from '0' to '9'"
+    expected = BUTTON_PARAMETER[sub_type]
+    if len(parameters) != 1 or not isinstance(parameters[0], dict) or parameters[0].get("type") != expected:
+        return 132000, f"{where}: a {sub_type} button takes one parameter of type {expected!r}"
+    value = parameters[0].get(expected)
+    if not isinstance(value, str) or not value.strip():
+        return 131009, f"{where}['parameters'][0]['{expected}'] must not be empty"
     return None
 
 
@@ -632,7 +675,7 @@ class SandboxServer:
 
     @property
     def url(self) -> str:
-        """Base URL for SANDBOX_BASE_URL, e.g. http://127.0.0.1:PORT (sends go to {url}/v21.0/{id}/messages)."""
+        """Base URL for SANDBOX_BASE_URL, e.g. http://127.0.0.1:PORT (sends go to {url}/{version}/{id}/messages)."""
         return f"http://{self._host}:{self.port}"
 
     # -- settings and inspection (same as the HTTP routes) ----------------------------------------------------

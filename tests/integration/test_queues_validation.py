@@ -56,6 +56,47 @@ CREATE_CASES: dict[str, tuple[dict[str, Any], str]] = {
         "template.name",
     ),
     "template language not a code": ({"template": {"name": "spring_sale", "language": "english"}}, "template.language"),
+    "template category unknown": (
+        {"template": {"name": "spring_sale", "language": "en", "category": "promotional"}},
+        "template.category",
+    ),
+    "template image header without link": (
+        {"template": {"name": "spring_sale", "language": "en", "header": {"type": "image"}}},
+        "template.header",
+    ),
+    "template header link not https": (
+        {"template": {"name": "spring_sale", "language": "en", "header": {"type": "video", "link": "http://x.io/a"}}},
+        "template.header.link",
+    ),
+    "template header text too long": (
+        {"template": {"name": "spring_sale", "language": "en", "header": {"type": "text", "text": "t" * 61}}},
+        "template.header.text",
+    ),
+    "template header type unknown": (
+        {"template": {"name": "spring_sale", "language": "en", "header": {"type": "location"}}},
+        "template.header.type",
+    ),
+    "template button index 10": (
+        {"template": {"name": "s", "language": "en", "buttons": [{"subType": "url", "index": 10, "urlSuffix": "a"}]}},
+        "template.buttons[0].index",
+    ),
+    "template quick reply without payload": (
+        {"template": {"name": "s", "language": "en", "buttons": [{"subType": "quick_reply", "index": 0}]}},
+        "template.buttons[0]",
+    ),
+    "template buttons with the same index": (
+        {
+            "template": {
+                "name": "s",
+                "language": "en",
+                "buttons": [
+                    {"subType": "url", "index": 0, "urlSuffix": "a"},
+                    {"subType": "quick_reply", "index": 0, "payload": "b"},
+                ],
+            }
+        },
+        "template",
+    ),
     "template contentSid malformed": (
         {"template": {"name": "spring_sale", "language": "en", "contentSid": "HX123"}},
         "template.contentSid",

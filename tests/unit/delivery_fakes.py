@@ -520,7 +520,11 @@ class FakeJobStore(_Recorded):
             seqs, ordered = self._ordered_open(queue_id)
             chosen = ordered[bisect.bisect_right(seqs, after_seq) : bisect.bisect_right(seqs, up_to_seq)]
             found = (stored.get(candidate.job_id) for candidate in chosen)
-            return [job for job in found if job and job.status == JobStatus.PENDING and not job.refeed]
+            return [
+                job
+                for job in found
+                if job and job.status == JobStatus.PENDING and not job.refeed and job.not_before is None
+            ]
 
     def handed_back(self, queue_id: str, limit: int, recipient_zone: str | None = None) -> list[Job]:
         self._enter("handed_back")
@@ -567,6 +571,33 @@ class FakeJobStore(_Recorded):
             ):
                 return False
             self.jobs[job.queue_id][job.id] = stored.model_copy(update={"refeed": False})
+            return True
+
+    def deferred(self, queue_id: str, limit: int, due_by: datetime | None = None) -> list[Job]:
+        self._enter("deferred")
+        with self._lock:
+            waiting = [
+                job
+                for job in self.jobs.get(queue_id, {}).values()
+                if job.status == JobStatus.PENDING
+                and job.not_before is not None
+                and (due_by is None or job.not_before <= due_by)
+            ]
+            return sorted(waiting, key=lambda job: (job.not_before or job.created_at, job.seq))[:limit]
+
+    def clear_deferral(self, job: Job) -> bool:
+        """not_before -> None (updated_at unchanged), while the job is PENDING, as read, and deferred."""
+        self._enter("clear_deferral")
+        with self._lock:
+            stored = self.jobs.get(job.queue_id, {}).get(job.id)
+            if (
+                stored is None
+                or stored.status != JobStatus.PENDING
+                or _stamp(stored.updated_at) != _stamp(job.updated_at)
+                or stored.not_before is None
+            ):
+                return False
+            self.jobs[job.queue_id][job.id] = stored.model_copy(update={"not_before": None})
             return True
 
     # Sending ------------------------------------------------------------------------------------------------------
@@ -811,11 +842,14 @@ def _day(now: float) -> date:
 
 
 # Providers --------------------------------------------------------------------------------------------------------
-def provider_error(code: str, *, provider: str = "meta", http_status: int | None = 400) -> ProviderError:
-    """A ProviderError as an adapter raises it: classified by wabacast.providers.errors."""
+def provider_error(
+    code: str, *, provider: str = "meta", http_status: int | None = 400, recipient: str | None = None
+) -> ProviderError:
+    """A ProviderError as an adapter raises it: classified by wabacast.providers.errors (for `recipient`)."""
     rule = lookup(provider, code)
     message = rule.meaning if rule is not None else f"provider error {code}"
-    return ProviderError(code, message, classify(provider, code, http_status), http_status=http_status)
+    error_class = classify(provider, code, http_status, recipient=recipient)
+    return ProviderError(code, message, error_class, http_status=http_status)
 
 
 class FakeProvider:

@@ -28,9 +28,11 @@ from wabacast.domain.models import (
     Business,
     Contact,
     OptOut,
+    OptOutScope,
     Page,
     Queue,
     QueueStatus,
+    TemplateCategory,
 )
 from wabacast.errors import ConcurrentModificationError, ConflictError, InvalidInputError, NotFoundError
 from wabacast.phone import FROM_STORAGE
@@ -607,7 +609,11 @@ class FakeContactStore(_Scripted):
         self._enter("add_opt_out")
         existing = self.opt_outs.get((business_id, opt_out.phone_number))
         if existing is not None:
-            return OptOut.model_validate(existing, context=_STORAGE), False
+            stored = OptOut.model_validate(existing, context=_STORAGE)
+            if stored.scope == OptOutScope.MARKETING and opt_out.scope == OptOutScope.ALL:
+                self.opt_outs[(business_id, opt_out.phone_number)] = opt_out.model_dump(mode="json")
+                return opt_out, True
+            return stored, False
         self.opt_outs[(business_id, opt_out.phone_number)] = opt_out.model_dump(mode="json")
         return opt_out, True
 
@@ -616,9 +622,20 @@ class FakeContactStore(_Scripted):
         item = self.opt_outs.get((business_id, phone_number))
         return OptOut.model_validate(item, context=_STORAGE) if item else None
 
-    def opted_out_among(self, business_id: str, phone_numbers: Sequence[str]) -> set[str]:
+    def opted_out_among(
+        self,
+        business_id: str,
+        phone_numbers: Sequence[str],
+        *,
+        category: TemplateCategory = TemplateCategory.MARKETING,
+    ) -> set[str]:
         self._enter("opted_out_among")
-        return {phone for phone in set(phone_numbers) if (business_id, phone) in self.opt_outs}
+        return {
+            phone
+            for phone in set(phone_numbers)
+            if (business_id, phone) in self.opt_outs
+            and OptOut.model_validate(self.opt_outs[(business_id, phone)], context=_STORAGE).covers(category)
+        }
 
     def remove_opt_out(self, business_id: str, phone_number: str) -> None:
         self._enter("remove_opt_out")

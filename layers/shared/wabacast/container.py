@@ -29,7 +29,7 @@ from wabacast.logic.processing import ProcessingService
 from wabacast.logic.queues import QueueService
 from wabacast.logic.scheduling import ScheduleKeeper
 from wabacast.logic.sender import Sender
-from wabacast.providers.factory import ProviderFactory, powertools_secret_getter
+from wabacast.providers.factory import ProviderFactory, SecretsManagerVersions
 from wabacast.settings import Settings
 from wabacast.wiring import table_gateway
 
@@ -123,9 +123,11 @@ def build_delivery(settings: Settings, http_client: httpx.Client | None = None) 
     account_queues = _account_queues(settings)
     rates = RateLimiter(table)
     metrics = EmfMetrics(namespace=settings.metrics_namespace, service=settings.metrics_service)
-    secrets = SecretsManagerStore(boto3.client("secretsmanager", region_name=settings.region), settings.secrets_prefix)
-    # No HTTP client yet: the factory makes one when the first Meta or sandbox account sends.
-    providers = ProviderFactory(settings, powertools_secret_getter, http_client)
+    secrets_client = boto3.client("secretsmanager", region_name=settings.region)
+    secrets = SecretsManagerStore(secrets_client, settings.secrets_prefix)
+    # No HTTP client yet: the factory makes one when the first Meta or sandbox account sends. Secrets are read with
+    # their version, so a credential update reaches warm senders (docs/providers.md).
+    providers = ProviderFactory(settings, SecretsManagerVersions(secrets_client), http_client)
     dispatch = (
         SqsPlanDispatch(boto3.client("sqs", region_name=settings.region), settings.plan_queue_url)
         if settings.plan_queue_url

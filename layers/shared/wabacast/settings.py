@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
+DEFAULT_META_API_VERSION = "v24.0"
+
 
 class Settings(BaseModel):
     """Everything a handler needs to know about where it runs.
@@ -28,9 +30,10 @@ class Settings(BaseModel):
     # Whether the API creates `provider: sandbox` accounts. Only the local stack (and tests) turn it on: in AWS a
     # sandbox account would be a tenant's number that never reaches WhatsApp.
     allow_sandbox_accounts: bool = False
-    # Meta Cloud API (Graph API) endpoint and version used by `meta` accounts.
+    # Meta Cloud API (Graph API) endpoint and version used by `meta` accounts. The default is a version Meta
+    # supports for at least a year: v24.0 until 2028-02-18 (Meta's versions changelog, checked 2026-11-29).
     meta_base_url: str = "https://graph.facebook.com"
-    meta_api_version: str = Field(default="v21.0", pattern=r"^v[0-9]+\.[0-9]+$")
+    meta_api_version: str = Field(default=DEFAULT_META_API_VERSION, pattern=r"^v[0-9]+\.[0-9]+$")
     # Per provider call (connect and read each); a read timeout is an unknown outcome, never resent.
     provider_timeout_s: float = Field(default=10.0, gt=0, le=60)
 
@@ -77,7 +80,7 @@ class Settings(BaseModel):
             sandbox_base_url=env.get("SANDBOX_BASE_URL") or None,
             allow_sandbox_accounts=(env.get("ALLOW_SANDBOX_ACCOUNTS") or "").strip().lower() == "true",
             meta_base_url=env.get("META_BASE_URL") or "https://graph.facebook.com",
-            meta_api_version=env.get("META_API_VERSION") or "v21.0",
+            meta_api_version=env.get("META_API_VERSION") or DEFAULT_META_API_VERSION,
             provider_timeout_s=float(env.get("PROVIDER_TIMEOUT_S") or 10.0),
             queue_name_prefix=env.get("QUEUE_NAME_PREFIX", "wabacast"),
             sender_function_arn=env.get("SENDER_FUNCTION_ARN") or None,

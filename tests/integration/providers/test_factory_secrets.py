@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import httpx
@@ -26,7 +26,12 @@ from wabacast.domain.models import (
     VerificationStatus,
 )
 from wabacast.providers.base import OutboundMessage
-from wabacast.providers.factory import ProviderFactory, powertools_secret_getter
+from wabacast.providers.factory import (
+    SECRET_VERSION_CHECK_S,
+    ProviderFactory,
+    SecretsManagerVersions,
+    powertools_secret_getter,
+)
 from wabacast.settings import Settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -88,7 +93,7 @@ def test_meta_credentials_stored_by_the_api_drive_a_real_send(
     # THEN the request used the stored phone number id and token
     assert receipt.provider_message_id.startswith("wamid.")
     (request,) = fake_meta.requests
-    assert request.path == "/v21.0/106540352242922/messages"
+    assert request.path == "/v24.0/106540352242922/messages"
     assert request.headers["authorization"] == "Bearer EAAG-stored-token-0123456789"
 
 
@@ -101,3 +106,84 @@ def test_a_secret_that_is_not_a_json_object_is_refused(secrets_manager: SecretsM
     # THEN it is refused as credentials
     with pytest.raises(ValueError, match="not a JSON object"):
         powertools_secret_getter(name)
+
+
+class SteppedClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_credential_update_reaches_a_warm_sender_by_the_secrets_version(
+    secrets_manager: SecretsManagerStore, fake_meta: FakeMetaServer, http_client: httpx.Client
+) -> None:
+    # GIVEN a warm provider for a Meta account, built from version 1 of its secret
+    account = meta_account(f"acc_{uuid.uuid4().hex[:8]}")
+    first = MetaCredentials(
+        phone_number_id="106540352242922",
+        waba_id="102290129340398",
+        access_token="EAAG-first-token-0123456789",
+        app_secret="0123456789abcdef0123456789abcdef",
+    )
+    name = secrets_manager.name_for_account(account.business_id, account.id)
+    secrets_manager.put(name, first.model_dump(), {"businessId": account.business_id})
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    clock = SteppedClock()
+    versions = SecretsManagerVersions(client, check_every_s=SECRET_VERSION_CHECK_S, monotonic=clock)
+    factory = ProviderFactory(
+        Settings(table_name="wabacast-test", meta_base_url=fake_meta.url, provider_timeout_s=5), versions, http_client
+    )
+    message = OutboundMessage(
+        job_id="j", to="+34600000001", from_number="+34900000000", template_name="hi", language="en"
+    )
+    factory.for_account(account, name).send(message)
+
+    # WHEN the token is rotated outside the API (a new secret version; the account item does not move)
+    rotated = first.model_copy(update={"access_token": "EAAG-rotated-token-987654321"})
+    secrets_manager.put(name, rotated.model_dump(), {"businessId": account.business_id})
+    clock.now += SECRET_VERSION_CHECK_S / 2
+    factory.for_account(account, name).send(message)
+    clock.now += SECRET_VERSION_CHECK_S
+    factory.for_account(account, name).send(message)
+
+    # THEN sends within the check period use the provider as built; the first after it uses the new version
+    tokens = [request.headers["authorization"] for request in fake_meta.requests]
+    assert tokens == [
+        "Bearer EAAG-first-token-0123456789",
+        "Bearer EAAG-first-token-0123456789",
+        "Bearer EAAG-rotated-token-987654321",
+    ]
+
+
+def test_an_account_update_reads_the_secret_at_once_not_from_a_cache(
+    secrets_manager: SecretsManagerStore, fake_meta: FakeMetaServer, http_client: httpx.Client
+) -> None:
+    # GIVEN a warm provider, and the account's credentials replaced through the API (the account's updatedAt moves)
+    account = meta_account(f"acc_{uuid.uuid4().hex[:8]}")
+    first = MetaCredentials(
+        phone_number_id="106540352242922",
+        waba_id="102290129340398",
+        access_token="EAAG-first-token-0123456789",
+        app_secret="0123456789abcdef0123456789abcdef",
+    )
+    name = secrets_manager.name_for_account(account.business_id, account.id)
+    secrets_manager.put(name, first.model_dump(), {"businessId": account.business_id})
+    versions = SecretsManagerVersions(boto3.client("secretsmanager", region_name="us-east-1"), monotonic=SteppedClock())
+    factory = ProviderFactory(
+        Settings(table_name="wabacast-test", meta_base_url=fake_meta.url, provider_timeout_s=5), versions, http_client
+    )
+    message = OutboundMessage(
+        job_id="j", to="+34600000001", from_number="+34900000000", template_name="hi", language="en"
+    )
+    factory.for_account(account, name).send(message)
+    replaced = first.model_copy(update={"access_token": "EAAG-replaced-token-55555555"})
+    secrets_manager.put(name, replaced.model_dump(), {"businessId": account.business_id})
+    updated = account.model_copy(update={"updated_at": account.updated_at + timedelta(seconds=1)})
+
+    # WHEN the next send comes, well within the version check period
+    factory.for_account(updated, name).send(message)
+
+    # THEN it already uses the new token
+    assert fake_meta.requests[-1].headers["authorization"] == "Bearer EAAG-replaced-token-55555555"

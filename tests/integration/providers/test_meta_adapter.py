@@ -66,7 +66,7 @@ def test_a_send_posts_the_template_with_the_bearer_token(fake_meta: FakeMetaServ
     ("example", "code", "status", "expected"),
     [
         ("undeliverable", "131026", 400, ErrorClass.PERMANENT),
-        ("opted_out", "131050", 400, ErrorClass.OPTED_OUT),
+        ("opted_out", "131050", 400, ErrorClass.OPTED_OUT_MARKETING),
         ("rate_limited", "130429", 429, ErrorClass.RETRYABLE),
         ("server_error", "131000", 500, ErrorClass.RETRYABLE),
         ("token_expired", "190", 401, ErrorClass.PAUSE_QUEUE),

@@ -103,7 +103,7 @@ def test_scripted_recipients_fail_as_configured(sandbox: SandboxServer, http_cli
 
     # THEN the classes follow the Meta table and only the normal one is recorded
     assert isinstance(opted_out, ProviderError)
-    assert opted_out.error_class is ErrorClass.OPTED_OUT
+    assert opted_out.error_class is ErrorClass.OPTED_OUT_MARKETING
     assert isinstance(spam, ProviderError)
     assert spam.error_class is ErrorClass.PAUSE_QUEUE
     assert isinstance(fine, SendReceipt)
@@ -357,3 +357,45 @@ def test_on_accepted_hook_sees_each_accepted_message(http_client: httpx.Client) 
 
     # THEN the hook saw only the accepted one
     assert [record["to"] for record in seen] == ["34600000001"]
+
+
+def test_header_and_button_parameters_are_accepted_and_a_broken_button_is_refused(
+    sandbox: SandboxServer, http_client: httpx.Client
+) -> None:
+    # GIVEN a template with an image header and a quick-reply and a URL button
+    from wabacast.domain.models import TemplateButton, TemplateHeader
+
+    provider = sandbox_provider(sandbox, http_client)
+    header = TemplateHeader.model_validate({"type": "image", "link": "https://cdn.example.com/spring.png"})
+    buttons = (
+        TemplateButton.model_validate({"subType": "quick_reply", "index": 0, "payload": "MORE"}),
+        TemplateButton.model_validate({"subType": "url", "index": 1, "urlSuffix": "spring"}),
+    )
+    # WHEN it is sent through the Meta adapter
+    sent = outcome(provider, message(header=header, buttons=buttons))
+    # THEN the sandbox (validating Meta's component shapes) accepts it
+    assert isinstance(sent, SendReceipt)
+    # AND a button parameter of the wrong type is refused as Meta does (132000, permanent)
+    response = http_client.post(
+        f"{sandbox.url}/v21.0/{ACCOUNT}/messages",
+        headers={"Authorization": "Bearer sandbox"},
+        json={
+            "messaging_product": "whatsapp",
+            "to": "34600000001",
+            "type": "template",
+            "template": {
+                "name": "order_update",
+                "language": {"code": "en_US"},
+                "components": [
+                    {
+                        "type": "button",
+                        "sub_type": "url",
+                        "index": "0",
+                        "parameters": [{"type": "payload", "payload": "x"}],
+                    }
+                ],
+            },
+        },
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == 132000

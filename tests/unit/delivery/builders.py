@@ -37,6 +37,7 @@ def make_queue(
     started_at: datetime | None = NOW,
     active_hours: ActiveHours | None = None,
     schedule: dict[str, Any] | None = None,
+    template: dict[str, Any] | None = None,
 ) -> Queue:
     """A stored queue; `recipients` are numbers, or (number, variables) pairs."""
     rows: list[dict[str, Any]] = [
@@ -51,7 +52,7 @@ def make_queue(
             "business_id": business_id,
             "name": f"Campaign {queue_id}",
             "account_id": account_id,
-            "template": {"name": "welcome", "language": "en"},
+            "template": template or {"name": "welcome", "language": "en"},
             "variables": variables or {},
             "audience": {"recipients": rows, "contact_tags": list(tags)},
             "priority": priority,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from wabacast.domain.jobs import ErrorClass
@@ -12,6 +14,7 @@ from wabacast.providers.errors import (
     classify,
     local_error,
     lookup,
+    resets_after,
     table_rows,
 )
 
@@ -43,8 +46,8 @@ UNKNOWN_OUTCOME = ErrorClass.UNKNOWN_OUTCOME
         (131008, 400, PERMANENT),
         (131009, 400, PERMANENT),
         (100, 400, PERMANENT),
-        # Opted out.
-        (131050, 400, OPTED_OUT),
+        # Opted out of marketing only.
+        (131050, 400, ErrorClass.OPTED_OUT_MARKETING),
         # Account or template trouble.
         (131048, 400, PAUSE_QUEUE),
         (132015, 400, PAUSE_QUEUE),
@@ -68,7 +71,7 @@ def test_meta_codes_classify_as_the_table_says(code: int, status: int, expected:
     ("code", "status", "expected"),
     [
         (20429, 429, RETRYABLE),
-        (63018, 400, RETRYABLE),
+        (63017, 429, RETRYABLE),
         (21211, 400, PERMANENT),
         (21614, 400, PERMANENT),
         (63003, 400, PERMANENT),
@@ -79,6 +82,10 @@ def test_meta_codes_classify_as_the_table_says(code: int, status: int, expected:
         (20003, 401, PAUSE_QUEUE),
         (21606, 400, PAUSE_QUEUE),
         (63007, 400, PAUSE_QUEUE),
+        (63018, 400, PAUSE_QUEUE),
+        (63038, 429, PAUSE_QUEUE),
+        (21701, 400, PAUSE_QUEUE),
+        (63040, 400, PAUSE_QUEUE),
     ],
 )
 def test_twilio_codes_classify_as_the_table_says(code: int, status: int, expected: ErrorClass) -> None:
@@ -134,7 +141,7 @@ def test_sandbox_uses_the_meta_table_and_twilio_codes_are_not_meta_codes() -> No
     # GIVEN the sandbox (Meta API) and a Twilio code sent as if it were Meta's
     # WHEN classified
     # THEN the sandbox reads the Meta table, and a Meta lookup never matches a Twilio row
-    assert classify("sandbox", 131050, 400) is OPTED_OUT
+    assert classify("sandbox", 131050, 400) is ErrorClass.OPTED_OUT_MARKETING
     assert classify("SANDBOX", 131048, 400) is PAUSE_QUEUE
     assert classify("meta", 21610, 400) is PERMANENT
     assert lookup("meta", 21610) is None
@@ -160,9 +167,11 @@ def test_an_error_with_a_success_status_is_an_unknown_outcome() -> None:
 def test_the_briefs_opt_out_and_pause_rows_are_exactly_these() -> None:
     # GIVEN the tables
     # WHEN their opted-out rows are listed
-    # THEN only "user stopped marketing" (Meta) and "unsubscribed" (Twilio) opt a number out
+    # THEN "unsubscribed" (Twilio) opts a number out of everything, "user stopped marketing" (Meta) of marketing
     opted_out = {(provider, code) for provider, code, _, cls in table_rows() if cls is OPTED_OUT}
-    assert opted_out == {("meta", "131050"), ("twilio", "21610")}
+    assert opted_out == {("twilio", "21610")}
+    marketing = {(provider, code) for provider, code, _, cls in table_rows() if cls is ErrorClass.OPTED_OUT_MARKETING}
+    assert marketing == {("meta", "131050")}
 
 
 def test_every_row_has_a_meaning_and_numeric_code() -> None:
@@ -188,3 +197,42 @@ def test_local_errors_take_their_class_from_the_table() -> None:
         assert "detail here" in error.message
     assert local_error("READ_TIMEOUT", "").error_class is UNKNOWN_OUTCOME
     assert local_error("CONNECT_ERROR", "").error_class is RETRYABLE
+
+
+@pytest.mark.parametrize(("provider", "code"), [("meta", 131049), ("sandbox", "131049"), ("twilio", 63049)])
+@pytest.mark.parametrize(
+    ("recipient", "expected"),
+    [
+        ("+16505550100", PERMANENT),  # US: Meta delivers no marketing template there since April 2025
+        ("16505550100", PERMANENT),  # Meta's recipient_id has no "+"
+        ("whatsapp:+14155550100", PERMANENT),  # Twilio's address
+        ("+34600000001", ErrorClass.RETRY_LATER),
+        ("+447700900123", ErrorClass.RETRY_LATER),
+        (None, ErrorClass.RETRY_LATER),  # callers that do not know the recipient get the general rule
+    ],
+)
+def test_the_marketing_limit_is_permanent_for_plus_one_numbers_only(
+    provider: str, code: int | str, recipient: str | None, expected: ErrorClass
+) -> None:
+    # GIVEN the per-user marketing limit (Meta 131049, Twilio 63049) and a recipient
+    # WHEN classified with the recipient
+    # THEN +1 numbers fail for good and everyone else is tried again later
+    assert classify(provider, code, 400, recipient=recipient) is expected
+
+
+def test_the_recipient_changes_no_other_row() -> None:
+    # GIVEN rows that do not depend on the recipient's country
+    # WHEN classified with a +1 recipient
+    # THEN they keep their class
+    assert classify("meta", 131056, 400, recipient="+16505550100") is RETRYABLE
+    assert classify("meta", 131050, 400, recipient="+16505550100") is ErrorClass.OPTED_OUT_MARKETING
+    assert classify("twilio", 21610, 400, recipient="+16505550100") is OPTED_OUT
+
+
+def test_twilio_daily_limit_says_when_it_resets_and_other_pauses_do_not() -> None:
+    # GIVEN Twilio's daily limit (rolling 24 h) and an ordinary pause
+    # WHEN asked how long until the limit has room again
+    # THEN the daily limit resets after 24 h; the others have no reset time
+    assert resets_after("twilio", 63038) == timedelta(hours=24)
+    assert resets_after("twilio", "63018") is None
+    assert resets_after("meta", 131048) is None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import json
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -100,7 +101,7 @@ def test_a_sandbox_account_sends_to_the_sandbox_url_with_its_account_id() -> Non
 
     # THEN the Meta API call went to the sandbox with the account id as phone number id; no secret was read
     assert isinstance(provider, MetaCloudProvider)
-    assert str(recorder.requests[0].url) == "http://127.0.0.1:8081/v21.0/acc_sbx/messages"
+    assert str(recorder.requests[0].url) == "http://127.0.0.1:8081/v24.0/acc_sbx/messages"
     assert recorder.requests[0].headers["authorization"] == "Bearer sandbox"
     assert secrets.reads == []
 
@@ -235,7 +236,57 @@ def test_settings_read_the_provider_fields_from_the_environment() -> None:
     assert configured.sandbox_base_url == "http://127.0.0.1:8081"
     assert (default.meta_base_url, default.meta_api_version, default.provider_timeout_s) == (
         "https://graph.facebook.com",
-        "v21.0",
+        "v24.0",
         10.0,
     )
     assert default.sandbox_base_url is None
+
+
+# Meta's versions changelog (checked 2026-11-29): the date each Graph API version stops working.
+GRAPH_API_END_OF_LIFE = {
+    "v21.0": date(2027, 1, 21),
+    "v22.0": date(2027, 5, 20),
+    "v23.0": date(2027, 10, 8),
+    "v24.0": date(2028, 2, 18),
+    "v25.0": date(2028, 7, 29),
+}
+
+
+def test_the_default_graph_api_version_is_supported_for_at_least_a_year() -> None:
+    # GIVEN the default Graph API version and the day this default was chosen
+    chosen_on = date(2026, 11, 29)
+    version = Settings(table_name="t-1").meta_api_version
+    # WHEN its end of life is looked up
+    # THEN Meta supports it for at least a year from then
+    assert GRAPH_API_END_OF_LIFE[version] >= chosen_on.replace(year=chosen_on.year + 1)
+
+
+class CountingSecretsClient:
+    """Secrets Manager's GetSecretValue: the stored value and its VersionId, counted."""
+
+    def __init__(self, value: dict[str, str]) -> None:
+        self.value = value
+        self.version = "v1"
+        self.calls = 0
+
+    def get_secret_value(self, SecretId: str) -> dict[str, str]:  # noqa: N803 - boto3's parameter name
+        self.calls += 1
+        return {"SecretString": json.dumps(self.value), "VersionId": self.version}
+
+
+def test_secret_versions_are_checked_once_per_period_not_per_message() -> None:
+    # GIVEN a version-checking secrets source over a counting client, and a clock that does not move
+    from wabacast.providers.factory import SECRET_VERSION_CHECK_S, SecretsManagerVersions
+
+    client = CountingSecretsClient({"account_sid": "AC" + "0" * 32, "auth_token": "f" * 32})
+    now = [0.0]
+    versions = SecretsManagerVersions(client, monotonic=lambda: now[0])  # type: ignore[arg-type]
+
+    # WHEN 100 messages ask for the secret within one period, and one more after it
+    seen = {versions.current("s").version_id for _ in range(100)}
+    client.version = "v2"
+    now[0] += SECRET_VERSION_CHECK_S
+    after = versions.current("s").version_id
+
+    # THEN Secrets Manager was asked once per period, and the new version is seen after it
+    assert (seen, after, client.calls) == ({"v1"}, "v2", 2)

@@ -90,7 +90,7 @@ def test_a_meta_error_body_gives_code_message_details_and_class() -> None:
 
     # THEN the error carries Meta's code as a string, its message with the details, the class and the status
     assert error.code == "131050"
-    assert error.error_class is ErrorClass.OPTED_OUT
+    assert error.error_class is ErrorClass.OPTED_OUT_MARKETING
     assert error.http_status == 400
     assert "Unable to deliver" in error.message
     assert "Recipient stopped marketing." in error.message

@@ -88,3 +88,60 @@ def test_a_number_without_plus_is_kept() -> None:
     # WHEN the payload is built
     # THEN "to" is those digits
     assert build_template_payload(message(to="34600000001"))["to"] == "34600000001"
+
+
+def test_header_and_buttons_are_sent_as_meta_documents_them() -> None:
+    # GIVEN a template with a document header, body variables and two buttons given out of order
+    from wabacast.domain.models import TemplateButton, TemplateHeader
+
+    header = TemplateHeader.model_validate(
+        {"type": "document", "link": "https://cdn.example.com/invoice.pdf", "filename": "invoice.pdf"}
+    )
+    buttons = (
+        TemplateButton.model_validate({"subType": "url", "index": 1, "urlSuffix": "order/17"}),
+        TemplateButton.model_validate({"subType": "quick_reply", "index": 0, "payload": "STOP_PROMOS"}),
+    )
+    # WHEN the payload is built
+    payload = build_template_payload(message(variables={"1": "Ana"}, header=header, buttons=buttons))
+    # THEN the components are header, body, then the buttons by index, in Meta's shapes (index as a string)
+    assert payload["template"]["components"] == [
+        {
+            "type": "header",
+            "parameters": [
+                {
+                    "type": "document",
+                    "document": {"link": "https://cdn.example.com/invoice.pdf", "filename": "invoice.pdf"},
+                }
+            ],
+        },
+        {"type": "body", "parameters": [{"type": "text", "text": "Ana"}]},
+        {
+            "type": "button",
+            "sub_type": "quick_reply",
+            "index": "0",
+            "parameters": [{"type": "payload", "payload": "STOP_PROMOS"}],
+        },
+        {"type": "button", "sub_type": "url", "index": "1", "parameters": [{"type": "text", "text": "order/17"}]},
+    ]
+
+
+def test_each_header_type_has_its_parameter_shape() -> None:
+    # GIVEN a text, an image and a video header
+    from wabacast.domain.models import TemplateHeader
+
+    cases = {
+        "text": ({"type": "text", "text": "Order 17"}, {"type": "text", "text": "Order 17"}),
+        "image": (
+            {"type": "image", "link": "https://cdn.example.com/a.png"},
+            {"type": "image", "image": {"link": "https://cdn.example.com/a.png"}},
+        ),
+        "video": (
+            {"type": "video", "link": "https://cdn.example.com/a.mp4"},
+            {"type": "video", "video": {"link": "https://cdn.example.com/a.mp4"}},
+        ),
+    }
+    for kind, (given, expected) in cases.items():
+        # WHEN a message with that header alone is built
+        payload = build_template_payload(message(header=TemplateHeader.model_validate(given)))
+        # THEN its only component is the header with that one parameter
+        assert payload["template"]["components"] == [{"type": "header", "parameters": [expected]}], kind

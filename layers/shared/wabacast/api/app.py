@@ -383,7 +383,7 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
         responses=documented(201, "Recorded", *write, extra={200: "Already opted out"}),
     )
     def add_opt_out(body: Annotated[OptOutIn, Body()]) -> Response[OptOutOut]:
-        opt_out, created = services.contacts.opt_out(tenant(), body.phone_number, body.reason)
+        opt_out, created = services.contacts.opt_out(tenant(), body.phone_number, body.reason, scope=body.scope)
         status = HTTPStatus.CREATED if created else HTTPStatus.OK
         return Response(status, content_types.APPLICATION_JSON, OptOutOut.of(opt_out))
 

@@ -21,6 +21,7 @@ from wabacast.domain.models import (
     CredentialsSummary,
     MessagingTier,
     OptOut,
+    OptOutScope,
     OptOutSource,
     Provider,
     QualityRating,
@@ -363,6 +364,10 @@ class ContactListOut(ApiModel):
 class OptOutIn(ApiModel):
     phone_number: PhoneNumber
     reason: Reason | None = None
+    scope: OptOutScope = Field(
+        default=OptOutScope.ALL,
+        description="`all`: no template reaches the number; `marketing`: utility and authentication templates still do",
+    )
 
 
 class OptOutOut(ApiModel):
@@ -370,6 +375,7 @@ class OptOutOut(ApiModel):
     reason: str | None
     source: OptOutSource
     created_at: datetime
+    scope: OptOutScope
 
     @classmethod
     def of(cls, opt_out: OptOut) -> OptOutOut:

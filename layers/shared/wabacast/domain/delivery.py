@@ -185,3 +185,4 @@ class SendOutcome(StrEnum):
     FAILED = "failed"
     SETTLED_ELSEWHERE = "settled_elsewhere"  # another sender or the dead-letter consumer moved it first
     HANDED_BACK = "handed_back"  # not sent: the sending window closed (or the queue expired) while it waited
+    DEFERRED = "deferred"  # refused for now (RETRY_LATER): back to the planner, fed again hours later

@@ -48,12 +48,13 @@ COUNTER_OF_STATUS: dict[JobStatus, Counter] = {
 TERMINAL_JOB_STATUSES = frozenset({JobStatus.SENT, JobStatus.FAILED, JobStatus.OPTED_OUT, JobStatus.SKIPPED})
 
 # The allowed moves. PENDING -> PENDING is a hand-back (a sender found the queue paused or the account unable to
-# send): the job waits for the planner to feed it again.
+# send): the job waits for the planner to feed it again. SENDING -> PENDING is a delayed re-feed (the provider
+# said "not now, try again in hours": RETRY_LATER): the planner feeds it again once its `not_before` has passed.
 ALLOWED_MOVES: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.PENDING: frozenset(
         {JobStatus.PENDING, JobStatus.SENDING, JobStatus.FAILED, JobStatus.OPTED_OUT, JobStatus.SKIPPED}
     ),
-    JobStatus.SENDING: frozenset({JobStatus.SENT, JobStatus.RETRY, JobStatus.FAILED}),
+    JobStatus.SENDING: frozenset({JobStatus.SENT, JobStatus.RETRY, JobStatus.FAILED, JobStatus.PENDING}),
     JobStatus.RETRY: frozenset(
         {JobStatus.PENDING, JobStatus.SENDING, JobStatus.FAILED, JobStatus.OPTED_OUT, JobStatus.SKIPPED}
     ),
@@ -73,9 +74,13 @@ class IllegalJobMoveError(Exception):
 class ErrorClass(StrEnum):
     RETRYABLE = "retryable"  # back to SQS with backoff until maxAttempts
     PERMANENT = "permanent"  # FAILED at once
-    OPTED_OUT = "opted_out"  # FAILED, and the number joins the business's opt-outs
+    OPTED_OUT = "opted_out"  # FAILED, and the number joins the business's opt-outs (every template)
+    # FAILED, and the number joins the business's opt-outs for marketing templates only (Meta 131050)
+    OPTED_OUT_MARKETING = "opted_out_marketing"
     PAUSE_QUEUE = "pause_queue"  # FAILED, and the queue is paused with the reason (account/template trouble)
     UNKNOWN_OUTCOME = "unknown_outcome"  # the provider may have accepted it; never resent
+    # Back to the planner, fed again hours later with growing delays (a delayed re-feed, decision 28)
+    RETRY_LATER = "retry_later"
 
 
 class JobError(BaseModel):
@@ -115,6 +120,11 @@ class Job(BaseModel):
     recipient_zone: str | None = None
     # Times the dead-letter consumer handed it back to the planner before it had its attempts (DEAD_LETTER_REFEEDS).
     dead_letters: int = 0
+    # A delayed re-feed (RETRY_LATER): the planner feeds the job again no sooner than this, and a sender drops any
+    # copy that reaches it earlier. Cleared when the planner feeds it.
+    not_before: datetime | None = None
+    # Delayed re-feeds so far: each waits longer (wabacast.logic.fates.MARKETING_LIMIT_DELAYS), then the job fails.
+    deferrals: int = 0
 
     def move(self, to: JobStatus, *, now: datetime, **changes: Any) -> JobMove:
         """This job moved to `to` (with `changes`), checked against ALLOWED_MOVES, with its counter deltas."""
@@ -135,6 +145,7 @@ class Job(BaseModel):
             attempts=self.attempts + 1,
             account_id=account_id,
             refeed=False,
+            not_before=None,
             queued_at=queued_at or self.queued_at,
         )
 

@@ -250,12 +250,99 @@ class Account(DomainModel):
         return self.status == AccountStatus.ACTIVE and self.quality_rating != QualityRating.RED
 
 
+class TemplateCategory(StrEnum):
+    """Meta's template categories. Opt-outs of marketing (Meta 131050) do not stop utility or authentication ones."""
+
+    MARKETING = "marketing"
+    UTILITY = "utility"
+    AUTHENTICATION = "authentication"
+
+
+class HeaderType(StrEnum):
+    TEXT = "text"
+    IMAGE = "image"
+    DOCUMENT = "document"
+    VIDEO = "video"
+
+
+_MEDIA_LINK = r"^https://[^\s]{1,2040}$"
+# Meta's limits: a header text parameter of the 60-character header, a quick-reply payload, a URL button's suffix.
+HeaderText = Annotated[str, Field(min_length=1, max_length=60), AfterValidator(check_plain_text)]
+ButtonText = Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(check_plain_text)]
+
+
+class TemplateHeader(DomainModel):
+    """The header parameter a template with a variable or media header needs at send time."""
+
+    type: HeaderType
+    text: HeaderText | None = Field(default=None, description="For a `text` header: its parameter")
+    link: str | None = Field(
+        default=None, pattern=_MEDIA_LINK, description="For `image`, `document`, `video`: a public https URL"
+    )
+    filename: str | None = Field(
+        default=None, min_length=1, max_length=240, description="For `document`: the file name shown"
+    )
+
+    @model_validator(mode="after")
+    def _fits_its_type(self) -> TemplateHeader:
+        if self.type == HeaderType.TEXT:
+            if self.text is None:
+                raise ValueError("text is required for a text header")
+            if self.link is not None or self.filename is not None:
+                raise ValueError("link and filename are only for media headers")
+        else:
+            if self.link is None:
+                raise ValueError(f"link is required for a {self.type.value} header")
+            if self.text is not None:
+                raise ValueError("text is only for a text header")
+            if self.filename is not None and self.type != HeaderType.DOCUMENT:
+                raise ValueError("filename is only for a document header")
+        return self
+
+
+class ButtonSubType(StrEnum):
+    QUICK_REPLY = "quick_reply"
+    URL = "url"
+
+
+class TemplateButton(DomainModel):
+    """A button parameter: a quick reply's payload, or the suffix of a dynamic URL button."""
+
+    sub_type: ButtonSubType
+    index: int = Field(ge=0, le=9, strict=True, description="The button's position in the template, 0-9")
+    payload: ButtonText | None = Field(default=None, description="For `quick_reply`: returned when tapped")
+    url_suffix: ButtonText | None = Field(default=None, description="For `url`: appended to the button's URL")
+
+    @model_validator(mode="after")
+    def _fits_its_sub_type(self) -> TemplateButton:
+        if self.sub_type == ButtonSubType.QUICK_REPLY and (self.payload is None or self.url_suffix is not None):
+            raise ValueError("a quick_reply button takes payload (and no urlSuffix)")
+        if self.sub_type == ButtonSubType.URL and (self.url_suffix is None or self.payload is not None):
+            raise ValueError("a url button takes urlSuffix (and no payload)")
+        return self
+
+
 class Template(DomainModel):
     name: str = Field(pattern=_TEMPLATE_NAME, description="Approved template name (lowercase, digits, _)")
     language: str = Field(pattern=_LANGUAGE, examples=["en_US"], description="Template language code")
     content_sid: str | None = Field(
         default=None, pattern=_CONTENT_SID, description="Twilio Content SID (HX...); required for Twilio accounts"
     )
+    category: TemplateCategory = Field(
+        default=TemplateCategory.MARKETING,
+        description="The template's category at Meta; a number opted out of marketing only still gets the others",
+    )
+    header: TemplateHeader | None = Field(default=None, description="Header parameter (Meta accounts)")
+    buttons: list[TemplateButton] = Field(
+        default_factory=list, max_length=10, description="Button parameters (Meta accounts), one per index"
+    )
+
+    @model_validator(mode="after")
+    def _one_parameter_per_button(self) -> Template:
+        indexes = [button.index for button in self.buttons]
+        if len(set(indexes)) != len(indexes):
+            raise ValueError("buttons: each index may appear once")
+        return self
 
 
 class Recipient(DomainModel):
@@ -422,11 +509,22 @@ class OptOutSource(StrEnum):
     PROVIDER = "provider"
 
 
+class OptOutScope(StrEnum):
+    ALL = "all"  # no template at all
+    MARKETING = "marketing"  # no marketing template; utility and authentication templates still go
+
+
 class OptOut(DomainModel):
     phone_number: str
     reason: str | None = None
     source: OptOutSource
     created_at: datetime
+    # Items stored before scopes existed have none: they stop everything.
+    scope: OptOutScope = OptOutScope.ALL
+
+    def covers(self, category: TemplateCategory) -> bool:
+        """Whether this opt-out stops a template of `category`."""
+        return self.scope == OptOutScope.ALL or category == TemplateCategory.MARKETING
 
 
 T = TypeVar("T")

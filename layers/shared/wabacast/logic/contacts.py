@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict
 
 from wabacast.clock import Clock, utc_now
-from wabacast.domain.models import Contact, OptOut, OptOutSource, Page
+from wabacast.domain.models import Contact, OptOut, OptOutScope, OptOutSource, Page
 from wabacast.logic.ports import ContactStore
 
 MAX_CONTACTS_PER_CALL = 1000
@@ -95,9 +95,14 @@ class ContactService:
         self._store.delete(business_id, phone_number)
 
     def opt_out(
-        self, business_id: str, phone_number: str, reason: str | None, source: OptOutSource = OptOutSource.API
+        self,
+        business_id: str,
+        phone_number: str,
+        reason: str | None,
+        source: OptOutSource = OptOutSource.API,
+        scope: OptOutScope = OptOutScope.ALL,
     ) -> tuple[OptOut, bool]:
-        opt_out = OptOut(phone_number=phone_number, reason=reason, source=source, created_at=self._clock())
+        opt_out = OptOut(phone_number=phone_number, reason=reason, source=source, created_at=self._clock(), scope=scope)
         return self._store.add_opt_out(business_id, opt_out)
 
     def remove_opt_out(self, business_id: str, phone_number: str) -> None:

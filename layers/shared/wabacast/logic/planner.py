@@ -315,7 +315,11 @@ class Planner:
         while not plan.done and remaining_s() > SAFETY_MARGIN_S and (limit is None or planned < limit):
             recipients, cursor, done = self._next_page(queue, plan.cursor)
             phones = [phone for phone, _, _ in recipients]
-            opted_out = self._contacts.opted_out_among(queue.business_id, phones) if phones else set()
+            opted_out = (
+                self._contacts.opted_out_among(queue.business_id, phones, category=queue.template.category)
+                if phones
+                else set()
+            )
             run = plan.run
             existing = self._jobs.existing_plan_versions(
                 queue.id, [job_id_for(queue.id, phone, run) for phone in phones]
@@ -424,6 +428,9 @@ class Planner:
                     handed_back = self._feed_handed_back(queue, sender, budget, zone)
                     budget -= handed_back
                     fed += handed_back
+                due = self._feed_deferred(queue, sender, budget, now)
+                budget -= due
+                fed += due
                 fed_now, plan = self._feed_planned(queue, sender, plan, budget, local_time=local_time)
                 budget -= fed_now
                 fed += fed_now
@@ -452,6 +459,22 @@ class Planner:
         for job in jobs:
             if job.id not in refused:
                 self._jobs.clear_hand_back(job)
+        return len(jobs) - len(refused)
+
+    def _feed_deferred(self, queue: Queue, sender: Account, budget: int, now: datetime) -> int:
+        """Jobs whose delayed re-feed is due (RETRY_LATER): fed again, each leaving the deferred index with one
+        write. A recipient whose own window is shut is handed back by the sender, as any other."""
+        if budget <= 0:
+            return 0
+        jobs = self._jobs.deferred(queue.id, min(budget, PAGE_SIZE), due_by=now)
+        if not jobs:
+            return 0
+        fed_at = self._wall_time()
+        messages = [job_message(job.business_id, job.queue_id, job.id, job.phone_number, fed_at) for job in jobs]
+        refused = set(self._feed.send(sender.id, messages))
+        for job in jobs:
+            if job.id not in refused:
+                self._jobs.clear_deferral(job)
         return len(jobs) - len(refused)
 
     def _feed_planned(
@@ -540,6 +563,7 @@ class Planner:
             # A handed-back job may also be past the cursor (fed out of order): one move per job.
             for zone in zones:
                 found.update((job.id, job) for job in self._jobs.handed_back(queue.id, PAGE_SIZE, zone))
+            found.update((job.id, job) for job in self._jobs.deferred(queue.id, PAGE_SIZE))
             jobs = list(found.values())
             self._skip(jobs, reason)
             if candidates:

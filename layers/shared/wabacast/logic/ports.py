@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from wabacast.domain.models import Account, ApiKey, Business, Contact, OptOut, Page, Queue, QueueStatus
+from wabacast.domain.models import (
+    Account,
+    ApiKey,
+    Business,
+    Contact,
+    OptOut,
+    Page,
+    Queue,
+    QueueStatus,
+    TemplateCategory,
+)
 
 
 class BusinessStore(Protocol):
@@ -54,7 +64,16 @@ class ContactStore(Protocol):
     def delete(self, business_id: str, phone_number: str) -> None: ...
     def add_opt_out(self, business_id: str, opt_out: OptOut) -> tuple[OptOut, bool]: ...
     def get_opt_out(self, business_id: str, phone_number: str) -> OptOut | None: ...
-    def opted_out_among(self, business_id: str, phone_numbers: Sequence[str]) -> set[str]: ...
+    def opted_out_among(
+        self,
+        business_id: str,
+        phone_numbers: Sequence[str],
+        *,
+        category: TemplateCategory = TemplateCategory.MARKETING,
+    ) -> set[str]:
+        """The numbers whose opt-out stops a template of `category` (every opt-out stops marketing)."""
+        ...
+
     def remove_opt_out(self, business_id: str, phone_number: str) -> None: ...
     def list_opt_outs(self, business_id: str, limit: int, next_token: str | None) -> Page[OptOut]: ...
 

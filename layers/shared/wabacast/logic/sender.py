@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 from wabacast.clock import Clock, utc_now
 from wabacast.domain.delivery import DEAD_LETTER_REFEEDS, SQS_HAND_BACKS, JobMessage, SendOutcome
 from wabacast.domain.jobs import CLAIMABLE, TERMINAL_JOB_STATUSES, ErrorClass, Job, JobError, JobMove, JobStatus
-from wabacast.domain.models import Account, OptOut, OptOutSource, Queue, QueueStatus
+from wabacast.domain.models import Account, Queue, QueueStatus, TemplateCategory
 from wabacast.logic.delivery_ports import JobStore, ProviderPort, QueueLifecycle, RatePort
+from wabacast.logic.fates import OPT_OUT_SCOPE_OF_CLASS, FailureFates, failure_move
 from wabacast.logic.ports import AccountStore, BusinessStore, ContactStore, MetricsSink
 from wabacast.logic.scheduling import expired, window_open
 from wabacast.providers.base import OutboundMessage, ProviderError
@@ -102,6 +103,7 @@ class Sender:
         self._clock = clock
         self._wall_time = wall_time
         self._sleep = sleep
+        self._fates = FailureFates(contacts=contacts, lifecycle=lifecycle, clock=clock)
 
     def send_batch(self, account_id: str, records: Sequence[InboundRecord]) -> BatchResult:
         """`account_id`: the account whose SQS queue the batch came from (the sending account)."""
@@ -114,7 +116,13 @@ class Sender:
         business = self._businesses.get(business_id)
         account = self._accounts.get(business, account_id) if business else None
         phones = [job.phone_number for job in jobs.values()]
-        opted_out = self._contacts.opted_out_among(business_id, phones) if phones else set()
+        # Opt-outs depend on the template's category (a marketing-only opt-out lets utility templates through):
+        # one read per category in the batch, almost always one.
+        categories = {queue.template.category for queue in queues.values()}
+        opted_out: dict[TemplateCategory, set[str]] = {
+            category: self._contacts.opted_out_among(business_id, phones, category=category) if phones else set()
+            for category in categories
+        }
         now = self._clock()
 
         moves: list[JobMove] = []
@@ -125,6 +133,10 @@ class Sender:
             queue = queues.get(record.message.queue_id)
             if job is None or queue is None or job.status in TERMINAL_JOB_STATUSES or job.id in seen:
                 # Settled already, or a second copy in this very batch: this copy is spent.
+                self._metrics.add("DuplicateDeliveries", 1, account_id=account_id)
+                continue
+            if job.not_before is not None and job.not_before > now:
+                # A copy of a job waiting for its delayed re-feed (a sweep's second copy): the planner feeds it.
                 self._metrics.add("DuplicateDeliveries", 1, account_id=account_id)
                 continue
             seen.add(job.id)
@@ -139,7 +151,7 @@ class Sender:
                 # Paused, or the account must stop sending: back to the planner, which feeds it again on resume or
                 # through the business's default account.
                 moves.append(job.move(JobStatus.PENDING, now=now, refeed=True))
-            elif job.phone_number in opted_out:
+            elif job.phone_number in opted_out.get(queue.template.category, set()):
                 moves.append(job.move(JobStatus.OPTED_OUT, now=now, skip_reason="opted out"))
                 self._metrics.add("OptedOut", 1, account_id=account_id)
             elif not window_open(queue.schedule, now, job.recipient_zone):
@@ -192,7 +204,10 @@ class Sender:
                 result.sent += 1
             elif attempt.outcome == SendOutcome.FAILED and job.id in applied:
                 result.failed += 1
-                self._after_failure(job, queue, attempt.error)
+            if attempt.move is not None and attempt.move.error is not None and job.id in applied:
+                self._fates.apply(attempt.move.job, queue, attempt.move.error, provider=account.provider.value)
+                if attempt.move.error.error_class in OPT_OUT_SCOPE_OF_CLASS:
+                    self._metrics.add("OptedOut", 1, account_id=job.account_id)
         return result
 
     # One job -------------------------------------------------------------------------------------------------
@@ -222,6 +237,8 @@ class Sender:
             language=queue.template.language,
             variables=job.variables,
             content_sid=queue.template.content_sid,
+            header=queue.template.header,
+            buttons=tuple(queue.template.buttons),
         )
         started = time.perf_counter()
         try:
@@ -250,35 +267,16 @@ class Sender:
     def _failure(self, record: InboundRecord, job: Job, queue: Queue, error: ProviderError) -> _Attempt:
         job_error = JobError(code=error.code, message=error.message[:500], error_class=error.error_class)
         self._metrics.add("MessagesFailed", 1, account_id=job.account_id, error_class=error.error_class.value)
-        if error.error_class == ErrorClass.RETRYABLE and job.attempts < queue.max_attempts:
-            self._redeliver(record.queue_url, record.receipt_handle, backoff_seconds(job.attempts))
+        fate = failure_move(job, queue, job_error, now=self._clock(), backoff=backoff_seconds)
+        if fate.redeliver_after_s is not None:
+            self._redeliver(record.queue_url, record.receipt_handle, fate.redeliver_after_s)
             self._metrics.add("MessagesRetried", 1, account_id=job.account_id)
-            return _Attempt(SendOutcome.RETRY, job.move(JobStatus.RETRY, now=self._clock(), last_error=job_error))
-        return _Attempt(SendOutcome.FAILED, job.move(JobStatus.FAILED, now=self._clock(), last_error=job_error), error)
-
-    def _after_failure(self, job: Job, queue: Queue, error: ProviderError | None) -> None:
-        if error is None:
-            return
-        if error.error_class == ErrorClass.OPTED_OUT:
-            self._metrics.add("OptedOut", 1, account_id=job.account_id)
-            self._contacts.add_opt_out(
-                job.business_id,
-                OptOut(
-                    phone_number=job.phone_number,
-                    reason=f"provider {error.code}: {error.message}"[:500],
-                    source=OptOutSource.PROVIDER,
-                    created_at=self._clock(),
-                ),
-            )
-        elif error.error_class == ErrorClass.PAUSE_QUEUE:
-            self._lifecycle.transition(
-                queue,
-                allowed_from=(QueueStatus.PROCESSING,),
-                to=QueueStatus.PAUSED,
-                now=self._clock(),
-                reason=f"provider error {error.code}: {error.message}"[:500],
-                register=False,
-            )
+            return _Attempt(SendOutcome.RETRY, fate.move)
+        if fate.deferred:
+            # Not now: the planner feeds it again after `not_before`; this message is done with.
+            self._metrics.add("MessagesDeferred", 1, account_id=job.account_id)
+            return _Attempt(SendOutcome.DEFERRED, fate.move)
+        return _Attempt(SendOutcome.FAILED, fate.move, error)
 
     def _unknown_outcome(self, job: Job, now: datetime) -> JobMove:
         error = JobError(

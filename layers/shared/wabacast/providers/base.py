@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from wabacast.domain.jobs import ErrorClass
+
+if TYPE_CHECKING:
+    from wabacast.domain.models import TemplateButton, TemplateHeader
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,9 @@ class OutboundMessage:
     # Keys "1", "2", ... are positional body parameters (sent in numeric order); other keys are named parameters.
     variables: dict[str, str] = field(default_factory=dict)
     content_sid: str | None = None  # Twilio Content SID
+    # The queue template's header and button parameters (Meta; a Twilio Content template carries its own).
+    header: TemplateHeader | None = None
+    buttons: tuple[TemplateButton, ...] = ()
 
 
 @dataclass(frozen=True)

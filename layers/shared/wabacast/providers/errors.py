@@ -1,8 +1,10 @@
 """What a provider's error means for a job: one table, kept as data so docs/providers.md can be checked against it.
 
-`classify(provider, code, http_status)` looks the provider's own error code up first (Meta Graph API codes for
-`meta` and `sandbox`, Twilio error codes for `twilio`) and falls back on the HTTP status when the code is unknown:
-429 and 5xx are retryable, 401 pauses the queue (the account's credentials are wrong), any other 4xx is permanent.
+`classify(provider, code, http_status, recipient=...)` looks the provider's own error code up first (Meta Graph
+API codes for `meta` and `sandbox`, Twilio error codes for `twilio`) and falls back on the HTTP status when the code
+is unknown: 429 and 5xx are retryable, 401 pauses the queue (the account's credentials are wrong), any other 4xx is
+permanent. Some rows depend on the recipient's country (`permanent_for`): the per-user marketing limit is
+permanent for +1 numbers only. The same table classifies errors that arrive later, in status webhooks.
 Failures with no usable answer (connection refused, read timeout, ...) are classified by the adapters, which know
 whether the request can have reached the provider: see `LOCAL_RULES`.
 """
@@ -10,6 +12,7 @@ whether the request can have reached the provider: see `LOCAL_RULES`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from wabacast.domain.jobs import ErrorClass
 from wabacast.providers.base import ProviderError
@@ -19,20 +22,40 @@ from wabacast.providers.base import ProviderError
 class ErrorRule:
     error_class: ErrorClass
     meaning: str
+    # Country calling codes (without "+") whose recipients get PERMANENT instead of `error_class`.
+    permanent_for: tuple[str, ...] = ()
+    # A PAUSE_QUEUE row whose limit lifts by itself: the pause reason says when (`resets_after` from now).
+    resets_after: timedelta | None = None
 
 
 # Short names keep the tables readable.
 RETRY = ErrorClass.RETRYABLE
+LATER = ErrorClass.RETRY_LATER
 FAIL = ErrorClass.PERMANENT
 OPTOUT = ErrorClass.OPTED_OUT
+OPTOUT_MARKETING = ErrorClass.OPTED_OUT_MARKETING
 PAUSE = ErrorClass.PAUSE_QUEUE
 UNSURE = ErrorClass.UNKNOWN_OUTCOME
+
+# Meta's per-user marketing limit: since April 2025 Meta delivers no marketing template to US (+1) numbers, so for
+# them the "limit" never lifts; for everyone else it does, hours later.
+US_MARKETING_BLOCK = ("1",)
+# Twilio's daily limit (63038) counts a rolling 24 hours: the earliest sure moment it has room again.
+TWILIO_DAILY_WINDOW = timedelta(hours=24)
 
 # What wabacast does with a job that failed with each class (rendered into docs/providers.md).
 ACTION_OF_CLASS: dict[ErrorClass, str] = {
     RETRY: "Back to SQS with backoff; retried until the queue's `maxAttempts`, then FAILED",
+    LATER: (
+        "Back to the planner, fed again hours later (4 h, 12 h, 24 h: `MARKETING_LIMIT_DELAYS`), then FAILED; "
+        "+1 numbers FAILED at once"
+    ),
     FAIL: "Job FAILED at once, not retried",
-    OPTOUT: "Job FAILED with the code; the number joins the business's opt-outs (source `provider`)",
+    OPTOUT: "Job FAILED with the code; the number joins the business's opt-outs (source `provider`, scope `all`)",
+    OPTOUT_MARKETING: (
+        "Job FAILED with the code; the number joins the business's opt-outs for marketing templates only "
+        "(scope `marketing`): utility and authentication templates still reach it"
+    ),
     PAUSE: "Job FAILED and the queue PAUSED with the error as its reason (account or template trouble)",
     UNSURE: "Never resent (the provider may have accepted it); the job is closed with this error",
 }
@@ -58,7 +81,6 @@ META_ERRORS: dict[str, ErrorRule] = {
     "131021": ErrorRule(FAIL, "Recipient cannot be the sender"),
     "131026": ErrorRule(FAIL, "Message undeliverable: not a WhatsApp user, old app, or terms not accepted"),
     "131047": ErrorRule(FAIL, "Re-engagement message: more than 24 h since the user last replied"),
-    "131049": ErrorRule(FAIL, "Meta chose not to deliver (marketing frequency cap for this user)"),
     "131051": ErrorRule(FAIL, "Unsupported message type"),
     "131052": ErrorRule(FAIL, "Media download error"),
     "131053": ErrorRule(FAIL, "Media upload error"),
@@ -70,8 +92,14 @@ META_ERRORS: dict[str, ErrorRule] = {
     "132007": ErrorRule(FAIL, "Template format character policy violated"),
     "132012": ErrorRule(FAIL, "Template parameter format mismatch"),
     "135000": ErrorRule(FAIL, "Generic user error"),
-    # Opted out.
-    "131050": ErrorRule(OPTOUT, "User stopped marketing messages from this business"),
+    # Later: the per-user marketing limit lifts after some hours, except for US numbers.
+    "131049": ErrorRule(
+        LATER,
+        "Meta chose not to deliver (per-user marketing limit); permanent for +1 numbers",
+        permanent_for=US_MARKETING_BLOCK,
+    ),
+    # Opted out of marketing templates only.
+    "131050": ErrorRule(OPTOUT_MARKETING, "User stopped marketing messages from this business"),
     # Pause the queue: the account, its token or the template is unusable until someone acts.
     "0": ErrorRule(PAUSE, "AuthException: unable to authenticate the app user"),
     "3": ErrorRule(PAUSE, "Capability or permissions issue"),
@@ -105,7 +133,7 @@ TWILIO_ERRORS: dict[str, ErrorRule] = {
     "30001": ErrorRule(RETRY, "Queue overflow"),
     "30008": ErrorRule(RETRY, "Unknown error"),
     "63012": ErrorRule(RETRY, "Channel provider returned an internal service error"),
-    "63018": ErrorRule(RETRY, "Rate limit exceeded for the WhatsApp sender"),
+    "63017": ErrorRule(RETRY, "Rate limit exceeded: account and subaccounts above 2,000 messages/s"),
     # Permanent.
     "21211": ErrorRule(FAIL, "Invalid 'To' phone number"),
     "21408": ErrorRule(FAIL, "Sending to this region is not enabled on the account"),
@@ -130,7 +158,12 @@ TWILIO_ERRORS: dict[str, ErrorRule] = {
     "63029": ErrorRule(FAIL, "Receiver failed to download the template"),
     "63030": ErrorRule(FAIL, "Unsupported parameter for this channel's message"),
     "63032": ErrorRule(FAIL, "WhatsApp limitation: this user cannot be messaged"),
-    "63049": ErrorRule(FAIL, "Meta chose not to deliver this marketing message"),
+    # Later: Meta's per-user marketing limit as Twilio reports it.
+    "63049": ErrorRule(
+        LATER,
+        "Meta chose not to deliver this marketing message (per-user limit); permanent for +1 numbers",
+        permanent_for=US_MARKETING_BLOCK,
+    ),
     # Opted out.
     "21610": ErrorRule(OPTOUT, "Recipient unsubscribed (replied STOP)"),
     # Pause the queue.
@@ -138,6 +171,7 @@ TWILIO_ERRORS: dict[str, ErrorRule] = {
     "20404": ErrorRule(PAUSE, "Resource not found: account or Messaging Service does not exist"),
     "21212": ErrorRule(PAUSE, "Invalid 'From' number"),
     "21606": ErrorRule(PAUSE, "'From' number is not a message-capable Twilio number"),
+    "21701": ErrorRule(PAUSE, "Messaging Service does not exist"),
     "21703": ErrorRule(PAUSE, "Messaging Service has no phone number available to send"),
     "21704": ErrorRule(PAUSE, "Messaging Service contains no phone numbers"),
     "21705": ErrorRule(PAUSE, "Messaging Service is invalid"),
@@ -145,7 +179,14 @@ TWILIO_ERRORS: dict[str, ErrorRule] = {
     "63001": ErrorRule(PAUSE, "Channel could not authenticate the request"),
     "63007": ErrorRule(PAUSE, "No WhatsApp channel for the 'From' address"),
     "63020": ErrorRule(PAUSE, "WhatsApp Business account not ready (invitation or payment)"),
+    "63018": ErrorRule(PAUSE, "Spam rate limit: too many messages blocked or flagged (like Meta 131048)"),
     "63022": ErrorRule(PAUSE, "WhatsApp sender certificate error"),
+    "63038": ErrorRule(
+        PAUSE,
+        "Account exceeded the daily messages limit (rolling 24 h): the reason says when it resets",
+        resets_after=TWILIO_DAILY_WINDOW,
+    ),
+    "63040": ErrorRule(PAUSE, "Template rejected"),
 }
 
 ERROR_TABLES: dict[str, dict[str, ErrorRule]] = {"meta": META_ERRORS, "twilio": TWILIO_ERRORS}
@@ -214,12 +255,29 @@ def lookup(provider: str, code: str | int | None, subcode: str | int | None = No
     return None
 
 
+def calling_code_matches(recipient: str, calling_codes: tuple[str, ...]) -> bool:
+    """Whether an E.164 number ("+1650...", Meta's "1650...", Twilio's "whatsapp:+1650...") starts with one of
+    these country calling codes."""
+    digits = recipient.strip().removeprefix("whatsapp:").removeprefix("+")
+    return any(digits.startswith(code) for code in calling_codes)
+
+
 def classify(
-    provider: str, code: str | int | None, http_status: int | None, *, subcode: str | int | None = None
+    provider: str,
+    code: str | int | None,
+    http_status: int | None,
+    *,
+    subcode: str | int | None = None,
+    recipient: str | None = None,
 ) -> ErrorClass:
-    """What a failed send means for the job. `provider` is "meta", "twilio" or "sandbox"."""
+    """What a failed send means for the job. `provider` is "meta", "twilio" or "sandbox".
+
+    `recipient` (the job's number) matters for rows that depend on the recipient's country: without it, such a row
+    gives its general class (the per-user marketing limit: RETRY_LATER)."""
     rule = lookup(provider, code, subcode)
     if rule is not None:
+        if rule.permanent_for and recipient is not None and calling_code_matches(recipient, rule.permanent_for):
+            return FAIL
         return rule.error_class
     if http_status is None:
         # A provider code we do not know, with no HTTP status (e.g. from a status callback): the message failed.
@@ -239,9 +297,15 @@ def classify(
     return UNSURE
 
 
+def resets_after(provider: str, code: str | int | None) -> timedelta | None:
+    """For a PAUSE_QUEUE row whose limit lifts by itself: how long from now until it has room again."""
+    rule = lookup(provider, code)
+    return rule.resets_after if rule is not None else None
+
+
 def table_rows() -> list[tuple[str, str, str, ErrorClass]]:
     """(provider, code, meaning, class) for every row of both tables, in the order docs/providers.md shows them."""
-    order = [RETRY, FAIL, OPTOUT, PAUSE]
+    order = [RETRY, LATER, FAIL, OPTOUT, OPTOUT_MARKETING, PAUSE]
     rows: list[tuple[str, str, str, ErrorClass]] = []
     for provider, table in ERROR_TABLES.items():
         for error_class in order:

@@ -6,12 +6,15 @@ goes in the Authorization header only; it is never logged and never part of an e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from wabacast.providers.base import OutboundMessage, ProviderError, SendReceipt
 from wabacast.providers.errors import classify, local_error
+
+if TYPE_CHECKING:
+    from wabacast.domain.models import TemplateButton, TemplateHeader
 
 # Meta error messages are short; JobError.message holds at most 500 characters.
 MAX_ERROR_MESSAGE = 480
@@ -26,11 +29,39 @@ def template_parameters(variables: dict[str, str]) -> list[dict[str, str]]:
     return parameters
 
 
+def header_component(header: TemplateHeader) -> dict[str, Any]:
+    """`{"type": "header", "parameters": [...]}`: a text parameter, or the media (image, document, video) by link."""
+    kind = header.type.value
+    if kind == "text":
+        return {"type": "header", "parameters": [{"type": "text", "text": header.text}]}
+    media: dict[str, str] = {"link": str(header.link)}
+    if kind == "document" and header.filename:
+        media["filename"] = header.filename
+    return {"type": "header", "parameters": [{"type": kind, kind: media}]}
+
+
+def button_component(button: TemplateButton) -> dict[str, Any]:
+    """One `{"type": "button", "sub_type", "index", "parameters"}` per button: a quick reply's payload, or the
+    suffix appended to a dynamic URL button's URL. Meta's index is a string."""
+    if button.sub_type.value == "quick_reply":
+        parameter = {"type": "payload", "payload": button.payload}
+    else:
+        parameter = {"type": "text", "text": button.url_suffix}
+    return {"type": "button", "sub_type": button.sub_type.value, "index": str(button.index), "parameters": [parameter]}
+
+
 def build_template_payload(message: OutboundMessage) -> dict[str, Any]:
-    """The JSON body of a template send; `components` only when the template has variables."""
+    """The JSON body of a template send: header, body and button components in that order, each only when the
+    template has it (no `components` at all for a template without parameters)."""
     template: dict[str, Any] = {"name": message.template_name, "language": {"code": message.language}}
+    components: list[dict[str, Any]] = []
+    if message.header is not None:
+        components.append(header_component(message.header))
     if message.variables:
-        template["components"] = [{"type": "body", "parameters": template_parameters(message.variables)}]
+        components.append({"type": "body", "parameters": template_parameters(message.variables)})
+    components += [button_component(button) for button in sorted(message.buttons, key=lambda b: b.index)]
+    if components:
+        template["components"] = components
     return {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
@@ -38,6 +69,36 @@ def build_template_payload(message: OutboundMessage) -> dict[str, Any]:
         "type": "template",
         "template": template,
     }
+
+
+class _RequestTrace:
+    """httpcore's trace extension for one request: whether it opened a connection of its own, and whether the
+    request headers were written whole. httpcore swallows a write error and reads on, so a connection the server
+    had already closed shows up as RemoteProtocolError or ReadError: this trace tells that case apart."""
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.headers_started = False
+        self.headers_written = False
+
+    def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event.startswith(("connection.connect_tcp.", "connection.connect_unix_socket.")):
+            self.connected = True
+        elif event.endswith(".send_request_headers.started"):
+            self.headers_started = True
+        elif event.endswith(".send_request_headers.complete"):
+            self.headers_written = True
+
+    @property
+    def stale_connection(self) -> bool:
+        """A pooled (kept-alive) connection failed before the request's headers were written: the provider
+        cannot have received the request. Without trace events (a transport that is not httpcore's) nothing is
+        known, so nothing is retried."""
+        return self.headers_started and not self.connected and not self.headers_written
+
+
+# Failures that a connection the server closed while it sat in the pool produces.
+_STALE_CONNECTION_ERRORS = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.ConnectError)
 
 
 class MetaCloudProvider:
@@ -64,13 +125,27 @@ class MetaCloudProvider:
     def send(self, message: OutboundMessage) -> SendReceipt:
         payload = build_template_payload(message)
         headers = {"Authorization": f"Bearer {self._access_token}", "Accept": "application/json"}
-        try:
-            response = self._client.post(self._url, json=payload, headers=headers, timeout=self._timeout)
-        except (httpx.HTTPError, httpx.InvalidURL) as error:
-            raise self._transport_error(error) from None
+        response = self._post(payload, headers)
         if response.is_success:
             return self._receipt(response)
-        raise self._http_error(response)
+        raise self._http_error(response, message.to)
+
+    def _post(self, payload: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+        """One POST; tried a second time (on a new connection) only when a kept-alive connection turned out to be
+        closed before any of the request was written. Anything else that fails is classified as it is."""
+        for attempt in (1, 2):
+            trace = _RequestTrace()
+            try:
+                return self._client.post(
+                    self._url, json=payload, headers=headers, timeout=self._timeout, extensions={"trace": trace}
+                )
+            except _STALE_CONNECTION_ERRORS as error:
+                if attempt == 1 and trace.stale_connection:
+                    continue
+                raise self._transport_error(error) from None
+            except (httpx.HTTPError, httpx.InvalidURL) as error:
+                raise self._transport_error(error) from None
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _receipt(self, response: httpx.Response) -> SendReceipt:
         try:
@@ -82,7 +157,7 @@ class MetaCloudProvider:
             raise local_error("INVALID_RESPONSE", f"HTTP {response.status_code}", http_status=response.status_code)
         return SendReceipt(provider_message_id=message_id)
 
-    def _http_error(self, response: httpx.Response) -> ProviderError:
+    def _http_error(self, response: httpx.Response, recipient: str) -> ProviderError:
         status = response.status_code
         code: str | None = None
         subcode: str | None = None
@@ -100,7 +175,7 @@ class MetaCloudProvider:
             details = error.get("error_data", {}).get("details") if isinstance(error.get("error_data"), dict) else None
             if details and str(details) not in text:
                 text = f"{text} ({details})"
-        error_class = classify(self._provider_name, code, status, subcode=subcode)
+        error_class = classify(self._provider_name, code, status, subcode=subcode, recipient=recipient)
         return ProviderError(code or str(status), self._scrub(text), error_class, http_status=status)
 
     def _transport_error(self, error: httpx.HTTPError | httpx.InvalidURL) -> ProviderError:

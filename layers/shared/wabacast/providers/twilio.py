@@ -68,9 +68,9 @@ class TwilioProvider:
         try:
             created = self._client.messages.create(**arguments)
         except TwilioRestException as error:
-            raise self._rest_error(error.code, error.status, str(error.msg)) from None
+            raise self._rest_error(error.code, error.status, str(error.msg), message.to) from None
         except TwilioServiceException as error:
-            raise self._rest_error(error.code, error.status, str(error.detail or error.title)) from None
+            raise self._rest_error(error.code, error.status, str(error.detail or error.title), message.to) from None
         except requests.RequestException as error:
             raise self._transport_error(error) from None
         except (TwilioException, ValueError) as error:
@@ -81,10 +81,10 @@ class TwilioProvider:
             raise local_error("INVALID_RESPONSE", "no message sid in Twilio's answer")
         return SendReceipt(provider_message_id=sid)
 
-    def _rest_error(self, code: object, status: object, text: str) -> ProviderError:
+    def _rest_error(self, code: object, status: object, text: str, recipient: str) -> ProviderError:
         http_status = status if isinstance(status, int) else None
         code_value = code if isinstance(code, int | str) and str(code) else None
-        error_class = classify("twilio", code_value, http_status)
+        error_class = classify("twilio", code_value, http_status, recipient=recipient)
         shown = str(code_value if code_value is not None else http_status)
         return ProviderError(shown, self._scrub(text), error_class, http_status=http_status)
 

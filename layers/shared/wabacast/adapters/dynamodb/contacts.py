@@ -8,11 +8,12 @@ retried upsert repairs them.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 from wabacast.adapters.dynamodb.base import Item, TableGateway, business_pk, to_attributes
-from wabacast.domain.models import Contact, OptOut, Page
+from wabacast.domain.models import Contact, OptOut, OptOutScope, Page, TemplateCategory
 from wabacast.errors import NotFoundError
 from wabacast.phone import FROM_STORAGE
 from wabacast.storage.table import PARTITION_KEY, SORT_KEY
@@ -106,7 +107,8 @@ class ContactRepository:
 
     # Opt-outs ------------------------------------------------------------------------------------------------
     def add_opt_out(self, business_id: str, opt_out: OptOut) -> tuple[OptOut, bool]:
-        """Record the opt-out; an existing one is kept as it was (first source and time win)."""
+        """Record the opt-out; an existing one is kept as it was (first source and time win), except that an opt-out
+        of everything widens one of marketing only (it never narrows)."""
         item = to_attributes(
             {
                 **opt_out.model_dump(mode="json"),
@@ -121,20 +123,57 @@ class ContactRepository:
             )
         except self._table.client.exceptions.ConditionalCheckFailedException:
             existing = self.get_opt_out(business_id, opt_out.phone_number)
-            if existing is not None:
-                return existing, False
-            raise
+            if existing is None:
+                raise
+            if existing.scope == OptOutScope.MARKETING and opt_out.scope == OptOutScope.ALL:
+                return self._widen(business_id, opt_out), True
+            return existing, False
         return opt_out, True
+
+    def _widen(self, business_id: str, opt_out: OptOut) -> OptOut:
+        """A marketing-only opt-out becomes one of everything (the same write again, conditioned on the scope read,
+        so a concurrent widening is harmless)."""
+        item = to_attributes(
+            {
+                **opt_out.model_dump(mode="json"),
+                PARTITION_KEY: business_pk(business_id),
+                SORT_KEY: f"{OPT_OUT_PREFIX}{opt_out.phone_number}",
+                "type": "OptOut",
+            }
+        )
+        # Widened (or removed) meanwhile: nothing to do.
+        with contextlib.suppress(self._table.client.exceptions.ConditionalCheckFailedException):
+            self._table.client.put_item(
+                TableName=self._table.table_name,
+                Item=item,
+                ConditionExpression="#scope = :marketing",
+                ExpressionAttributeNames={"#scope": "scope"},
+                ExpressionAttributeValues={":marketing": {"S": OptOutScope.MARKETING.value}},
+            )
+        return opt_out
 
     def get_opt_out(self, business_id: str, phone_number: str) -> OptOut | None:
         item = self._table.get(business_pk(business_id), f"{OPT_OUT_PREFIX}{phone_number}")
         return OptOut.model_validate(_strip(item), context={FROM_STORAGE: True}) if item else None
 
-    def opted_out_among(self, business_id: str, phone_numbers: Sequence[str]) -> set[str]:
-        """Which of these numbers opted out of this business (BatchGetItem, 100 keys a call)."""
+    def opted_out_among(
+        self,
+        business_id: str,
+        phone_numbers: Sequence[str],
+        *,
+        category: TemplateCategory = TemplateCategory.MARKETING,
+    ) -> set[str]:
+        """Which of these numbers opted out of this business for templates of `category` (BatchGetItem, 100 keys a
+        call): every opt-out stops marketing; only those of scope `all` stop utility and authentication."""
         pk = business_pk(business_id)
-        items = self._table.batch_get((pk, f"{OPT_OUT_PREFIX}{phone}") for phone in set(phone_numbers))
-        return {item["phone_number"] for item in items}
+        items = self._table.batch_get(
+            ((pk, f"{OPT_OUT_PREFIX}{phone}") for phone in set(phone_numbers)), attributes=("phone_number", "scope")
+        )
+        return {
+            item["phone_number"]
+            for item in items
+            if category == TemplateCategory.MARKETING or item.get("scope", OptOutScope.ALL.value) == OptOutScope.ALL
+        }
 
     def remove_opt_out(self, business_id: str, phone_number: str) -> None:
         try:

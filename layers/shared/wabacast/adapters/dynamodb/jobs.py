@@ -7,6 +7,7 @@ Items:
                                               a claim or settle changes no projected attribute, so it writes no
                                               index entry). Feeding reads the jobs after the feed cursor from here.
               GSI2 Q#<q>#REFEED | #FAILED_RETRYABLE / <seq>   sparse, only on the rare paths that need them
+              GSI2 Q#<q>#DEFERRED / <not_before epoch s>#<seq>   a delayed re-feed, read when due
   plan state  Q#<q> / #PLAN       cursor, version, feed cursor and marks, rate samples, planned counters
   recipients  Q#<q> / RECIPIENTS#<n>  (wabacast.adapters.dynamodb.queues)
 
@@ -58,6 +59,7 @@ JOB_SHARDS = 16
 OPEN_LABEL = "OPEN"
 REFEED_LABEL = "REFEED"
 FAILED_RETRYABLE_LABEL = "FAILED_RETRYABLE"
+DEFERRED_LABEL = "DEFERRED"
 # Moves per settle transaction (TransactWriteItems takes 100 items; a sender batch is 10).
 SETTLE_CHUNK = 25
 # TransactionConflict and throttling: retried this many times, with full jitter between BASE and CAP seconds.
@@ -102,11 +104,19 @@ def refeed_label(recipient_zone: str | None) -> str:
     return REFEED_LABEL if recipient_zone is None else f"{REFEED_LABEL}#{recipient_zone}"
 
 
-def _secondary_label(job: Job) -> str | None:
+def _deferred_key(not_before: datetime, seq: int) -> str:
+    """Sorted by due time, so "due by t" is one range read."""
+    return f"{int(not_before.timestamp()):012d}#{_seq_key(seq)}"
+
+
+def _secondary_key(job: Job) -> tuple[str, str] | None:
+    """The job's GSI2 entry (label, sort key), if it belongs in one."""
     if job.status == JobStatus.PENDING and job.refeed:
-        return refeed_label(job.recipient_zone)
+        return refeed_label(job.recipient_zone), _seq_key(job.seq)
+    if job.status == JobStatus.PENDING and job.not_before is not None:
+        return DEFERRED_LABEL, _deferred_key(job.not_before, job.seq)
     if job.status == JobStatus.FAILED and job.last_error and job.last_error.error_class == ErrorClass.RETRYABLE:
-        return FAILED_RETRYABLE_LABEL
+        return FAILED_RETRYABLE_LABEL, _seq_key(job.seq)
     return None
 
 
@@ -123,10 +133,10 @@ def job_to_item(job: Job, *, plan_version: int | None = None, expires_at: int | 
     if job.status == JobStatus.PENDING:
         data[GSI1.partition_key] = f"{queue_partition(job.queue_id)}#{OPEN_LABEL}"
         data[GSI1.sort_key] = _seq_key(job.seq)
-    label = _secondary_label(job)
-    if label is not None:
-        data[GSI2.partition_key] = f"{queue_partition(job.queue_id)}#{label}"
-        data[GSI2.sort_key] = _seq_key(job.seq)
+    secondary = _secondary_key(job)
+    if secondary is not None:
+        data[GSI2.partition_key] = f"{queue_partition(job.queue_id)}#{secondary[0]}"
+        data[GSI2.sort_key] = secondary[1]
     return to_attributes(data)
 
 
@@ -152,12 +162,12 @@ def move_update(move: JobMove) -> dict[str, Any]:
         else:
             values[f":f{index}"] = to_attributes({"v": data[name]})["v"]
             sets.append(f"#f{index} = :f{index}")
-    label = _secondary_label(job)
-    if label is None:
+    secondary = _secondary_key(job)
+    if secondary is None:
         removes += [GSI2.partition_key, GSI2.sort_key]
     else:
-        values[":label"] = {"S": f"{queue_partition(job.queue_id)}#{label}"}
-        values[":label_seq"] = {"S": _seq_key(job.seq)}
+        values[":label"] = {"S": f"{queue_partition(job.queue_id)}#{secondary[0]}"}
+        values[":label_seq"] = {"S": secondary[1]}
         sets += [f"{GSI2.partition_key} = :label", f"{GSI2.sort_key} = :label_seq"]
     expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
     return {
@@ -366,8 +376,10 @@ class DynamoJobStore:
         # Once per fed job, a quarter of an hour after feeding: an eventually consistent read is enough.
         items = self._table.batch_get(((item[PARTITION_KEY], item[SORT_KEY]) for item in keys), consistent=False)
         jobs = (job_from_item(item) for item in items)
+        # A deferred job waits for its own time (the planner feeds it then), not for the sweep.
         return sorted(
-            (job for job in jobs if job.status == JobStatus.PENDING and not job.refeed), key=lambda job: job.seq
+            (job for job in jobs if job.status == JobStatus.PENDING and not job.refeed and job.not_before is None),
+            key=lambda job: job.seq,
         )
 
     def handed_back(self, queue_id: str, limit: int, recipient_zone: str | None = None) -> list[Job]:
@@ -402,6 +414,44 @@ class DynamoJobStore:
                     ":seen": {"S": job.model_dump(mode="json")["updated_at"]},
                     ":true": {"BOOL": True},
                     ":false": {"BOOL": False},
+                },
+            )
+        except self._table.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def deferred(self, queue_id: str, limit: int, due_by: datetime | None = None) -> list[Job]:
+        values: dict[str, Any] = {":pk": {"S": f"{queue_partition(queue_id)}#{DEFERRED_LABEL}"}}
+        condition = "#pk = :pk"
+        if due_by is not None:
+            # "~" sorts after "#": every seq of the last due second is included.
+            values[":due"] = {"S": f"{int(due_by.timestamp()):012d}~"}
+            condition += " AND #sk <= :due"
+        response = self._table.client.query(
+            TableName=self._table.table_name,
+            IndexName=GSI2.name,
+            KeyConditionExpression=condition,
+            ExpressionAttributeNames={"#pk": GSI2.partition_key, **({"#sk": GSI2.sort_key} if due_by else {})},
+            ExpressionAttributeValues=values,
+            Limit=limit,
+        )
+        keys = [from_attributes(raw) for raw in response.get("Items", [])]
+        jobs = [job_from_item(item) for item in self._table.hydrate(keys)]
+        # The index is eventually consistent: only jobs still waiting, earliest first.
+        waiting = [job for job in jobs if job.status == JobStatus.PENDING and job.not_before is not None]
+        return sorted(waiting, key=lambda job: (job.not_before or job.created_at, job.seq))
+
+    def clear_deferral(self, job: Job) -> bool:
+        try:
+            self._table.client.update_item(
+                TableName=self._table.table_name,
+                Key=job_key(job.queue_id, job.id),
+                UpdateExpression=f"REMOVE not_before, {GSI2.partition_key}, {GSI2.sort_key}",
+                ConditionExpression="#status = :pending AND updated_at = :seen AND attribute_exists(not_before)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":pending": {"S": JobStatus.PENDING.value},
+                    ":seen": {"S": job.model_dump(mode="json")["updated_at"]},
                 },
             )
         except self._table.client.exceptions.ConditionalCheckFailedException:
