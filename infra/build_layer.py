@@ -5,12 +5,19 @@ the functions' runtime (Python 3.12, ARM64) whatever machine builds it. The depe
 of pyproject.toml minus what the Lambda runtime already provides (boto3 and its own dependencies), so the layer and
 the local environment cannot drift apart.
 
+Bytecode: Lambda's /opt is read-only, so a layer without .pyc files makes Python compile every module it imports on
+every cold start (measured: the sender's import takes 1.7x as long, docs/performance.md "Cold imports"). The build
+compiles the layer with an interpreter of the runtime's version (`--compile-with`, else `python3.12` on PATH), in
+unchecked-hash mode so the files' times after unzipping do not matter. Bytecode is version-specific: without such an
+interpreter the layer ships without it, and the build says so.
+
 Run with `make layer` (or `.venv/bin/python infra/build_layer.py`); `make synth` / `make deploy` package the result.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -54,7 +61,9 @@ def pip_install_command(target: Path, requirements: Sequence[str]) -> list[str]:
         "install",
         "--disable-pip-version-check",
         "--quiet",
-        "--no-compile",  # .pyc files compiled by the build machine's Python would be dead weight on 3.12
+        # pip would compile with the build machine's Python, whose bytecode a 3.12 runtime ignores: compile_layer
+        # writes the runtime's own.
+        "--no-compile",
         "--target",
         str(target),
         "--only-binary=:all:",
@@ -87,11 +96,50 @@ def copy_shared_package(site_packages: Path, source: Path = SHARED_PACKAGE_DIR) 
     return destination
 
 
+def bytecode_interpreter(explicit: str | None = None) -> str | None:
+    """The interpreter that compiles the layer: `explicit`, else `python3.12` on PATH; None when there is none."""
+    return explicit or shutil.which(f"python{PYTHON_VERSION}")
+
+
+def interpreter_version(python: str) -> str:
+    completed = subprocess.run(  # noqa: S603 (an interpreter the builder named, a fixed script)
+        [python, "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return completed.stdout.strip()
+
+
+def compile_command(python: str, site_packages: Path) -> list[str]:
+    # Optimization level 0 (plain .pyc, what Lambda's interpreter loads: it does not run with -O); unchecked-hash:
+    # the .pyc is used without comparing the source's time, which unzipping the layer does not keep exactly.
+    return [python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(site_packages)]
+
+
+def compile_layer(site_packages: Path, python: str | None) -> bool:
+    """Write the layer's bytecode with `python` if it is the runtime's version; False (and why) when it cannot."""
+    if python is None:
+        print(
+            f"WARNING: no python{PYTHON_VERSION} found: the layer ships without bytecode, so every cold start compiles "
+            f"what it imports (pass --compile-with or LAYER_PYTHON=/path/to/python{PYTHON_VERSION})",
+            file=sys.stderr,
+        )
+        return False
+    version = interpreter_version(python)
+    if version != PYTHON_VERSION:
+        raise SystemExit(f"ERROR: {python} is Python {version}; the layer's bytecode must be {PYTHON_VERSION}'s")
+    # compileall exits non-zero when a file does not compile (a test fixture in a package, say): those stay source.
+    subprocess.run(compile_command(python, site_packages), check=False, stdout=subprocess.DEVNULL)  # noqa: S603
+    print(f"Compiled the layer's bytecode with {python} (Python {version})")
+    return True
+
+
 def directory_size(path: Path) -> int:
     return sum(file.stat().st_size for file in path.rglob("*") if file.is_file() and not file.is_symlink())
 
 
-def build(layer_dir: Path = LAYER_DIR) -> int:
+def build(layer_dir: Path = LAYER_DIR, compile_with: str | None = None) -> int:
     """Rebuild `layer_dir` from scratch and return its unzipped size in bytes."""
     site_packages = layer_dir / "python"
     if layer_dir.exists():
@@ -110,6 +158,7 @@ def build(layer_dir: Path = LAYER_DIR) -> int:
         print(f"Removed (provided by the Lambda runtime): {', '.join(sorted(removed))}")
     copied = copy_shared_package(site_packages)
     print(f"Copied {SHARED_PACKAGE_DIR.relative_to(PYPROJECT.parent)} -> {copied}")
+    compile_layer(site_packages, bytecode_interpreter(compile_with))
 
     size = directory_size(layer_dir)
     print(f"Layer {layer_dir}: {size / 1024 / 1024:.1f} MB unzipped (Lambda limit: 250 MB for code + all layers)")
@@ -119,8 +168,14 @@ def build(layer_dir: Path = LAYER_DIR) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--layer-dir", type=Path, default=LAYER_DIR, help=f"output folder (default: {LAYER_DIR})")
+    parser.add_argument(
+        "--compile-with",
+        default=os.environ.get("LAYER_PYTHON") or None,
+        help=f"a Python {PYTHON_VERSION} interpreter to write the layer's bytecode (default: $LAYER_PYTHON, "
+        f"else python{PYTHON_VERSION} on PATH)",
+    )
     args = parser.parse_args(argv)
-    size = build(args.layer_dir)
+    size = build(args.layer_dir, args.compile_with)
     if size >= LAMBDA_UNZIPPED_LIMIT_BYTES:
         print("ERROR: the layer is over Lambda's 250 MB unzipped limit", file=sys.stderr)
         return 1
