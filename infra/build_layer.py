@@ -53,7 +53,12 @@ def layer_requirements(pyproject: Path = PYPROJECT) -> list[str]:
     return [req for req in dependencies if distribution_name(req) not in RUNTIME_PROVIDED]
 
 
-def pip_install_command(target: Path, requirements: Sequence[str]) -> list[str]:
+def pip_install_command(target: Path, requirements: Sequence[str], for_this_machine: bool = False) -> list[str]:
+    platform = (
+        []
+        if for_this_machine
+        else ["--platform", PLATFORM, "--python-version", PYTHON_VERSION, "--implementation", "cp"]
+    )
     return [
         sys.executable,
         "-m",
@@ -67,12 +72,7 @@ def pip_install_command(target: Path, requirements: Sequence[str]) -> list[str]:
         "--target",
         str(target),
         "--only-binary=:all:",
-        "--platform",
-        PLATFORM,
-        "--python-version",
-        PYTHON_VERSION,
-        "--implementation",
-        "cp",
+        *platform,
         *requirements,
     ]
 
@@ -117,8 +117,9 @@ def compile_command(python: str, site_packages: Path) -> list[str]:
     return [python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(site_packages)]
 
 
-def compile_layer(site_packages: Path, python: str | None) -> bool:
+def compile_layer(site_packages: Path, python: str | None, runtime_version: str | None = None) -> bool:
     """Write the layer's bytecode with `python` if it is the runtime's version; False (and why) when it cannot."""
+    runtime_version = runtime_version or PYTHON_VERSION
     if python is None:
         print(
             f"WARNING: no python{PYTHON_VERSION} found: the layer ships without bytecode, so every cold start compiles "
@@ -127,8 +128,8 @@ def compile_layer(site_packages: Path, python: str | None) -> bool:
         )
         return False
     version = interpreter_version(python)
-    if version != PYTHON_VERSION:
-        raise SystemExit(f"ERROR: {python} is Python {version}; the layer's bytecode must be {PYTHON_VERSION}'s")
+    if version != runtime_version:
+        raise SystemExit(f"ERROR: {python} is Python {version}; the layer's bytecode must be {runtime_version}'s")
     # compileall exits non-zero when a file does not compile (a test fixture in a package, say): those stay source.
     subprocess.run(compile_command(python, site_packages), check=False, stdout=subprocess.DEVNULL)  # noqa: S603
     print(f"Compiled the layer's bytecode with {python} (Python {version})")
@@ -139,18 +140,29 @@ def directory_size(path: Path) -> int:
     return sum(file.stat().st_size for file in path.rglob("*") if file.is_file() and not file.is_symlink())
 
 
-def build(layer_dir: Path = LAYER_DIR, compile_with: str | None = None) -> int:
-    """Rebuild `layer_dir` from scratch and return its unzipped size in bytes."""
+def build(
+    layer_dir: Path = LAYER_DIR,
+    compile_with: str | None = None,
+    *,
+    for_this_machine: bool = False,
+    bytecode: bool = True,
+) -> int:
+    """Rebuild `layer_dir` from scratch and return its unzipped size in bytes.
+
+    `for_this_machine`: the same layer for this interpreter's platform and version instead of Lambda's, compiled by
+    it (or not, `bytecode=False`): what bench/cold_import.py --layer measures a layer's cold imports with."""
     site_packages = layer_dir / "python"
     if layer_dir.exists():
         shutil.rmtree(layer_dir)
     site_packages.mkdir(parents=True)
 
     requirements = layer_requirements()
-    print(f"Installing {len(requirements)} requirements for {PLATFORM} / CPython {PYTHON_VERSION}:")
+    platform = "this machine" if for_this_machine else f"{PLATFORM} / CPython {PYTHON_VERSION}"
+    print(f"Installing {len(requirements)} requirements for {platform}:")
     for requirement in requirements:
         print(f"  {requirement}")
-    subprocess.run(pip_install_command(site_packages, requirements), check=True)  # noqa: S603 (fixed argv)
+    command = pip_install_command(site_packages, requirements, for_this_machine)
+    subprocess.run(command, check=True)  # noqa: S603 (fixed argv)
 
     removed = remove_runtime_provided(site_packages)
     shutil.rmtree(site_packages / "bin", ignore_errors=True)  # console scripts with this machine's shebang: unusable
@@ -158,7 +170,12 @@ def build(layer_dir: Path = LAYER_DIR, compile_with: str | None = None) -> int:
         print(f"Removed (provided by the Lambda runtime): {', '.join(sorted(removed))}")
     copied = copy_shared_package(site_packages)
     print(f"Copied {SHARED_PACKAGE_DIR.relative_to(PYPROJECT.parent)} -> {copied}")
-    compile_layer(site_packages, bytecode_interpreter(compile_with))
+    if not bytecode:
+        print("No bytecode, as asked")
+    elif for_this_machine:
+        compile_layer(site_packages, sys.executable, f"{sys.version_info[0]}.{sys.version_info[1]}")
+    else:
+        compile_layer(site_packages, bytecode_interpreter(compile_with))
 
     size = directory_size(layer_dir)
     print(f"Layer {layer_dir}: {size / 1024 / 1024:.1f} MB unzipped (Lambda limit: 250 MB for code + all layers)")
@@ -174,8 +191,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"a Python {PYTHON_VERSION} interpreter to write the layer's bytecode (default: $LAYER_PYTHON, "
         f"else python{PYTHON_VERSION} on PATH)",
     )
+    parser.add_argument(
+        "--for-this-machine",
+        action="store_true",
+        help="build for this interpreter's platform and version (to measure cold imports: bench/cold_import.py)",
+    )
+    parser.add_argument("--no-bytecode", action="store_true", help="ship source only (to measure what it costs)")
     args = parser.parse_args(argv)
-    size = build(args.layer_dir, args.compile_with)
+    size = build(
+        args.layer_dir, args.compile_with, for_this_machine=args.for_this_machine, bytecode=not args.no_bytecode
+    )
     if size >= LAMBDA_UNZIPPED_LIMIT_BYTES:
         print("ERROR: the layer is over Lambda's 250 MB unzipped limit", file=sys.stderr)
         return 1
