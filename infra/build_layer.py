@@ -97,17 +97,25 @@ def copy_shared_package(site_packages: Path, source: Path = SHARED_PACKAGE_DIR) 
 
 
 def bytecode_interpreter(explicit: str | None = None) -> str | None:
-    """The interpreter that compiles the layer: `explicit`, else `python3.12` on PATH; None when there is none."""
-    return explicit or shutil.which(f"python{PYTHON_VERSION}")
+    """The interpreter that compiles the layer: `explicit`, else `python3.12` on PATH if it runs (a pyenv shim of a
+    version that is not installed does not); None when there is none."""
+    if explicit:
+        return explicit
+    found = shutil.which(f"python{PYTHON_VERSION}")
+    return found if found and interpreter_version(found) is not None else None
 
 
-def interpreter_version(python: str) -> str:
-    completed = subprocess.run(  # noqa: S603 (an interpreter the builder named, a fixed script)
-        [python, "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+def interpreter_version(python: str) -> str | None:
+    """`python`'s "major.minor", or None when it does not run."""
+    try:
+        completed = subprocess.run(  # noqa: S603 (an interpreter the builder named, a fixed script)
+            [python, "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
     return completed.stdout.strip()
 
 
@@ -128,6 +136,8 @@ def compile_layer(site_packages: Path, python: str | None, runtime_version: str 
         )
         return False
     version = interpreter_version(python)
+    if version is None:
+        raise SystemExit(f"ERROR: {python} does not run, so it cannot write the layer's bytecode")
     if version != runtime_version:
         raise SystemExit(f"ERROR: {python} is Python {version}; the layer's bytecode must be {runtime_version}'s")
     # compileall exits non-zero when a file does not compile (a test fixture in a package, say): those stay source.

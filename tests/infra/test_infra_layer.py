@@ -113,10 +113,23 @@ def test_without_an_interpreter_of_the_runtimes_version_the_layer_ships_source_a
     assert "ships without bytecode" in capsys.readouterr().err
 
 
-def test_the_interpreter_is_the_named_one_or_python312_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN python3.12 found on PATH
-    monkeypatch.setattr(build_layer.shutil, "which", lambda name: f"/usr/bin/{name}")
+def test_the_interpreter_is_the_named_one_or_python312_on_path_if_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a python3.12 on PATH that runs (this interpreter)
+    monkeypatch.setattr(build_layer.shutil, "which", lambda name: sys.executable)
 
     # WHEN / THEN an explicit interpreter wins, else the one on PATH
     assert build_layer.bytecode_interpreter("/opt/py312/bin/python") == "/opt/py312/bin/python"
-    assert build_layer.bytecode_interpreter(None) == "/usr/bin/python3.12"
+    assert build_layer.bytecode_interpreter(None) == sys.executable
+
+    # GIVEN instead a python3.12 on PATH that does not run (a pyenv shim of a version that is not installed)
+    shim = tmp_path / "python3.12"
+    shim.write_text("#!/bin/sh\nexit 127\n")
+    shim.chmod(0o755)
+    monkeypatch.setattr(build_layer.shutil, "which", lambda name: str(shim))
+
+    # WHEN / THEN there is none, and naming it explicitly stops the build with the reason
+    assert build_layer.bytecode_interpreter(None) is None
+    with pytest.raises(SystemExit, match="does not run"):
+        build_layer.compile_layer(tmp_path, str(shim))
