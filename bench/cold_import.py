@@ -3,6 +3,7 @@
     .venv/bin/python bench/cold_import.py                  # every handler under functions/, 7 rounds
     .venv/bin/python bench/cold_import.py --rounds 11 --json /tmp/cold.json
     .venv/bin/python bench/cold_import.py --source /path/to/other/checkout   # e.g. a worktree of an older commit
+    .venv/bin/python bench/cold_import.py --layer /tmp/layer     # the handlers on a built layer folder, read-only
 
 A Lambda cold start imports the handler module before the first event. Each measurement here is a fresh process,
 `python -X importtime -c 'import <module>'`, with the handler's code folder on PYTHONPATH (as Lambda puts the
@@ -22,8 +23,11 @@ in the same round (the interpreter's start-up): CPU time barely moves with load,
 compare between runs. Both ratios are reported.
 
 One warm-up round (not counted) compiles the bytecode caches first, so every counted round reads .pyc files as a
-Lambda layer with compiled files would. The order of the processes is shuffled within each round, so a burst of
-load on the machine does not always hit the same handler.
+Lambda layer with compiled files would. With `--layer DIR` the shared code and its dependencies come from a layer
+folder instead (DIR/python, as `infra/build_layer.py` writes it, built for this machine's Python: see bench/README.md),
+and the processes write no bytecode, as on Lambda's read-only /opt: a layer shipped without .pyc files is then
+compiled on every import, as in a real cold start. The order of the processes is shuffled within each round, so a
+burst of load on the machine does not always hit the same handler.
 """
 
 from __future__ import annotations
@@ -63,13 +67,15 @@ class Target:
     label: str
     module: str
     path_entries: tuple[Path, ...] = ()
+    read_only: bool = False  # write no bytecode (Lambda's /opt is read-only)
 
 
-def handler_targets(source: Path = REPO_ROOT) -> list[Target]:
+def handler_targets(source: Path = REPO_ROOT, layer: Path | None = None) -> list[Target]:
     """Every handler file of `source`/functions/<folder>/, imported as Lambda does: `<file stem>` from its folder,
-    with that checkout's shared package (layers/shared) ahead of the installed one."""
+    with that checkout's shared package (layers/shared) ahead of the installed one, or a built layer's python/."""
+    shared = layer / "python" if layer else source / "layers" / "shared"
     return [
-        Target(f"{path.parent.name}/{path.stem}", path.stem, (path.parent, source / "layers" / "shared"))
+        Target(f"{path.parent.name}/{path.stem}", path.stem, (path.parent, shared), read_only=layer is not None)
         for path in sorted((source / "functions").glob("*/*.py"))
         if not path.name.startswith("_")
     ]
@@ -89,6 +95,8 @@ def child_environment(target: Target, base: Mapping[str, str]) -> dict[str, str]
     environment.update(LAMBDA_LIKE_ENVIRONMENT)
     if target.path_entries:
         environment["PYTHONPATH"] = os.pathsep.join(str(entry) for entry in target.path_entries)
+    if target.read_only:
+        environment["PYTHONDONTWRITEBYTECODE"] = "1"
     return environment
 
 
@@ -197,8 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[], help="a handler label such as sender/handler")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--source", type=Path, default=REPO_ROOT, help="the checkout whose handlers to measure")
+    parser.add_argument("--layer", type=Path, help="a built layer folder (with python/) to import the handlers from")
     arguments = parser.parse_args(argv)
-    targets = handler_targets(arguments.source.resolve())
+    layer = arguments.layer.resolve() if arguments.layer else None
+    targets = handler_targets(arguments.source.resolve(), layer)
     if arguments.only:
         targets = [target for target in targets if target.label in arguments.only]
     baseline, results = measure(targets, arguments.rounds)

@@ -17,8 +17,10 @@ account (its FIFO queues) and a queue of `--batches` x 10 inline recipients per 
 runs the planner handler once, which materializes the jobs and puts them on the account's queue. It receives
 the messages in batches of 10 and hands them, as Lambda SQS events, to the measured processes, which reach moto
 and the sandbox over HTTP (AWS_ENDPOINT_URL, SANDBOX_BASE_URL): the measured process holds only what the sender
-holds in Lambda. Active tracing is on as in Lambda (Powertools Tracer and the X-Ray SDK enabled, every
-invocation sampled: the worst case), its UDP segments going to a local socket of this process.
+holds in Lambda. The measured processes get the environment Lambda's active tracing sets (a sampled trace header,
+the X-Ray daemon's address pointing at a local socket of this process): the functions trace with Lambda's own
+active tracing and no SDK (docs/decisions.md 18-19), so nothing in the process should send a segment, and the run
+reports how many arrived (expected: 0).
 
 `--in-process`: the measured process itself runs moto (`moto.mock_aws`), creates the table with
 `create_table_request` and handles batches of 10 records whose jobs do not exist (the sender settles them as
@@ -275,7 +277,7 @@ class MeasuredProcess:
 
 # This process: AWS, the provider and the data ---------------------------------------------------------------------
 class UdpSink:
-    """Where the X-Ray SDK of the measured process sends its segments (the X-Ray daemon's place in Lambda)."""
+    """The X-Ray daemon's place in Lambda: counts any segment the measured process sends (none without an SDK)."""
 
     def __init__(self) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -442,7 +444,7 @@ def prepare_pipeline(
 
 
 def with_active_tracing(environment: dict[str, str], sink: UdpSink) -> dict[str, str]:
-    """What Lambda sets for a function with active tracing and a sampled invocation: the X-Ray SDK is then on."""
+    """What Lambda sets for a function with active tracing and a sampled invocation (an SDK would trace with it)."""
     trace_id = f"1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
     return {
         **environment,
@@ -489,7 +491,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--batches", type=int, default=10, help="batches of 10 records per measured process")
     parser.add_argument("--in-process", action="store_true", help="moto.mock_aws in the measured process")
-    parser.add_argument("--no-tracing", action="store_true", help="measure with the X-Ray SDK disabled")
+    parser.add_argument("--no-tracing", action="store_true", help="without the environment of Lambda's active tracing")
     parser.add_argument("--output", type=Path, help="also write the figures as JSON here")
     # Internal: how this script starts the measured processes.
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wabacast.container import Delivery, build_delivery
+from wabacast.delivery_wiring import Delivery, build_delivery
 from wabacast.settings import Settings
 
 logger = Logger()

@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from wabacast.adapters.sqs_records import PlanAccountRecord, parse_records
-from wabacast.container import Delivery, build_delivery
+from wabacast.delivery_wiring import Delivery, build_delivery
 from wabacast.logic.planner import TickReport
 from wabacast.settings import Settings
 

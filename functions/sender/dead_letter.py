@@ -10,7 +10,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from wabacast.adapters.sqs_records import JobRecord, job_log_keys, parse_records
-from wabacast.container import Delivery, build_delivery
+from wabacast.delivery_wiring import Delivery, build_delivery
 from wabacast.domain.delivery import parse_account_queue_name
 from wabacast.logic.sender import dead_letter
 from wabacast.settings import Settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -126,7 +127,7 @@ def test_the_layer_build_exits_with_the_message_instead_of_a_traceback(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN a build that finds no wheel for one requirement
-    def build(layer_dir: Path) -> int:
+    def build(layer_dir: Path, *args: object, **kwargs: object) -> int:
         raise build_layer.MissingWheelError(["grpcio==1.0.0"], ["manylinux2014_aarch64"])
 
     monkeypatch.setattr(build_layer, "build", build)
@@ -156,3 +157,76 @@ def test_packages_of_the_lambda_runtime_are_removed_and_wabacast_is_copied(tmp_p
     assert sorted(p.name for p in site_packages.iterdir()) == ["pydantic", "wabacast"]
     assert copied == site_packages / "wabacast"
     assert [p.name for p in copied.iterdir()] == ["__init__.py"]
+
+
+def _runtime_version_is_this_interpreters(monkeypatch: pytest.MonkeyPatch) -> str:
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    monkeypatch.setattr(build_layer, "PYTHON_VERSION", version)
+    return version
+
+
+def test_the_layer_ships_unchecked_hash_bytecode_of_the_runtimes_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a layer folder with a module, and an interpreter of the runtime's version
+    _runtime_version_is_this_interpreters(monkeypatch)
+    package = tmp_path / "python" / "somepackage"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("VALUE = 1\n")
+
+    # WHEN the layer is compiled
+    compiled = build_layer.compile_layer(tmp_path / "python", sys.executable)
+
+    # THEN the module has plain (not -O) bytecode for that version, checked by hash only if at all: Lambda's /opt is
+    # read-only, and unzipping the layer does not keep the source times a timestamp check would compare
+    assert compiled is True
+    [pyc] = (package / "__pycache__").iterdir()
+    assert pyc.name == f"__init__.{sys.implementation.cache_tag}.pyc"
+    flags = int.from_bytes(pyc.read_bytes()[4:8], "little")
+    assert flags == 0b01  # hash-based, source not checked
+
+
+def test_an_interpreter_of_another_version_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a runtime version that is not this interpreter's
+    monkeypatch.setattr(build_layer, "PYTHON_VERSION", "2.7")
+
+    # WHEN the layer is compiled with this interpreter
+    # THEN the build stops: its bytecode would be ignored by the runtime
+    with pytest.raises(SystemExit, match=r"bytecode must be 2\.7's"):
+        build_layer.compile_layer(tmp_path, sys.executable)
+
+
+def test_without_an_interpreter_of_the_runtimes_version_the_layer_ships_source_and_says_so(
+    tmp_path: Path,
+    capsys,  # type: ignore[no-untyped-def]
+) -> None:
+    # GIVEN no interpreter of the runtime's version
+    # WHEN the layer is compiled
+    compiled = build_layer.compile_layer(tmp_path, None)
+
+    # THEN nothing is written and the build warns
+    assert compiled is False
+    assert list(tmp_path.iterdir()) == []
+    assert "ships without bytecode" in capsys.readouterr().err
+
+
+def test_the_interpreter_is_the_named_one_or_python312_on_path_if_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a python3.12 on PATH that runs (this interpreter)
+    monkeypatch.setattr(build_layer.shutil, "which", lambda name: sys.executable)
+
+    # WHEN / THEN an explicit interpreter wins, else the one on PATH
+    assert build_layer.bytecode_interpreter("/opt/py312/bin/python") == "/opt/py312/bin/python"
+    assert build_layer.bytecode_interpreter(None) == sys.executable
+
+    # GIVEN instead a python3.12 on PATH that does not run (a pyenv shim of a version that is not installed)
+    shim = tmp_path / "python3.12"
+    shim.write_text("#!/bin/sh\nexit 127\n")
+    shim.chmod(0o755)
+    monkeypatch.setattr(build_layer.shutil, "which", lambda name: str(shim))
+
+    # WHEN / THEN there is none, and naming it explicitly stops the build with the reason
+    assert build_layer.bytecode_interpreter(None) is None
+    with pytest.raises(SystemExit, match="does not run"):
+        build_layer.compile_layer(tmp_path, str(shim))

@@ -94,6 +94,36 @@ def test_parsing_a_number_loads_phonenumbers_on_demand() -> None:
     assert completed.stdout.split() == ["False", "+14155552671", "True"]
 
 
+def test_the_api_cold_start_builds_its_routes_without_the_openapi_models_and_the_docs_load_them() -> None:
+    # GIVEN the API handler imported as a cold start does, with the environment its first invocation reads
+    openapi_models = "aws_lambda_powertools.event_handler.openapi.models"
+    script = (
+        "import sys\n"
+        "import handler\n"
+        "app = handler._app()\n"
+        f"print({openapi_models!r} in sys.modules)\n"
+        "from wabacast.api.app import _openapi_document\n"
+        "document = _openapi_document(app)\n"
+        f"print({openapi_models!r} in sys.modules, 'bearerAuth' in document)\n"
+    )
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(FUNCTIONS_DIR / "api"), str(SHARED_DIR)]),
+        "TABLE_NAME": "wabacast-test",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+
+    # WHEN its app is built (every route registered), then the OpenAPI document is asked for
+    completed = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment, check=True
+    )
+
+    # THEN Powertools' OpenAPI models were loaded only for the document (they cost about 0.4x `import boto3`)
+    assert completed.stdout.split() == ["False", "True", "True"]
+
+
 def _python_sources() -> list[Path]:
     sources = [*FUNCTIONS_DIR.rglob("*.py"), *(SHARED_DIR / "wabacast").rglob("*.py")]
     return sorted(path for path in sources if "__pycache__" not in path.parts)

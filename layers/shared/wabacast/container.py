@@ -1,40 +1,30 @@
-"""Wires adapters into services from Settings: called once per Lambda execution environment.
+"""Wires adapters into the API's services from Settings: called once per Lambda execution environment.
 
-The API's services (`build_services`) and the delivery functions' (`build_delivery`); the authorizer's key lookup is
-wired in wabacast.wiring.
+The delivery functions' wiring is wabacast.delivery_wiring (they load none of the API's services), the authorizer's
+key lookup is wabacast.wiring.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import boto3
 
 from wabacast.adapters.dynamodb import AccountRepository, BusinessRepository, ContactRepository, QueueRepository
 from wabacast.adapters.dynamodb.jobs import DynamoJobStore
 from wabacast.adapters.dynamodb.lifecycle import QueueLifecycleStore
-from wabacast.adapters.dynamodb.ratelimit import RateLimiter
-from wabacast.adapters.dynamodb.registry import PlannerRegistryStore
 from wabacast.adapters.lambda_trigger import LambdaPlannerTrigger
 from wabacast.adapters.metrics import EmfMetrics
 from wabacast.adapters.scheduler import EventBridgeSchedules, SchedulerTarget
 from wabacast.adapters.secrets import SecretsManagerStore
-from wabacast.adapters.sqs import AccountQueues, SqsPlanDispatch
 from wabacast.logic.accounts import AccountService
 from wabacast.logic.businesses import BusinessService
 from wabacast.logic.contacts import ContactService
-from wabacast.logic.planner import Planner, PlannerConfig
 from wabacast.logic.processing import ProcessingService
 from wabacast.logic.queues import QueueService
 from wabacast.logic.scheduling import ScheduleKeeper
-from wabacast.logic.sender import Sender
-from wabacast.providers.factory import ProviderFactory, SecretsManagerVersions
 from wabacast.settings import Settings
-from wabacast.wiring import table_gateway
-
-if TYPE_CHECKING:
-    import httpx
+from wabacast.wiring import account_queues, table_gateway
 
 
 @dataclass(frozen=True)
@@ -45,15 +35,6 @@ class Services:
     queues: QueueService
     contacts: ContactService
     processing: ProcessingService
-
-
-def _account_queues(settings: Settings) -> AccountQueues:
-    needs_lambda = bool(settings.sender_function_arn or settings.dead_letter_function_arn)
-    return AccountQueues(
-        boto3.client("sqs", region_name=settings.region),
-        boto3.client("lambda", region_name=settings.region) if needs_lambda else None,
-        settings,
-    )
 
 
 def build_services(settings: Settings) -> Services:
@@ -81,7 +62,7 @@ def build_services(settings: Settings) -> Services:
             queues,
             secrets,
             allow_sandbox=settings.allow_sandbox_accounts,
-            provisioner=_account_queues(settings),
+            provisioner=account_queues(settings),
             metrics=EmfMetrics(settings.metrics_namespace, settings.metrics_service, flush_each=True),
         ),
         queues=QueueService(businesses, accounts, queues, schedule_hooks=processing),
@@ -100,66 +81,3 @@ def _schedules(settings: Settings) -> EventBridgeSchedules | None:
         dead_letter_arn=settings.schedule_dlq_arn,
     )
     return EventBridgeSchedules(boto3.client("scheduler", region_name=settings.region), target)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    planner: Planner
-    sender: Sender
-    jobs: DynamoJobStore
-    metrics: EmfMetrics
-    queues: AccountQueues
-    lifecycle: QueueLifecycleStore
-
-
-def build_delivery(settings: Settings, http_client: httpx.Client | None = None) -> Delivery:
-    """What the planner, sender and dead-letter functions need."""
-    table = table_gateway(settings)
-    businesses = BusinessRepository(table)
-    accounts = AccountRepository(table)
-    contacts = ContactRepository(table)
-    lifecycle = QueueLifecycleStore(table)
-    jobs = DynamoJobStore(table, retention_days=settings.job_retention_days)
-    account_queues = _account_queues(settings)
-    rates = RateLimiter(table)
-    metrics = EmfMetrics(namespace=settings.metrics_namespace, service=settings.metrics_service)
-    secrets_client = boto3.client("secretsmanager", region_name=settings.region)
-    secrets = SecretsManagerStore(secrets_client, settings.secrets_prefix)
-    # No HTTP client yet: the factory makes one when the first Meta or sandbox account sends. Secrets are read with
-    # their version, so a credential update reaches warm senders (docs/providers.md).
-    providers = ProviderFactory(settings, SecretsManagerVersions(secrets_client), http_client)
-    dispatch = (
-        SqsPlanDispatch(boto3.client("sqs", region_name=settings.region), settings.plan_queue_url)
-        if settings.plan_queue_url
-        else None
-    )
-    planner = Planner(
-        lifecycle=lifecycle,
-        registry=PlannerRegistryStore(table),
-        jobs=jobs,
-        counters=jobs,
-        businesses=businesses,
-        accounts=accounts,
-        contacts=contacts,
-        feed=account_queues,
-        rates=rates,
-        metrics=metrics,
-        config=PlannerConfig(feed_window_s=settings.feed_window_s, requeue_after_s=settings.requeue_after_s),
-        dispatch=dispatch,
-    )
-    sender = Sender(
-        lifecycle=lifecycle,
-        jobs=jobs,
-        businesses=businesses,
-        accounts=accounts,
-        contacts=contacts,
-        providers=providers,
-        rates=rates,
-        redelivery=account_queues.delay_redelivery,
-        metrics=metrics,
-        secret_name=secrets.name_for_account,
-        max_rate_wait_s=settings.max_rate_wait_s,
-    )
-    return Delivery(
-        planner=planner, sender=sender, jobs=jobs, metrics=metrics, queues=account_queues, lifecycle=lifecycle
-    )
