@@ -21,6 +21,7 @@ from wabacast.adapters.metrics import EmfMetrics
 from wabacast.adapters.scheduler import EventBridgeSchedules, SchedulerTarget
 from wabacast.adapters.secrets import SecretsManagerStore
 from wabacast.adapters.sqs import AccountQueues, SqsPlanDispatch
+from wabacast.adapters.webhook_secrets import WebhookSecretsReader
 from wabacast.logic.accounts import AccountService
 from wabacast.logic.businesses import BusinessService
 from wabacast.logic.contacts import ContactService
@@ -29,6 +30,7 @@ from wabacast.logic.processing import ProcessingService
 from wabacast.logic.queues import QueueService
 from wabacast.logic.scheduling import ScheduleKeeper
 from wabacast.logic.sender import Sender
+from wabacast.logic.webhooks import WebhookService
 from wabacast.providers.factory import ProviderFactory, powertools_secret_getter
 from wabacast.settings import Settings
 from wabacast.wiring import table_gateway
@@ -45,6 +47,9 @@ class Services:
     queues: QueueService
     contacts: ContactService
     processing: ProcessingService
+    webhooks: WebhookService
+    # Flushed by the API handler after each request (webhook receipts are counted per account).
+    metrics: EmfMetrics
 
 
 def _account_queues(settings: Settings) -> AccountQueues:
@@ -72,8 +77,19 @@ def build_services(settings: Settings) -> Services:
     processing = ProcessingService(
         queues, QueueLifecycleStore(table), jobs, jobs, trigger, schedules=ScheduleKeeper(_schedules(settings))
     )
+    metrics = EmfMetrics(namespace=settings.metrics_namespace)
+    webhooks = WebhookService(
+        directory=accounts,
+        secrets=WebhookSecretsReader(powertools_secret_getter, settings.webhook_secret_name, secrets.name_for_account),
+        jobs=jobs,
+        lifecycle=QueueLifecycleStore(table),
+        contacts=contacts,
+        metrics=metrics,
+    )
     return Services(
         settings=settings,
+        webhooks=webhooks,
+        metrics=metrics,
         businesses=BusinessService(businesses),
         accounts=AccountService(
             businesses,

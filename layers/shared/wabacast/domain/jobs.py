@@ -22,6 +22,13 @@ class JobStatus(StrEnum):
     SKIPPED = "SKIPPED"
 
 
+class DeliveryState(StrEnum):
+    """How far the provider says a SENT job got, in order; it only moves forward (wabacast.domain.receipts)."""
+
+    DELIVERED = "DELIVERED"
+    READ = "READ"
+
+
 class Counter(StrEnum):
     """The queue counters: total = pending + sent + failed + opted_out + skipped at every moment."""
 
@@ -57,8 +64,11 @@ ALLOWED_MOVES: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.RETRY: frozenset(
         {JobStatus.PENDING, JobStatus.SENDING, JobStatus.FAILED, JobStatus.OPTED_OUT, JobStatus.SKIPPED}
     ),
-    JobStatus.FAILED: frozenset({JobStatus.PENDING}),  # retry-failed
-    JobStatus.SENT: frozenset(),
+    # retry-failed; FAILED -> SENT: the provider reports a job failed as UNKNOWN_OUTCOME as sent after all;
+    # FAILED -> FAILED: a delivery receipt after a late failure (wabacast.domain.receipts).
+    JobStatus.FAILED: frozenset({JobStatus.PENDING, JobStatus.SENT, JobStatus.FAILED}),
+    # Status receipts: SENT -> SENT records delivery progress, SENT -> FAILED a failure the provider reported late.
+    JobStatus.SENT: frozenset({JobStatus.SENT, JobStatus.FAILED}),
     JobStatus.OPTED_OUT: frozenset(),
     JobStatus.SKIPPED: frozenset(),
 }
@@ -115,6 +125,10 @@ class Job(BaseModel):
     recipient_zone: str | None = None
     # Times the dead-letter consumer handed it back to the planner before it had its attempts (DEAD_LETTER_REFEEDS).
     dead_letters: int = 0
+    # What the provider's status receipts said after the send (None: nothing beyond "sent").
+    delivery: DeliveryState | None = None
+    delivered_at: datetime | None = None
+    read_at: datetime | None = None
 
     def move(self, to: JobStatus, *, now: datetime, **changes: Any) -> JobMove:
         """This job moved to `to` (with `changes`), checked against ALLOWED_MOVES, with its counter deltas."""

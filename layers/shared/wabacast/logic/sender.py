@@ -23,8 +23,10 @@ from datetime import UTC, datetime
 from wabacast.clock import Clock, utc_now
 from wabacast.domain.delivery import DEAD_LETTER_REFEEDS, SQS_HAND_BACKS, JobMessage, SendOutcome
 from wabacast.domain.jobs import CLAIMABLE, TERMINAL_JOB_STATUSES, ErrorClass, Job, JobError, JobMove, JobStatus
-from wabacast.domain.models import Account, OptOut, OptOutSource, Queue, QueueStatus
+from wabacast.domain.models import Account, Queue, QueueStatus
+from wabacast.domain.receipts import job_reference
 from wabacast.logic.delivery_ports import JobStore, ProviderPort, QueueLifecycle, RatePort
+from wabacast.logic.failures import apply_failure_fate
 from wabacast.logic.ports import AccountStore, BusinessStore, ContactStore, MetricsSink
 from wabacast.logic.scheduling import expired, window_open
 from wabacast.providers.base import OutboundMessage, ProviderError
@@ -221,6 +223,7 @@ class Sender:
             language=queue.template.language,
             variables=job.variables,
             content_sid=queue.template.content_sid,
+            callback_reference=job_reference(queue.id, job.id),
         )
         started = time.perf_counter()
         try:
@@ -258,25 +261,8 @@ class Sender:
     def _after_failure(self, job: Job, queue: Queue, error: ProviderError | None) -> None:
         if error is None:
             return
-        if error.error_class == ErrorClass.OPTED_OUT:
-            self._contacts.add_opt_out(
-                job.business_id,
-                OptOut(
-                    phone_number=job.phone_number,
-                    reason=f"provider {error.code}: {error.message}"[:500],
-                    source=OptOutSource.PROVIDER,
-                    created_at=self._clock(),
-                ),
-            )
-        elif error.error_class == ErrorClass.PAUSE_QUEUE:
-            self._lifecycle.transition(
-                queue,
-                allowed_from=(QueueStatus.PROCESSING,),
-                to=QueueStatus.PAUSED,
-                now=self._clock(),
-                reason=f"provider error {error.code}: {error.message}"[:500],
-                register=False,
-            )
+        job_error = JobError(code=error.code, message=error.message[:500], error_class=error.error_class)
+        apply_failure_fate(job, job_error, queue, contacts=self._contacts, lifecycle=self._lifecycle, now=self._clock())
 
     def _unknown_outcome(self, job: Job, now: datetime) -> JobMove:
         error = JobError(

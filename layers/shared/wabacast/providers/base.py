@@ -20,6 +20,9 @@ class OutboundMessage:
     # Keys "1", "2", ... are positional body parameters (sent in numeric order); other keys are named parameters.
     variables: dict[str, str] = field(default_factory=dict)
     content_sid: str | None = None  # Twilio Content SID
+    # "<queue id>/<job id>": the provider echoes it in its status webhooks (Meta biz_opaque_callback_data, the
+    # query of Twilio's StatusCallback URL), so a status finds its job with one keyed read (decision 27).
+    callback_reference: str | None = None
 
 
 @dataclass(frozen=True)

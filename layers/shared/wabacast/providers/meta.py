@@ -31,13 +31,17 @@ def build_template_payload(message: OutboundMessage) -> dict[str, Any]:
     template: dict[str, Any] = {"name": message.template_name, "language": {"code": message.language}}
     if message.variables:
         template["components"] = [{"type": "body", "parameters": template_parameters(message.variables)}]
-    return {
+    payload: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
         "to": message.to.removeprefix("+"),
         "type": "template",
         "template": template,
     }
+    if message.callback_reference:
+        # Meta echoes it in every status webhook of this message (decision 27).
+        payload["biz_opaque_callback_data"] = message.callback_reference
+    return payload
 
 
 class MetaCloudProvider:
