@@ -18,6 +18,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from tests.integration.conftest import (
+    CONTENT_SID,
     META_CREDENTIALS,
     TWILIO_CREDENTIALS,
     ApiClient,
@@ -212,5 +213,8 @@ def twilio_account(world: WebhookWorld, number: int, auth_token: str) -> dict[st
     return create_account(world.business, phone(90000 + number), "twilio", credentials=credentials)
 
 
-def queue_for(world: WebhookWorld, account_id: str) -> str:
-    return str(create_queue(world.business, accountId=account_id)["id"])
+def queue_for(world: WebhookWorld, account_id: str, *, twilio: bool = False) -> str:
+    template = {"name": "spring_sale", "language": "en_US"}
+    if twilio:
+        template["contentSid"] = CONTENT_SID
+    return str(create_queue(world.business, accountId=account_id, template=template)["id"])
