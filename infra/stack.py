@@ -16,6 +16,7 @@ from infra.capabilities.delivery import Delivery, DeliverySettings
 from infra.capabilities.names import QUEUE_NAME_PREFIX, SECRETS_PREFIX
 from infra.capabilities.runtime import LambdaRuntime
 from infra.capabilities.scheduling import Scheduling, SchedulingSettings
+from infra.capabilities.webhooks import Webhooks
 from infra.paths import CONSOLE_DIR, FUNCTIONS_DIR
 
 
@@ -74,6 +75,7 @@ class WabacastStack(cdk.Stack):
             allowed_origins=(self.console.origin,),
         )
         self.console.publish(api_url=self.api.url, api_origin=self.api.http_api.api_endpoint)
+        self.webhooks = Webhooks(self, "Webhooks", api=self.api, delivery=self.delivery)
 
         cdk.CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the HTTP API (ends with /)")
         cdk.CfnOutput(
