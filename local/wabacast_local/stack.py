@@ -220,9 +220,12 @@ def create_webhook_secret(region: str) -> dict[str, str]:
     """The stack's webhook secret, generated per run: the Meta verify token, and a stack-level Meta app secret
     (sandbox accounts have no app secret of their own, so their signed webhooks are checked with this one)."""
     value = {"metaVerifyToken": secrets.token_urlsafe(24), "metaAppSecret": secrets.token_hex(16)}
-    boto3.client("secretsmanager", region_name=region).create_secret(
-        Name=WEBHOOK_SECRET_NAME, SecretString=json.dumps(value)
-    )
+    client = boto3.client("secretsmanager", region_name=region)
+    try:
+        client.create_secret(Name=WEBHOOK_SECRET_NAME, SecretString=json.dumps(value))
+    except client.exceptions.ResourceExistsException:
+        # moto's backends live as long as the process: a stack started again in it finds the previous secret.
+        client.put_secret_value(SecretId=WEBHOOK_SECRET_NAME, SecretString=json.dumps(value))
     return value
 
 

@@ -40,6 +40,7 @@ from wabacast.domain.jobs import Job, JobStatus
 from wabacast.domain.receipts import job_reference
 from wabacast.providers.webhooks import meta_signature
 from wabacast.settings import Settings
+from wabacast_local.moto_fixes import install_all as install_moto_fixes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 WEBHOOK_SECRET_NAME = "wabacast/webhooks"
@@ -191,6 +192,8 @@ def meta_status(template: str, job: Job, phone_number_id: str, **changes: Any) -
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookWorld]:
     monkeypatch.setenv("WEBHOOK_SECRET_NAME", WEBHOOK_SECRET_NAME)
+    # The local stack's moto patches (transactions that lock and keep item snapshots, not table copies).
+    install_moto_fixes()
     with aws_environment() as settings:
         settings = Settings.from_env()
         boto3.client("secretsmanager", region_name=settings.region).create_secret(
