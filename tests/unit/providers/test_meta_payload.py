@@ -88,3 +88,12 @@ def test_a_number_without_plus_is_kept() -> None:
     # WHEN the payload is built
     # THEN "to" is those digits
     assert build_template_payload(message(to="34600000001"))["to"] == "34600000001"
+
+
+def test_the_job_reference_travels_as_callback_data_for_status_webhooks() -> None:
+    # GIVEN a message carrying its job reference
+    # WHEN its payload is built
+    payload = build_template_payload(message(callback_reference="q_1/job_1"))
+    # THEN Meta gets it as biz_opaque_callback_data (echoed in every status webhook); without one, no field
+    assert payload["biz_opaque_callback_data"] == "q_1/job_1"
+    assert "biz_opaque_callback_data" not in build_template_payload(message())
