@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -255,3 +256,27 @@ def test_a_thousand_statuses_out_of_order_and_duplicated_leave_exact_counters(wo
     assert tally.sent == -expected_failed  # the jobs were written SENT without counting them
     assert expected_failed > 0
     assert expected_delivered > expected_read > 0
+
+
+def test_concurrent_duplicates_count_once(world: WebhookWorld, concurrent_sandboxes: None) -> None:
+    # GIVEN 40 sent jobs, and for each a delivered and a read status, each sent three times
+    account = meta_account(world, 1, NUMBER_A, SECRET_A)
+    queue_id = queue_for(world, account["id"])
+    jobs = world.sent_jobs(queue_id, account["id"], 40)
+    payloads = [
+        meta_status(template, job, NUMBER_A)
+        for job in jobs
+        for template in ("meta/status_delivered.json", "meta/status_read.json")
+        for _ in range(3)
+    ]
+    random.Random(3).shuffle(payloads)
+
+    # WHEN four concurrent API sandboxes receive them at once
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = list(pool.map(lambda payload: world.webhooks.meta(payload, SECRET_A).status, payloads))
+
+    # THEN every request is acknowledged and each job counts once as delivered and once as read
+    assert set(statuses) == {200}
+    counters = world.tally(queue_id).counters
+    assert (counters.delivered, counters.read) == (40, 40)
+    assert {world.job(job).delivery for job in jobs} == {DeliveryState.READ}
