@@ -6,6 +6,7 @@ import base64
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -189,21 +190,39 @@ def meta_status(template: str, job: Job, phone_number_id: str, **changes: Any) -
     return payload
 
 
-@pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookWorld]:
-    monkeypatch.setenv("WEBHOOK_SECRET_NAME", WEBHOOK_SECRET_NAME)
+@contextmanager
+def webhook_world(monkeypatch: pytest.MonkeyPatch, secret_name: str, secret: dict[str, str]) -> Iterator[WebhookWorld]:
+    # A name per secret content: Powertools caches a secret by name for minutes, across tests of this process.
+    monkeypatch.setenv("WEBHOOK_SECRET_NAME", secret_name)
     # The local stack's moto patches (transactions that lock and keep item snapshots, not table copies).
     install_moto_fixes()
     with aws_environment() as settings:
         settings = Settings.from_env()
         boto3.client("secretsmanager", region_name=settings.region).create_secret(
-            Name=WEBHOOK_SECRET_NAME, SecretString=json.dumps({"metaVerifyToken": VERIFY_TOKEN})
+            Name=secret_name, SecretString=json.dumps(secret)
         )
         admin = new_api_client(issue_admin_key(settings, "tests"))
         business = new_business(admin, "Acme")
         webhooks = WebhookCaller(load_function_module("api", "handler"))
         table = TableGateway(boto3.client("dynamodb", region_name=settings.region), settings.table_name)
         yield WebhookWorld(settings, business, webhooks, table, DynamoJobStore(table))
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookWorld]:
+    with webhook_world(monkeypatch, WEBHOOK_SECRET_NAME, {"metaVerifyToken": VERIFY_TOKEN}) as world:
+        yield world
+
+
+STACK_APP_SECRET = "5f4e3d2c1b0a99887766554433221100"
+
+
+@pytest.fixture
+def world_with_stack_app_secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookWorld]:
+    """The stack's webhook secret also holds a Meta app secret (one Meta app for every account, or the sandbox)."""
+    secret = {"metaVerifyToken": VERIFY_TOKEN, "metaAppSecret": STACK_APP_SECRET}
+    with webhook_world(monkeypatch, f"{WEBHOOK_SECRET_NAME}-app", secret) as world:
+        yield world
 
 
 def meta_account(world: WebhookWorld, number: int, phone_number_id: str, app_secret: str) -> dict[str, Any]:

@@ -8,7 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.integration.conftest import create_account, phone
 from tests.integration.webhooks.conftest import (
+    STACK_APP_SECRET,
     VERIFY_TOKEN,
     WebhookWorld,
     fixture,
@@ -280,3 +282,29 @@ def test_concurrent_duplicates_count_once(world: WebhookWorld, concurrent_sandbo
     counters = world.tally(queue_id).counters
     assert (counters.delivered, counters.read) == (40, 40)
     assert {world.job(job).delivery for job in jobs} == {DeliveryState.READ}
+
+
+def test_with_a_stack_app_secret_sandbox_statuses_and_account_fields_are_verified_with_it(
+    world_with_stack_app_secret: WebhookWorld,
+) -> None:
+    # GIVEN a stack-level Meta app secret and a sandbox account (it has no app secret of its own; its phone number
+    # id is its account id)
+    world = world_with_stack_app_secret
+    account = create_account(world.business, phone(90001), "sandbox")
+    queue_id = queue_for(world, account["id"])
+    (job,) = world.sent_jobs(queue_id, account["id"], 1)
+    status = meta_status("meta/status_read.json", job, account["id"])
+
+    # WHEN a read status and a quality update arrive signed with the stack's secret, and the status again signed
+    # with another secret
+    read = world.webhooks.meta(status, STACK_APP_SECRET)
+    quality = world.webhooks.meta(fixture("meta/phone_number_quality_update.json"), STACK_APP_SECRET)
+    forged = world.webhooks.meta(status, SECRET_A)
+
+    # THEN the first two are accepted (read and delivered counted once), the forged one refused
+    assert read.status == 200, read.body
+    assert read.body["applied"] == 1
+    assert (quality.status, quality.body["events"]) == (200, 1)
+    assert forged.status == 403
+    counters = world.tally(queue_id).counters
+    assert (counters.delivered, counters.read) == (1, 1)
