@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
@@ -53,7 +53,10 @@ class WebhookSecrets(Protocol):
 
 
 class ReceiptJobs(Protocol):
-    def get_jobs(self, refs: Any) -> dict[str, Job]: ...
+    def get_jobs(self, refs: Iterable[tuple[str, str]]) -> dict[str, Job]:
+        """Strongly consistent: a receipt decides from the job as it stands."""
+        ...
+
     def settle(self, moves: Sequence[JobMove]) -> list[JobMove]: ...
 
 
