@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import boto3
 
 from wabacast.adapters.dynamodb import AccountRepository, BusinessRepository, ContactRepository, QueueRepository
+from wabacast.adapters.dynamodb.inbound import InboundRepository
 from wabacast.adapters.dynamodb.jobs import DynamoJobStore
 from wabacast.adapters.dynamodb.lifecycle import QueueLifecycleStore
 from wabacast.adapters.dynamodb.ratelimit import RateLimiter
@@ -84,6 +85,7 @@ def build_services(settings: Settings) -> Services:
         jobs=jobs,
         lifecycle=QueueLifecycleStore(table),
         contacts=contacts,
+        inbound=InboundRepository(table),
         metrics=metrics,
     )
     return Services(

@@ -34,6 +34,7 @@ from tests.integration.conftest import (
 )
 from wabacast.adapters.dynamodb.base import TableGateway
 from wabacast.adapters.dynamodb.counters import CounterReader
+from wabacast.adapters.dynamodb.inbound import inbound_partition
 from wabacast.adapters.dynamodb.jobs import DynamoJobStore, job_to_item
 from wabacast.bootstrap import issue_admin_key
 from wabacast.domain.delivery import QueueTally
@@ -173,6 +174,18 @@ class WebhookWorld:
 
     def job(self, job: Job) -> Job:
         return self.jobs.get_jobs([(job.queue_id, job.id)])[job.id]
+
+    def inbound(self, account_id: str) -> list[dict[str, Any]]:
+        """The inbound messages kept for the account (wabacast.adapters.dynamodb.inbound)."""
+        items, _ = self.table.query_page(
+            partition_attribute="PK",
+            partition_value=inbound_partition(account_id),
+            sort_attribute="SK",
+            sort_prefix=None,
+            limit=100,
+            next_token=None,
+        )
+        return items
 
     def tally(self, queue_id: str) -> QueueTally:
         return CounterReader(self.table).tally(queue_id)

@@ -171,7 +171,7 @@ def test_a_late_opt_out_error_opts_the_number_out(world: WebhookWorld) -> None:
 )
 def test_other_notifications_are_acknowledged(world: WebhookWorld, name: str) -> None:
     # GIVEN a Meta account and a documented notification about it (signed with its secret)
-    meta_account(world, 1, NUMBER_A, SECRET_A)
+    account = meta_account(world, 1, NUMBER_A, SECRET_A)
     payload = fixture(name)
     for change in payload["entry"][0]["changes"]:
         if "metadata" in change["value"]:
@@ -186,6 +186,11 @@ def test_other_notifications_are_acknowledged(world: WebhookWorld, name: str) ->
     if has_number:
         assert response.status == 200, response.body
         assert response.body["inbound"] == 1
+        # AND the message is kept for the account, with who sent it and what
+        (kept,) = world.inbound(account["id"])
+        assert kept["from_number"] == "+34612300001"
+        assert kept["text"] == ("BAJA" if name.endswith("text.json") else "Stop promotions")
+        assert kept["expiresAt"] > 0
     else:
         assert response.status == 403
 

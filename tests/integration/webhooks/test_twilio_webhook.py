@@ -107,3 +107,5 @@ def test_unknown_messages_and_inbound_messages_are_acknowledged(world: WebhookWo
     inbound = world.webhooks.twilio(account["id"], fixture("twilio/inbound_message.json"), TOKEN_A, None)
     assert (unknown.status, unknown.body["unknown"]) == (200, 1)
     assert (inbound.status, inbound.body["inbound"]) == (200, 1)
+    (kept,) = world.inbound(account["id"])
+    assert (kept["from_number"], kept["text"]) == ("+34612300001", "STOP")

@@ -24,17 +24,26 @@ from wabacast.clock import Clock, utc_now
 from wabacast.domain.jobs import Job, JobMove
 from wabacast.domain.models import MetaCredentials, Provider, Queue, TwilioCredentials
 from wabacast.domain.receipts import Receipt, ReceiptStatus, apply_receipt, parse_job_reference
-from wabacast.domain.webhooks import META_ROUTE, TWILIO_ROUTE, StackWebhookSecrets, WebhookAccount
+from wabacast.domain.webhooks import (
+    META_ROUTE,
+    TWILIO_ROUTE,
+    InboundMessage,
+    StackWebhookSecrets,
+    WebhookAccount,
+)
 from wabacast.errors import InvalidInputError, InvalidSignatureError
 from wabacast.logic.failures import OptOutWriter, QueuePauser, apply_failure_fate
 from wabacast.logic.ports import MetricsSink
 from wabacast.providers.webhooks import (
     MetaNotification,
     TwilioCallback,
+    meta_inbound_text,
+    meta_inbound_time,
     meta_receipt,
     meta_signature_valid,
     twilio_receipt,
     twilio_signature_valid,
+    whatsapp_number,
 )
 
 # A receipt whose job changed between its read and its write is read again and decided again, this many times.
@@ -58,6 +67,10 @@ class ReceiptJobs(Protocol):
         ...
 
     def settle(self, moves: Sequence[JobMove]) -> list[JobMove]: ...
+
+
+class InboundStore(Protocol):
+    def record(self, messages: Sequence[InboundMessage]) -> None: ...
 
 
 class QueueReader(QueuePauser, Protocol):
@@ -86,6 +99,7 @@ class WebhookService:
         jobs: ReceiptJobs,
         lifecycle: QueueReader,
         contacts: OptOutWriter,
+        inbound: InboundStore,
         metrics: MetricsSink,
         clock: Clock = utc_now,
     ) -> None:
@@ -94,6 +108,7 @@ class WebhookService:
         self._jobs = jobs
         self._lifecycle = lifecycle
         self._contacts = contacts
+        self._inbound = inbound
         self._metrics = metrics
         self._clock = clock
 
@@ -139,11 +154,24 @@ class WebhookService:
                     result.events += 1
                     self._metrics.add("WebhookAccountEvents", 1, account_id=None, field=change.field[:64])
                     continue
-                result.inbound += len(value.messages)
-                if value.messages:
-                    self._metrics.add(
-                        "InboundMessages", len(value.messages), account_id=account.account_id if account else None
+                if value.messages and account is not None:
+                    # Kept for the account (30 days); acting on them (opt-out keywords) is another capability's.
+                    result.inbound += len(value.messages)
+                    self._inbound.record(
+                        [
+                            InboundMessage(
+                                business_id=account.business_id,
+                                account_id=account.account_id,
+                                provider_message_id=message.id,
+                                from_number=whatsapp_number(message.from_),
+                                kind=message.type or "unknown",
+                                text=meta_inbound_text(message),
+                                received_at=meta_inbound_time(message, received_at),
+                            )
+                            for message in value.messages
+                        ]
                     )
+                    self._metrics.add("InboundMessages", len(value.messages), account_id=account.account_id)
                 receipts = []
                 for status in value.statuses:
                     receipt = meta_receipt(status, received_at)
@@ -190,6 +218,19 @@ class WebhookService:
         result = WebhookResult()
         if callback.message_status is None and callback.body is not None:
             result.inbound += 1
+            self._inbound.record(
+                [
+                    InboundMessage(
+                        business_id=account.business_id,
+                        account_id=account.account_id,
+                        provider_message_id=callback.sid or "",
+                        from_number=whatsapp_number(callback.from_ or ""),
+                        kind="text",
+                        text=callback.body,
+                        received_at=self._clock(),
+                    )
+                ]
+            )
             self._metrics.add("InboundMessages", 1, account_id=account.account_id)
             return result
         receipt = twilio_receipt(callback, self._clock())

@@ -186,6 +186,25 @@ def meta_receipt(status: MetaStatus, received_at: datetime) -> Receipt | None:
     return Receipt(status=kind, provider_message_id=status.id, at=_epoch(status.timestamp) or received_at, error=error)
 
 
+def meta_inbound_text(message: MetaInboundMessage) -> str:
+    """What the person wrote or pressed: a text's body, a quick-reply button's text (else its payload)."""
+    if message.text is not None:
+        return message.text.body
+    if message.button is not None:
+        return message.button.text or message.button.payload or ""
+    return ""
+
+
+def meta_inbound_time(message: MetaInboundMessage, received_at: datetime) -> datetime:
+    return _epoch(message.timestamp) or received_at
+
+
+def whatsapp_number(address: str) -> str:
+    """ "whatsapp:+34600000001" (Twilio) or "34600000001" (Meta) -> "+34600000001"."""
+    number = address.removeprefix("whatsapp:").strip()
+    return number if number.startswith("+") else f"+{number}"
+
+
 # Twilio ----------------------------------------------------------------------------------------------------------
 class TwilioCallback(_Tolerant):
     """A status callback or an inbound message (form fields as Twilio names them)."""
