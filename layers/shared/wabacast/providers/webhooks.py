@@ -49,7 +49,8 @@ def twilio_signature_valid(url: str, params: dict[str, str], header: str | None,
 
 
 class _Tolerant(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # defer_build: validators are built on the first webhook, not on every API cold start (decision 19).
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
 
 # Meta ------------------------------------------------------------------------------------------------------------
