@@ -17,6 +17,7 @@ from infra.capabilities.monitoring import Monitoring, MonitoringSettings
 from infra.capabilities.names import Names
 from infra.capabilities.runtime import LambdaRuntime
 from infra.capabilities.scheduling import Scheduling, SchedulingSettings
+from infra.capabilities.webhooks import Webhooks
 from infra.paths import CONSOLE_DIR, FUNCTIONS_DIR
 
 
@@ -83,6 +84,7 @@ class WabacastStack(cdk.Stack):
             allowed_origins=(self.console.origin,),
         )
         self.console.publish(api_url=self.api.url, api_origin=self.api.http_api.api_endpoint)
+        self.webhooks = Webhooks(self, "Webhooks", api=self.api, delivery=self.delivery)
         self.monitoring = Monitoring(
             self,
             "Monitoring",

@@ -282,6 +282,8 @@ class Api(Construct):
         )
 
         integration = integrations.HttpLambdaIntegration("ApiIntegration", self.function)
+        # Shared with routes other capabilities add (infra/capabilities/webhooks.py).
+        self.integration = integration
         self.authorizer = authorizers.HttpLambdaAuthorizer(
             "ApiKeyAuthorizer",
             self.authorizer_function,

@@ -8,8 +8,10 @@ event source mappings, the ticker and the emulator playing EventBridge Scheduler
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import secrets
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +143,7 @@ PLAN_WORKER_CONCURRENCY = 4
 # The function the API's schedules target, and the role they pass. Locally nothing assumes the role; both only need
 # to be well formed (the emulator finds the function by the name in the ARN).
 SCHEDULER_FUNCTION_NAME = "wabacast-scheduler"
+WEBHOOK_SECRET_NAME = "wabacast/local-webhooks"  # noqa: S105 - the secret's name, not its value
 SCHEDULER_ROLE_NAME = "wabacast-scheduler-invoke"
 
 
@@ -182,6 +185,8 @@ def lambda_environment(
         "SCHEDULE_GROUP_NAME": config.schedule_group_name,
         "SCHEDULER_TARGET_ARN": scheduler_target_arn(config.region),
         "SCHEDULER_ROLE_ARN": scheduler_role_arn(),
+        # Created at start (create_webhook_secret), as the CDK stack's Webhooks construct makes its secret.
+        "WEBHOOK_SECRET_NAME": WEBHOOK_SECRET_NAME,
     }
     if sandbox_url is not None:
         environment["SANDBOX_BASE_URL"] = sandbox_url
@@ -198,13 +203,30 @@ def apply_lambda_environment(environ: MutableMapping[str, str], variables: dict[
 
 
 def api_routes(api: LambdaInvoker, authorizer: LambdaAuthorizer) -> list[Route]:
-    """The routes of the cloud HTTP API (infra/capabilities/api.py): the API description is public, everything
-    else goes through the authorizer. No CORS configuration in the cloud, so none here: OPTIONS is an ANY request."""
+    """The routes of the cloud HTTP API (infra/capabilities/api.py, webhooks.py): the API description and the
+    signed provider webhooks are public, everything else goes through the authorizer. No CORS configuration in the
+    cloud, so none here: OPTIONS is an ANY request."""
     return [
         Route("GET", "/api/openapi.json", api),
         Route("GET", "/api/docs", api),
+        Route("GET", "/api/webhooks/meta", api),
+        Route("POST", "/api/webhooks/meta", api),
+        Route("POST", "/api/webhooks/twilio/{accountId}", api),
         Route("ANY", "/api/{proxy+}", api, authorizer),
     ]
+
+
+def create_webhook_secret(region: str) -> dict[str, str]:
+    """The stack's webhook secret, generated per run: the Meta verify token, and a stack-level Meta app secret
+    (sandbox accounts have no app secret of their own, so their signed webhooks are checked with this one)."""
+    value = {"metaVerifyToken": secrets.token_urlsafe(24), "metaAppSecret": secrets.token_hex(16)}
+    client = boto3.client("secretsmanager", region_name=region)
+    try:
+        client.create_secret(Name=WEBHOOK_SECRET_NAME, SecretString=json.dumps(value))
+    except client.exceptions.ResourceExistsException:
+        # moto's backends live as long as the process: a stack started again in it finds the previous secret.
+        client.put_secret_value(SecretId=WEBHOOK_SECRET_NAME, SecretString=json.dumps(value))
+    return value
 
 
 class LocalStack:
@@ -237,6 +259,7 @@ class LocalStack:
         settings = self._configure_functions_environment(emulator.endpoint_url, sandbox.url)
         # The same table definition as the CDK stack (wabacast.storage.table), created by the shared bootstrap.
         create_resources(settings)
+        webhook_secret = create_webhook_secret(settings.region)
         plan_queue_url, plan_queue_arn = self._create_plan_queue(settings)
         schedule_dlq_arn = self._create_schedule_resources(settings)
         http_api = self._build_http_api(api_code_root)
@@ -249,6 +272,8 @@ class LocalStack:
         # The previous run's file is stale anyway, its keys died with its in-memory emulator.
         self.state.remove()
         self._owns_state_file = True
+        # Twilio sends ask for status callbacks under the API's URL (read by the sender on its first batch).
+        apply_lambda_environment(os.environ, {"PUBLIC_BASE_URL": server.url})
         endpoints = self._seed(settings, server.url, emulator.endpoint_url, sandbox.url)
         # Delivery runs from here on: the mappings poll the plan queue and the account queues, the schedule ticks the
         # planner, which hands each active account to the plan worker through the plan queue.
@@ -297,6 +322,9 @@ class LocalStack:
                 "demoBusinessId": endpoints.demo_business_id,
                 "awsEndpointUrl": endpoints.aws_endpoint_url,
                 "sandboxUrl": endpoints.sandbox_url,
+                # What Meta's callback setup asks for, and what signs the sandbox's webhooks (stack app secret).
+                "metaVerifyToken": webhook_secret["metaVerifyToken"],
+                "metaAppSecret": webhook_secret["metaAppSecret"],
                 "region": self.config.region,
                 "tableName": self.config.table_name,
                 "scheduleGroupName": self.config.schedule_group_name,

@@ -37,6 +37,11 @@ BASIC_EXECUTION_POLICY = "arn:<AWS::Partition>:iam::aws:policy/service-role/AWSL
 EXPECTED_ACKNOWLEDGMENTS = {
     ("AwsSolutions-APIG4", "Wabacast-dev/Api/HttpApi/GET--api--docs"),
     ("AwsSolutions-APIG4", "Wabacast-dev/Api/HttpApi/GET--api--openapi.json"),
+    # Provider webhooks: signed by the provider instead of keyed (infra/capabilities/webhooks.py).
+    ("AwsSolutions-APIG4", "Wabacast-dev/Api/HttpApi/GET--api--webhooks--meta"),
+    ("AwsSolutions-APIG4", "Wabacast-dev/Api/HttpApi/POST--api--webhooks--meta"),
+    ("AwsSolutions-APIG4", "Wabacast-dev/Api/HttpApi/POST--api--webhooks--twilio--{accountId}"),
+    ("AwsSolutions-SMG4", "Wabacast-dev/Webhooks/WebhookSecret"),
     # Runtime: the Python 3.12 runtime of each function, and the X-Ray statement of each function role.
     *(("AwsSolutions-L1", function) for function in FUNCTIONS),
     *(("AwsSolutions-IAM5[Resource::*]", f"{function}Role") for function in FUNCTIONS),

@@ -151,6 +151,9 @@ def test_api_function_environment(resources: Resources, function_ids: dict[str, 
     # sandbox URL unless the context sets one
     schedule_variables = {"SCHEDULE_GROUP_NAME", "SCHEDULER_TARGET_ARN", "SCHEDULER_ROLE_ARN", "SCHEDULE_DLQ_ARN"}
     assert schedule_variables <= variables.keys()
+    # The stack's webhook secret (tests/infra/test_infra_webhooks.py checks it).
+    schedule_variables.add("WEBHOOK_SECRET_NAME")
+    assert "WEBHOOK_SECRET_NAME" in variables
     assert {name: value for name, value in variables.items() if name not in schedule_variables} == {
         **POWERTOOLS,
         "TABLE_NAME": {"Ref": "Table"},
@@ -177,7 +180,9 @@ def test_api_function_manages_only_secrets_under_the_wabacast_prefix(
     # GIVEN / WHEN the API function's Secrets Manager permissions
     secrets = actions_on(statements_for(resources, function_ids, "api"), "secretsmanager")
 
-    # THEN it can create, update, read, describe, tag and delete secrets: arn:...:secret:wabacast-dev/* only
+    # THEN it can create, update, read, describe, tag and delete secrets: arn:...:secret:wabacast-dev/* only; besides,
+    # it reads the stack's webhook secret (tests/infra/test_infra_webhooks.py)
+    secrets = [statement for statement in secrets if statement["Resource"] == SECRETS_ARN_PATTERN]
     assert len(secrets) == 1
     assert actions_of(secrets[0]) == {
         "secretsmanager:CreateSecret",

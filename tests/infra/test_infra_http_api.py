@@ -18,6 +18,11 @@ Resources = dict[str, dict[str, Any]]
 
 PROTECTED_ROUTE_KEY = "ANY /api/{proxy+}"
 PUBLIC_ROUTE_KEYS = ("GET /api/openapi.json", "GET /api/docs")
+WEBHOOK_ROUTE_KEYS = (
+    "GET /api/webhooks/meta",
+    "POST /api/webhooks/meta",
+    "POST /api/webhooks/twilio/{accountId}",
+)
 
 
 def routes_by_key(resources: Resources) -> dict[str, dict[str, Any]]:
@@ -26,12 +31,13 @@ def routes_by_key(resources: Resources) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_the_api_has_exactly_the_three_agreed_routes(resources: Resources) -> None:
+def test_the_api_has_exactly_the_agreed_routes(resources: Resources) -> None:
     # GIVEN / WHEN the synthesized routes
     routes = routes_by_key(resources)
 
-    # THEN there is no catch-all $default route or anything else that could skip the authorizer
-    assert sorted(routes) == sorted([PROTECTED_ROUTE_KEY, *PUBLIC_ROUTE_KEYS])
+    # THEN there is no catch-all $default route or anything else that could skip the authorizer: the public
+    # routes are the API description and the signed provider webhooks
+    assert sorted(routes) == sorted([PROTECTED_ROUTE_KEY, *PUBLIC_ROUTE_KEYS, *WEBHOOK_ROUTE_KEYS])
 
 
 def test_authorizer_is_a_simple_response_lambda_authorizer_cached_for_60_seconds(

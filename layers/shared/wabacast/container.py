@@ -11,18 +11,22 @@ from dataclasses import dataclass
 import boto3
 
 from wabacast.adapters.dynamodb import AccountRepository, BusinessRepository, ContactRepository, QueueRepository
+from wabacast.adapters.dynamodb.inbound import InboundRepository
 from wabacast.adapters.dynamodb.jobs import DynamoJobStore
 from wabacast.adapters.dynamodb.lifecycle import QueueLifecycleStore
 from wabacast.adapters.lambda_trigger import LambdaPlannerTrigger
 from wabacast.adapters.metrics import EmfMetrics
 from wabacast.adapters.scheduler import EventBridgeSchedules, SchedulerTarget
 from wabacast.adapters.secrets import SecretsManagerStore
+from wabacast.adapters.webhook_secrets import WebhookSecretsReader
 from wabacast.logic.accounts import AccountService
 from wabacast.logic.businesses import BusinessService
 from wabacast.logic.contacts import ContactService
 from wabacast.logic.processing import ProcessingService
 from wabacast.logic.queues import QueueService
 from wabacast.logic.scheduling import ScheduleKeeper
+from wabacast.logic.webhooks import WebhookService
+from wabacast.providers.factory import powertools_secret_getter
 from wabacast.settings import Settings
 from wabacast.wiring import account_queues, table_gateway
 
@@ -35,6 +39,9 @@ class Services:
     queues: QueueService
     contacts: ContactService
     processing: ProcessingService
+    webhooks: WebhookService
+    # Flushed by the API handler after each request (webhook receipts are counted per account).
+    metrics: EmfMetrics
 
 
 def build_services(settings: Settings) -> Services:
@@ -53,8 +60,20 @@ def build_services(settings: Settings) -> Services:
     processing = ProcessingService(
         queues, QueueLifecycleStore(table), jobs, jobs, trigger, schedules=ScheduleKeeper(_schedules(settings))
     )
+    metrics = EmfMetrics(namespace=settings.metrics_namespace, service=settings.metrics_service)
+    webhooks = WebhookService(
+        directory=accounts,
+        secrets=WebhookSecretsReader(powertools_secret_getter, settings.webhook_secret_name, secrets.name_for_account),
+        jobs=jobs,
+        lifecycle=QueueLifecycleStore(table),
+        contacts=contacts,
+        inbound=InboundRepository(table),
+        metrics=metrics,
+    )
     return Services(
         settings=settings,
+        webhooks=webhooks,
+        metrics=metrics,
         businesses=BusinessService(businesses),
         accounts=AccountService(
             businesses,

@@ -44,6 +44,12 @@ class PermissionDeniedError(WabacastError):
     code = "FORBIDDEN"
 
 
+class InvalidSignatureError(PermissionDeniedError):
+    """An inbound webhook whose signature (or verify token) is missing or does not match: 403, nothing changed."""
+
+    code = "INVALID_SIGNATURE"
+
+
 class ConcurrentModificationError(ConflictError):
     """Someone else changed the same items between our read and our write; retrying may succeed."""
 

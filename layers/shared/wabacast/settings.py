@@ -68,6 +68,12 @@ class Settings(BaseModel):
     scheduler_target_arn: str | None = None
     scheduler_role_arn: str | None = None
     schedule_dlq_arn: str | None = None
+    # Inbound webhooks: the stack's webhook secret in Secrets Manager, a JSON object {"metaVerifyToken": ...,
+    # "metaAppSecret"?: ...} (an app secret set here verifies every Meta webhook instead of the accounts' own).
+    webhook_secret_name: str | None = None
+    # The public base URL of the API (https://<id>.execute-api.<region>.amazonaws.com): Twilio sends get a
+    # StatusCallback under it. Unset: no status callbacks are asked for.
+    public_base_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -98,4 +104,6 @@ class Settings(BaseModel):
             scheduler_target_arn=env.get("SCHEDULER_TARGET_ARN") or None,
             scheduler_role_arn=env.get("SCHEDULER_ROLE_ARN") or None,
             schedule_dlq_arn=env.get("SCHEDULE_DLQ_ARN") or None,
+            webhook_secret_name=env.get("WEBHOOK_SECRET_NAME") or None,
+            public_base_url=env.get("PUBLIC_BASE_URL") or None,
         )

@@ -60,6 +60,10 @@ def test_a_batch_is_sent_and_its_jobs_settled_with_their_counters(world: Deliver
         (world.account.phone_number, "welcome", "en")
     }
     assert all(message.variables == {"1": "Spring sale"} for message in sent)
+    # AND each carries its job's reference, which the provider echoes in its status webhooks (decision 27)
+    assert sorted(message.callback_reference or "" for message in sent) == sorted(
+        f"q_main/{job.id}" for job in world.jobs.jobs_of("q_main")
+    )
     for job in world.jobs.jobs_of("q_main"):
         assert (job.status, job.attempts, job.account_id) == (JobStatus.SENT, 1, world.account.id)
         assert job.provider_message_id is not None

@@ -72,10 +72,13 @@ def test_routes_match_the_cloud_api():
     api, authorizer = object(), object()
     routes = api_routes(api, authorizer)
 
-    # THEN the API description is public and everything else is behind the authorizer
+    # THEN the API description and the signed webhooks are public and everything else is behind the authorizer
     assert [(route.route_key, route.authorizer is authorizer) for route in routes] == [
         ("GET /api/openapi.json", False),
         ("GET /api/docs", False),
+        ("GET /api/webhooks/meta", False),
+        ("POST /api/webhooks/meta", False),
+        ("POST /api/webhooks/twilio/{accountId}", False),
         ("ANY /api/{proxy+}", True),
     ]
 

@@ -145,3 +145,12 @@ def test_each_header_type_has_its_parameter_shape() -> None:
         payload = build_template_payload(message(header=TemplateHeader.model_validate(given)))
         # THEN its only component is the header with that one parameter
         assert payload["template"]["components"] == [{"type": "header", "parameters": [expected]}], kind
+
+
+def test_the_job_reference_travels_as_callback_data_for_status_webhooks() -> None:
+    # GIVEN a message carrying its job reference
+    # WHEN its payload is built
+    payload = build_template_payload(message(callback_reference="q_1/job_1"))
+    # THEN Meta gets it as biz_opaque_callback_data (echoed in every status webhook); without one, no field
+    assert payload["biz_opaque_callback_data"] == "q_1/job_1"
+    assert "biz_opaque_callback_data" not in build_template_payload(message())

@@ -197,3 +197,22 @@ def test_base_url_points_the_client_elsewhere() -> None:
 
     # THEN the client's API domain uses it
     assert client.api.base_url == "http://127.0.0.1:9999"
+
+
+def test_a_send_asks_for_status_callbacks_with_the_job_reference_when_the_url_is_known() -> None:
+    # GIVEN an account whose webhook URL is known (the stack's public base URL is set)
+    client = stub_client(SimpleNamespace(sid="SM123", status="queued"))
+    url = "https://abc.execute-api.us-east-1.amazonaws.com/api/webhooks/twilio/acc_1"
+    provider = TwilioProvider(credentials(), client=client, status_callback_url=url)
+
+    # WHEN a message with its job reference is sent
+    provider.send(message(callback_reference="q_1/job_1"))
+
+    # THEN Twilio is asked to post its statuses there, the reference in the query (Twilio signs the whole URL)
+    assert client.messages.calls[0]["status_callback"] == f"{url}?ref=q_1%2Fjob_1"
+
+
+def test_no_status_callback_without_a_public_url() -> None:
+    client = stub_client(SimpleNamespace(sid="SM123", status="queued"))
+    TwilioProvider(credentials(), client=client).send(message(callback_reference="q_1/job_1"))
+    assert "status_callback" not in client.messages.calls[0]

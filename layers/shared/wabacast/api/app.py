@@ -52,6 +52,7 @@ from wabacast.api.models import (
     RunListOut,
     RunOut,
 )
+from wabacast.api.webhooks import register_webhook_routes
 from wabacast.container import Services
 from wabacast.domain.models import ApiKeyRole, QueueStatus, Tag
 from wabacast.errors import InvalidInputError, PermissionDeniedError
@@ -123,6 +124,7 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
     # routes only read who the caller is.
     app = GuardedResolver(public_paths=(OPENAPI_PATH, DOCS_PATH))
     register_error_handlers(app, logger)
+    register_webhook_routes(app, services.webhooks)
     page_size = services.settings.default_page_size
 
     def tenant() -> str:

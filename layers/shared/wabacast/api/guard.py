@@ -6,6 +6,8 @@
 3. media type: a body is JSON (415);
 4. shape: the body parses as JSON (400, also for JSON nested too deeply to parse) and is an object (422).
 
+Provider webhooks under /api/webhooks carry a signature instead of a key: only the size check applies to them.
+
 Powertools runs its request validation before any middleware, so these checks run in the resolver itself
 (`GuardedResolver`): an unauthenticated request gets its 401 without its body being parsed or validated, and the
 validation errors of a route are shown only to callers allowed to use it.
@@ -41,6 +43,8 @@ from wabacast.errors import (
 MAX_BODY_BYTES = 6 * 1024 * 1024
 ADMIN_PREFIX = "/api/admin"
 WHATSAPP_PREFIX = "/api/whatsapp"
+# Provider webhooks (wabacast.api.webhooks): no API key, a signature checked by the route's service.
+WEBHOOK_PREFIX = "/api/webhooks"
 
 
 @dataclass(frozen=True)
@@ -84,14 +88,18 @@ def parse_json_body(text: str) -> Any:
         raise MalformedJsonError("the request body nests JSON too deeply to be read") from None
 
 
-def _check_body(event: APIGatewayProxyEventV2) -> None:
-    if not event.body:
-        return
+def _check_size(event: APIGatewayProxyEventV2) -> None:
     size = _body_bytes(event)
     if size > MAX_BODY_BYTES:
         raise PayloadTooLargeError(
             f"the request body is {size:,} bytes; the most a request can carry is {MAX_BODY_BYTES:,} bytes (6 MB)"
         )
+
+
+def _check_body(event: APIGatewayProxyEventV2) -> None:
+    if not event.body:
+        return
+    _check_size(event)
     content_type = (event.headers.get("content-type") or "").strip().lower()
     if content_type and not content_type.startswith("application/json"):
         raise UnsupportedMediaTypeError("send the body as application/json")
@@ -135,6 +143,10 @@ def request_log_keys(event: dict[str, Any]) -> dict[str, str]:
 def check_request(event: APIGatewayProxyEventV2, public_paths: tuple[str, ...]) -> None:
     """Raise the WabacastError for the first check the request fails (see the module docstring)."""
     if event.path in public_paths:
+        return
+    if _under(event.path, WEBHOOK_PREFIX):
+        # Signed by the provider instead of keyed; Twilio posts a form, so only the size is checked here.
+        _check_size(event)
         return
     _check_role(caller_of(event), event.path)
     _check_body(event)

@@ -188,7 +188,7 @@ class AccountOut(ApiModel):
 
     @classmethod
     def of(cls, account: Account) -> AccountOut:
-        return cls.model_validate(account.model_dump(exclude={"business_id"}))
+        return cls.model_validate(account.model_dump(exclude={"business_id", "provider_number_id"}))
 
 
 class AccountListOut(ApiModel):

@@ -22,6 +22,13 @@ class JobStatus(StrEnum):
     SKIPPED = "SKIPPED"
 
 
+class DeliveryState(StrEnum):
+    """How far the provider says a SENT job got, in order; it only moves forward (wabacast.domain.receipts)."""
+
+    DELIVERED = "DELIVERED"
+    READ = "READ"
+
+
 class Counter(StrEnum):
     """The queue counters: total = pending + sent + failed + opted_out + skipped at every moment."""
 
@@ -58,8 +65,11 @@ ALLOWED_MOVES: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.RETRY: frozenset(
         {JobStatus.PENDING, JobStatus.SENDING, JobStatus.FAILED, JobStatus.OPTED_OUT, JobStatus.SKIPPED}
     ),
-    JobStatus.FAILED: frozenset({JobStatus.PENDING}),  # retry-failed
-    JobStatus.SENT: frozenset(),
+    # retry-failed; FAILED -> SENT: the provider reports a job failed as UNKNOWN_OUTCOME as sent after all;
+    # FAILED -> FAILED: a delivery receipt after a late failure (wabacast.domain.receipts).
+    JobStatus.FAILED: frozenset({JobStatus.PENDING, JobStatus.SENT, JobStatus.FAILED}),
+    # Status receipts: SENT -> SENT records delivery progress, SENT -> FAILED a failure the provider reported late.
+    JobStatus.SENT: frozenset({JobStatus.SENT, JobStatus.FAILED}),
     JobStatus.OPTED_OUT: frozenset(),
     JobStatus.SKIPPED: frozenset(),
 }
@@ -125,6 +135,10 @@ class Job(BaseModel):
     not_before: datetime | None = None
     # Delayed re-feeds so far: each waits longer (wabacast.logic.fates.MARKETING_LIMIT_DELAYS), then the job fails.
     deferrals: int = 0
+    # What the provider's status receipts said after the send (None: nothing beyond "sent").
+    delivery: DeliveryState | None = None
+    delivered_at: datetime | None = None
+    read_at: datetime | None = None
 
     def move(self, to: JobStatus, *, now: datetime, **changes: Any) -> JobMove:
         """This job moved to `to` (with `changes`), checked against ALLOWED_MOVES, with its counter deltas."""

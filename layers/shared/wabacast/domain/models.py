@@ -238,6 +238,8 @@ class Account(DomainModel):
     quality_rating: QualityRating
     messaging_tier: MessagingTier
     credentials: CredentialsSummary
+    # Meta's phone number id (the sandbox's: the account id): what a Meta webhook names the account by. Not secret.
+    provider_number_id: str | None = None
     # True once the account's SQS queue, dead-letter queue and mappings exist (see AccountService.create).
     delivery_ready: bool = False
     created_at: datetime

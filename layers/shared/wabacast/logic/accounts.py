@@ -104,6 +104,13 @@ def _summary(credentials: ProviderCredentials | None) -> CredentialsSummary:
     return CredentialsSummary(configured=True, hint=credentials.hint())
 
 
+def _provider_number_id(provider: Provider, credentials: ProviderCredentials | None, account_id: str) -> str | None:
+    """What Meta's webhooks name the account by: its phone number id (the sandbox speaks Meta with the account id)."""
+    if isinstance(credentials, MetaCredentials):
+        return credentials.phone_number_id
+    return account_id if provider is Provider.SANDBOX else None
+
+
 def _after(previous: datetime, now: datetime) -> datetime:
     """A timestamp strictly later than `previous`: updated_at doubles as the optimistic-lock version."""
     return now if now > previous else previous + timedelta(microseconds=1)
@@ -168,6 +175,7 @@ class AccountService:
                     quality_rating=draft.quality_rating,
                     messaging_tier=draft.messaging_tier,
                     credentials=_summary(credentials),
+                    provider_number_id=_provider_number_id(draft.provider, credentials, account_id),
                     created_at=now,
                     updated_at=now,
                 )
@@ -234,6 +242,7 @@ class AccountService:
             if "credentials" in patch.model_fields_set:
                 credentials = parse_credentials(before.provider, patch.credentials)
                 summary = _summary(credentials)
+                changes["provider_number_id"] = _provider_number_id(before.provider, credentials, account_id)
                 if credentials is not None and not secret_written:
                     name = self._secrets.name_for_account(business_id, account_id)
                     self._secrets.put(name, credentials.model_dump(), self._tags(before))

@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from wabacast.clock import Clock, utc_now
 from wabacast.domain.jobs import ErrorClass, Job, JobError, JobMove, JobStatus
 from wabacast.domain.models import OptOut, OptOutScope, OptOutSource, Queue, QueueStatus
-from wabacast.logic.delivery_ports import QueueLifecycle
-from wabacast.logic.ports import ContactStore
 from wabacast.providers.errors import resets_after
 
 # Meta's per-user marketing limit lifts after some hours (Meta does not say when): each delayed re-feed waits
@@ -28,6 +27,23 @@ OPT_OUT_SCOPE_OF_CLASS: dict[ErrorClass, OptOutScope] = {
     ErrorClass.OPTED_OUT: OptOutScope.ALL,
     ErrorClass.OPTED_OUT_MARKETING: OptOutScope.MARKETING,
 }
+
+
+class OptOutWriter(Protocol):
+    def add_opt_out(self, business_id: str, opt_out: OptOut) -> tuple[OptOut, bool]: ...
+
+
+class QueuePauser(Protocol):
+    def transition(
+        self,
+        queue: Queue,
+        *,
+        allowed_from: tuple[QueueStatus, ...],
+        to: QueueStatus,
+        now: datetime,
+        reason: str | None = None,
+        register: bool | None = None,
+    ) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -67,14 +83,15 @@ def failure_move(
 class FailureFates:
     """The side effects of a failure, applied after the job's move was written."""
 
-    def __init__(self, *, contacts: ContactStore, lifecycle: QueueLifecycle, clock: Clock = utc_now) -> None:
+    def __init__(self, *, contacts: OptOutWriter, lifecycle: QueuePauser, clock: Clock = utc_now) -> None:
         self._contacts = contacts
         self._lifecycle = lifecycle
         self._clock = clock
 
-    def apply(self, job: Job, queue: Queue, error: JobError, *, provider: str) -> None:
+    def apply(self, job: Job, queue: Queue | None, error: JobError, *, provider: str) -> None:
         """`provider`: the sending account's provider ("meta", "twilio", "sandbox"), for rows that say more than
-        their class (a pause that lifts by itself)."""
+        their class (a pause that lifts by itself). `queue`: None when it is gone (a late failure of a deleted
+        queue's job), which only an opt-out outlives."""
         scope = OPT_OUT_SCOPE_OF_CLASS.get(error.error_class)
         if scope is not None:
             self._contacts.add_opt_out(
@@ -87,7 +104,7 @@ class FailureFates:
                     scope=scope,
                 ),
             )
-        elif error.error_class == ErrorClass.PAUSE_QUEUE:
+        elif error.error_class == ErrorClass.PAUSE_QUEUE and queue is not None:
             now = self._clock()
             reason = f"provider error {error.code}: {error.message}"
             lifts = resets_after(provider, error.code)

@@ -24,6 +24,7 @@ from wabacast.clock import Clock, utc_now
 from wabacast.domain.delivery import DEAD_LETTER_REFEEDS, SQS_HAND_BACKS, JobMessage, SendOutcome
 from wabacast.domain.jobs import CLAIMABLE, TERMINAL_JOB_STATUSES, ErrorClass, Job, JobError, JobMove, JobStatus
 from wabacast.domain.models import Account, Queue, QueueStatus, TemplateCategory
+from wabacast.domain.receipts import job_reference
 from wabacast.logic.delivery_ports import JobStore, ProviderPort, QueueLifecycle, RatePort
 from wabacast.logic.fates import OPT_OUT_SCOPE_OF_CLASS, FailureFates, failure_move
 from wabacast.logic.ports import AccountStore, BusinessStore, ContactStore, MetricsSink
@@ -239,6 +240,7 @@ class Sender:
             content_sid=queue.template.content_sid,
             header=queue.template.header,
             buttons=tuple(queue.template.buttons),
+            callback_reference=job_reference(queue.id, job.id),
         )
         started = time.perf_counter()
         try:

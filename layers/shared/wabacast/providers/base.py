@@ -26,6 +26,9 @@ class OutboundMessage:
     # The queue template's header and button parameters (Meta; a Twilio Content template carries its own).
     header: TemplateHeader | None = None
     buttons: tuple[TemplateButton, ...] = ()
+    # "<queue id>/<job id>": the provider echoes it in its status webhooks (Meta biz_opaque_callback_data, the
+    # query of Twilio's StatusCallback URL), so a status finds its job with one keyed read (decision 27).
+    callback_reference: str | None = None
 
 
 @dataclass(frozen=True)

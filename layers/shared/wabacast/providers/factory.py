@@ -200,7 +200,12 @@ class ProviderFactory:
             from wabacast.providers.twilio import TwilioProvider
 
             twilio = self._credentials(TwilioCredentials, account, secret_name, raw)
-            return TwilioProvider(twilio, timeout_s=settings.provider_timeout_s)
+            callback = (
+                f"{settings.public_base_url.rstrip('/')}/api/webhooks/twilio/{account.id}"
+                if settings.public_base_url
+                else None
+            )
+            return TwilioProvider(twilio, timeout_s=settings.provider_timeout_s, status_callback_url=callback)
         raise local_error("PROVIDER_CONFIG", f"unknown provider {account.provider!r}")
 
     def _credentials(self, model: type[C], account: Account, secret_name: str, raw: dict[str, Any] | None) -> C:

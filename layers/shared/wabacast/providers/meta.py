@@ -62,13 +62,17 @@ def build_template_payload(message: OutboundMessage) -> dict[str, Any]:
     components += [button_component(button) for button in sorted(message.buttons, key=lambda b: b.index)]
     if components:
         template["components"] = components
-    return {
+    payload: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
         "to": message.to.removeprefix("+"),
         "type": "template",
         "template": template,
     }
+    if message.callback_reference:
+        # Meta echoes it in every status webhook of this message (decision 27).
+        payload["biz_opaque_callback_data"] = message.callback_reference
+    return payload
 
 
 class _RequestTrace:

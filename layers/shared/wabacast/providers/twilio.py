@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -27,6 +28,12 @@ def whatsapp_address(number: str) -> str:
     return number if number.startswith("whatsapp:") else f"whatsapp:{number}"
 
 
+def status_callback(url: str, reference: str | None) -> str:
+    """The StatusCallback of one message: the account's webhook, with the job reference in its query (decision 27;
+    Twilio signs the whole URL, query included)."""
+    return f"{url}?{urlencode({'ref': reference})}" if reference else url
+
+
 class TwilioProvider:
     def __init__(
         self,
@@ -35,9 +42,12 @@ class TwilioProvider:
         base_url: str | None = None,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        status_callback_url: str | None = None,
     ) -> None:
-        """`base_url` points the client at another host (a local fake in tests); None keeps api.twilio.com."""
+        """`base_url` points the client at another host (a local fake in tests); None keeps api.twilio.com.
+        `status_callback_url`: this account's webhook (POST /api/webhooks/twilio/{accountId}); None: no callbacks."""
         self._credentials = credentials
+        self._status_callback_url = status_callback_url
         if client is None:
             # requests' default adapter never retries a request on its own, so nothing is sent twice behind our back.
             client = Client(
@@ -63,6 +73,8 @@ class TwilioProvider:
             arguments["messaging_service_sid"] = self._credentials.messaging_service_sid
         else:
             arguments["from_"] = whatsapp_address(message.from_number)
+        if self._status_callback_url:
+            arguments["status_callback"] = status_callback(self._status_callback_url, message.callback_reference)
         if message.variables:
             arguments["content_variables"] = json.dumps(message.variables, separators=(",", ":"))
         try:

@@ -20,7 +20,8 @@ from wabacast.adapters.dynamodb.base import (
     to_attributes,
 )
 from wabacast.adapters.dynamodb.businesses import BUSINESS_SK
-from wabacast.domain.models import Account, Business, Page
+from wabacast.domain.models import Account, Business, Page, Provider
+from wabacast.domain.webhooks import META_ROUTE, TWILIO_ROUTE, WebhookAccount
 from wabacast.errors import ConcurrentModificationError, ConflictError
 from wabacast.storage.table import PARTITION_KEY, SORT_KEY
 
@@ -32,6 +33,22 @@ _STORAGE_ONLY = {PARTITION_KEY, SORT_KEY, "type"}
 
 def phone_claim_pk(phone_number: str) -> str:
     return f"PHONE#{phone_number}"
+
+
+_WEBHOOK_SK = "#ACCOUNT"
+
+
+def webhook_route_pk(route: str, key: str) -> str:
+    """The item naming the account behind a webhook: ("meta", phone number id) or ("twilio", account id)."""
+    return f"WEBHOOK#{route}#{key}"
+
+
+def webhook_route_of(account: Account) -> tuple[str, str] | None:
+    if account.provider is Provider.TWILIO:
+        return (TWILIO_ROUTE, account.id)
+    if account.provider_number_id:
+        return (META_ROUTE, account.provider_number_id)
+    return None
 
 
 def _key(pk: str, sk: str) -> dict[str, Any]:
@@ -125,9 +142,10 @@ class AccountRepository:
         operations = [
             {"Put": {"Item": self._to_item(account), "ConditionExpression": "attribute_not_exists(PK)"}},
             {"Put": {"Item": self._claim_item(account), "ConditionExpression": "attribute_not_exists(PK)"}},
+            self._webhook_put(account),
             pointers.operation(),
         ]
-        self._run(operations, claim_index=1)
+        self._run(operations, claim_index=1, webhook_index=2)
 
     def update(self, before: Account, after: Account, business: Business) -> None:
         operations: builtins.list[dict[str, Any] | None] = [
@@ -154,10 +172,15 @@ class AccountRepository:
             operations.append(
                 {"Put": {"Item": self._claim_item(after), "ConditionExpression": "attribute_not_exists(PK)"}}
             )
+        webhook_index = None
+        if webhook_route_of(after) != webhook_route_of(before):
+            operations.append(self._webhook_delete(before))
+            webhook_index = len(operations)
+            operations.append(self._webhook_put(after))
         pointers = _BusinessPointerUpdate(after.business_id)
         self._repoint(pointers, after, business)
         operations.append(pointers.operation())
-        self._run(operations, claim_index=claim_index)
+        self._run(operations, claim_index=claim_index, webhook_index=webhook_index)
 
     def delete(self, account: Account, business: Business, account_count: int) -> None:
         pointers = _BusinessPointerUpdate(account.business_id)
@@ -182,6 +205,7 @@ class AccountRepository:
                     "ExpressionAttributeValues": {":account": {"S": account.id}},
                 }
             },
+            self._webhook_delete(account),
             pointers.operation(),
         ]
         self._run(operations, claim_index=None)
@@ -190,6 +214,13 @@ class AccountRepository:
         """(business id, account id) holding the number's claim, if any."""
         item = self._table.get(phone_claim_pk(phone_number), _CLAIM_SK)
         return (item["business_id"], item["account_id"]) if item else None
+
+    def webhook_account(self, route: str, key: str) -> WebhookAccount | None:
+        """The account registered under a webhook route key, if any: one GetItem."""
+        item = self._table.get(webhook_route_pk(route, key), _WEBHOOK_SK)
+        if item is None:
+            return None
+        return WebhookAccount(item["business_id"], item["account_id"], Provider(item["provider"]))
 
     def mark_delivery_ready(self, account: Account) -> None:
         self._table.client.update_item(
@@ -215,10 +246,30 @@ class AccountRepository:
                 pointers.expect_pointer(attribute, current)
                 pointers.point(attribute, None)
 
-    def _run(self, operations: builtins.list[dict[str, Any] | None], *, claim_index: int | None) -> None:
+    def _run(
+        self,
+        operations: builtins.list[dict[str, Any] | None],
+        *,
+        claim_index: int | None,
+        webhook_index: int | None = None,
+    ) -> None:
+        # Indexes count the operations actually sent (None entries are dropped).
+        sent = [operation for operation in operations if operation is not None]
+
+        def position(index: int | None) -> int | None:
+            if index is None or operations[index] is None:
+                return None
+            return sum(1 for operation in operations[:index] if operation is not None)
+
+        claim_index, webhook_index = position(claim_index), position(webhook_index)
         try:
-            self._table.transact([operation for operation in operations if operation is not None])
+            self._table.transact(sent)
         except TransactionCancelledError as cancelled:
+            if webhook_index is not None and cancelled.failed(webhook_index):
+                raise ConflictError(
+                    "credentials.phoneNumberId is already registered to another WhatsApp account",
+                    field="credentials.phoneNumberId",
+                ) from None
             if claim_index is not None and cancelled.failed(claim_index):
                 raise ConflictError(
                     "phoneNumber is already registered to a WhatsApp account", field="phoneNumber"
@@ -250,6 +301,41 @@ class AccountRepository:
                 "account_id": account.id,
             }
         )
+
+    @staticmethod
+    def _webhook_put(account: Account) -> dict[str, Any] | None:
+        """The account's webhook route item; one account per key (a second one is refused, 409)."""
+        route = webhook_route_of(account)
+        if route is None:
+            return None
+        item = {
+            PARTITION_KEY: webhook_route_pk(*route),
+            SORT_KEY: _WEBHOOK_SK,
+            "type": "WebhookRoute",
+            "business_id": account.business_id,
+            "account_id": account.id,
+            "provider": account.provider.value,
+        }
+        return {
+            "Put": {
+                "Item": to_attributes(item),
+                "ConditionExpression": "attribute_not_exists(PK) OR account_id = :account",
+                "ExpressionAttributeValues": {":account": {"S": account.id}},
+            }
+        }
+
+    @staticmethod
+    def _webhook_delete(account: Account) -> dict[str, Any] | None:
+        route = webhook_route_of(account)
+        if route is None:
+            return None
+        return {
+            "Delete": {
+                "Key": _key(webhook_route_pk(*route), _WEBHOOK_SK),
+                "ConditionExpression": "attribute_not_exists(PK) OR account_id = :account",
+                "ExpressionAttributeValues": {":account": {"S": account.id}},
+            }
+        }
 
     @staticmethod
     def _to_account(item: Item, business: Business) -> Account:

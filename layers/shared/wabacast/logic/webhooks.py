@@ -1,0 +1,302 @@
+"""Inbound provider webhooks: the Meta subscription handshake, then signed status receipts applied to jobs.
+
+Nothing is read from a payload before its signature is checked, except what finds the key to check it with (the
+phone number ids of a Meta payload). A request that cannot be verified changes nothing (InvalidSignatureError:
+403). A verified receipt is answered 200 whatever it is about: a message wabacast does not know is counted
+(WebhookUnknownMessages), never an error, because the providers retry errors for days.
+
+Cost per receipt (decision 27): the job is found from the reference the send gave the provider, with one
+consistent GetItem (no lookup item, no index); a receipt that changes nothing writes nothing; one that does writes
+the job and one counter shard in one transaction (wabacast.adapters.dynamodb.jobs settle).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, Protocol
+
+from pydantic import ValidationError
+
+from wabacast.clock import Clock, utc_now
+from wabacast.domain.jobs import Job, JobMove
+from wabacast.domain.models import MetaCredentials, Provider, Queue, TwilioCredentials
+from wabacast.domain.receipts import Receipt, ReceiptStatus, apply_receipt, parse_job_reference
+from wabacast.domain.webhooks import (
+    META_ROUTE,
+    TWILIO_ROUTE,
+    InboundMessage,
+    StackWebhookSecrets,
+    WebhookAccount,
+)
+from wabacast.errors import InvalidInputError, InvalidSignatureError
+from wabacast.logic.fates import FailureFates, OptOutWriter, QueuePauser
+from wabacast.logic.ports import MetricsSink
+from wabacast.providers.webhooks import (
+    MetaNotification,
+    TwilioCallback,
+    meta_inbound_text,
+    meta_inbound_time,
+    meta_receipt,
+    meta_signature_valid,
+    twilio_receipt,
+    twilio_signature_valid,
+    whatsapp_number,
+)
+
+# A receipt whose job changed between its read and its write is read again and decided again, this many times.
+MAX_RECEIPT_ATTEMPTS = 5
+
+
+class WebhookDirectory(Protocol):
+    def webhook_account(self, route: str, key: str) -> WebhookAccount | None:
+        """One GetItem: the account registered under (route, key), e.g. ("meta", phone number id)."""
+        ...
+
+
+class WebhookSecrets(Protocol):
+    def stack(self) -> StackWebhookSecrets: ...
+    def account_credentials(self, business_id: str, account_id: str) -> dict[str, Any]: ...
+
+
+class ReceiptJobs(Protocol):
+    def get_jobs(self, refs: Iterable[tuple[str, str]]) -> dict[str, Job]:
+        """Strongly consistent: a receipt decides from the job as it stands."""
+        ...
+
+    def settle(self, moves: Sequence[JobMove]) -> list[JobMove]: ...
+
+
+class InboundStore(Protocol):
+    def record(self, messages: Sequence[InboundMessage]) -> None: ...
+
+
+class QueueReader(QueuePauser, Protocol):
+    def read_queue(self, business_id: str, queue_id: str) -> Queue | None: ...
+
+
+@dataclass
+class WebhookResult:
+    """What one request came to, for the logs and the tests."""
+
+    applied: int = 0
+    unchanged: int = 0
+    unknown: int = 0
+    ignored: int = 0
+    inbound: int = 0
+    events: int = 0
+    moves: list[JobMove] = field(default_factory=list)
+
+
+class WebhookService:
+    def __init__(
+        self,
+        *,
+        directory: WebhookDirectory,
+        secrets: WebhookSecrets,
+        jobs: ReceiptJobs,
+        lifecycle: QueueReader,
+        contacts: OptOutWriter,
+        inbound: InboundStore,
+        metrics: MetricsSink,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._directory = directory
+        self._secrets = secrets
+        self._jobs = jobs
+        self._lifecycle = lifecycle
+        self._contacts = contacts
+        self._fates = FailureFates(contacts=contacts, lifecycle=lifecycle, clock=clock)
+        self._inbound = inbound
+        self._metrics = metrics
+        self._clock = clock
+
+    # Meta ------------------------------------------------------------------------------------------------------
+    def meta_challenge(self, mode: str | None, verify_token: str | None, challenge: str | None) -> str:
+        """The subscription handshake: the challenge back when mode and token are right."""
+        expected = self._secrets.stack().meta_verify_token
+        if (
+            mode != "subscribe"
+            or not verify_token
+            or not expected
+            or not hmac.compare_digest(verify_token.encode(), expected.encode())
+        ):
+            raise InvalidSignatureError("hub.mode must be 'subscribe' and hub.verify_token the stack's verify token")
+        if not challenge:
+            raise InvalidInputError("hub.challenge: is required", field="hub.challenge")
+        return challenge
+
+    def receive_meta(self, raw_body: bytes, signature: str | None) -> WebhookResult:
+        stack_secret = self._secrets.stack().meta_app_secret
+        if stack_secret and not meta_signature_valid(raw_body, signature, stack_secret):
+            self._refused(META_ROUTE)
+        notification = self._parse_meta(raw_body)
+        accounts: dict[str, WebhookAccount | None] = {}
+        for number_id in sorted(notification.phone_number_ids()):
+            account = self._directory.webhook_account(META_ROUTE, number_id)
+            if not stack_secret and (account is None or not self._meta_secret_valid(account, raw_body, signature)):
+                # Only the account's own app secret can vouch for its payload.
+                self._refused(META_ROUTE)
+            accounts[number_id] = account
+        if not accounts and not stack_secret:
+            self._refused(META_ROUTE)
+
+        result = WebhookResult()
+        received_at = self._clock()
+        for entry in notification.entry:
+            for change in entry.changes:
+                value = change.value
+                account = accounts.get(value.metadata.phone_number_id) if value.metadata else None
+                if change.field != "messages":
+                    # account_update, phone_number_quality_update, message_template_status_update: acknowledged
+                    # and counted here; acting on them is the account-health capability's job.
+                    result.events += 1
+                    self._metrics.add("WebhookAccountEvents", 1, account_id=None, field=change.field[:64])
+                    continue
+                if value.messages and account is not None:
+                    # Kept for the account (30 days); acting on them (opt-out keywords) is another capability's.
+                    result.inbound += len(value.messages)
+                    self._inbound.record(
+                        [
+                            InboundMessage(
+                                business_id=account.business_id,
+                                account_id=account.account_id,
+                                provider_message_id=message.id,
+                                from_number=whatsapp_number(message.from_),
+                                kind=message.type or "unknown",
+                                text=meta_inbound_text(message),
+                                received_at=meta_inbound_time(message, received_at),
+                            )
+                            for message in value.messages
+                        ]
+                    )
+                    self._metrics.add("InboundMessages", len(value.messages), account_id=account.account_id)
+                receipts = []
+                for status in value.statuses:
+                    receipt = meta_receipt(status, received_at)
+                    if receipt is None:
+                        result.ignored += 1
+                        continue
+                    receipts.append((status.biz_opaque_callback_data, receipt))
+                self._record(account, receipts, result)
+        return result
+
+    def _parse_meta(self, raw_body: bytes) -> MetaNotification:
+        try:
+            return MetaNotification.model_validate(json.loads(raw_body))
+        except (ValueError, ValidationError):
+            # json.JSONDecodeError and UnicodeDecodeError are ValueErrors: a body Meta would never sign.
+            raise InvalidSignatureError("the body is not a signed WhatsApp Business notification") from None
+
+    def _meta_secret_valid(self, account: WebhookAccount, raw_body: bytes, signature: str | None) -> bool:
+        if account.provider != Provider.META:
+            return False  # sandbox accounts have no app secret: their payloads need the stack's
+        raw = self._secrets.account_credentials(account.business_id, account.account_id)
+        try:
+            app_secret = MetaCredentials.model_validate(raw).app_secret
+        except ValidationError:
+            return False
+        return meta_signature_valid(raw_body, signature, app_secret)
+
+    # Twilio ----------------------------------------------------------------------------------------------------
+    def receive_twilio(
+        self, account_id: str, url: str, params: dict[str, str], signature: str | None, reference: str | None
+    ) -> WebhookResult:
+        """`url`: the URL as Twilio requested it (scheme, host, path and query); `params`: the form fields."""
+        account = self._directory.webhook_account(TWILIO_ROUTE, account_id)
+        if account is None or account.provider != Provider.TWILIO:
+            self._refused(TWILIO_ROUTE)
+        raw = self._secrets.account_credentials(account.business_id, account.account_id)
+        try:
+            auth_token = TwilioCredentials.model_validate(raw).auth_token
+        except ValidationError:
+            auth_token = ""
+        if not twilio_signature_valid(url, params, signature, auth_token):
+            self._refused(TWILIO_ROUTE)
+        callback = TwilioCallback.model_validate(params)
+        result = WebhookResult()
+        if callback.message_status is None and callback.body is not None:
+            result.inbound += 1
+            self._inbound.record(
+                [
+                    InboundMessage(
+                        business_id=account.business_id,
+                        account_id=account.account_id,
+                        provider_message_id=callback.sid or "",
+                        from_number=whatsapp_number(callback.from_ or ""),
+                        kind="text",
+                        text=callback.body,
+                        received_at=self._clock(),
+                    )
+                ]
+            )
+            self._metrics.add("InboundMessages", 1, account_id=account.account_id)
+            return result
+        receipt = twilio_receipt(callback, self._clock())
+        if receipt is None:
+            result.ignored += 1
+            return result
+        self._record(account, [(reference, receipt)], result)
+        return result
+
+    # Receipts --------------------------------------------------------------------------------------------------
+    def _record(
+        self, account: WebhookAccount | None, receipts: list[tuple[str | None, Receipt]], result: WebhookResult
+    ) -> None:
+        refs = {ref for reference, _ in receipts if (ref := parse_job_reference(reference)) is not None}
+        jobs = self._jobs.get_jobs(sorted(refs)) if refs and account is not None else {}
+        for reference, receipt in receipts:
+            ref = parse_job_reference(reference)
+            job = jobs.get(ref[1]) if ref else None
+            if (
+                account is None
+                or job is None
+                or not _belongs(job, account, receipt)
+                or (ref and job.queue_id != ref[0])
+            ):
+                result.unknown += 1
+                self._metrics.add("WebhookUnknownMessages", 1, account_id=account.account_id if account else None)
+                continue
+            moved = self._apply(job, receipt, result, provider=account.provider.value)
+            if moved is not None:
+                jobs[moved.id] = moved
+
+    def _apply(self, job: Job, receipt: Receipt, result: WebhookResult, *, provider: str) -> Job | None:
+        """Apply one receipt to its job, deciding again from a fresh read when the job changed meanwhile."""
+        current: Job | None = job
+        for _ in range(MAX_RECEIPT_ATTEMPTS):
+            if current is None:
+                return None
+            move = apply_receipt(current, receipt, now=self._clock())
+            if move is None:
+                result.unchanged += 1
+                self._metrics.add("WebhookDuplicates", 1, account_id=current.account_id)
+                return current
+            if self._jobs.settle([move]):
+                result.applied += 1
+                result.moves.append(move)
+                self._metrics.add("WebhookReceipts", 1, account_id=current.account_id, status=receipt.status.value)
+                if receipt.status == ReceiptStatus.FAILED and move.error is not None:
+                    self._after_failure(move, provider)
+                return move.job
+            current = self._jobs.get_jobs([(current.queue_id, current.id)]).get(current.id)
+        raise RuntimeError(f"job {job.id}: its receipt kept meeting concurrent changes")
+
+    def _after_failure(self, move: JobMove, provider: str) -> None:
+        assert move.error is not None
+        job = move.job
+        queue = self._lifecycle.read_queue(job.business_id, job.queue_id)
+        self._fates.apply(job, queue, move.error, provider=provider)
+
+    def _refused(self, route: str) -> NoReturn:
+        self._metrics.add("WebhookRefused", 1, account_id=None, route=route)
+        raise InvalidSignatureError("the webhook signature is missing or does not match")
+
+
+def _belongs(job: Job, account: WebhookAccount, receipt: Receipt) -> bool:
+    """The job was sent through this account (whose signature was checked), as this provider message."""
+    if job.business_id != account.business_id or job.account_id != account.account_id:
+        return False
+    return job.provider_message_id is None or job.provider_message_id == receipt.provider_message_id
