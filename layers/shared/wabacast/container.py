@@ -29,6 +29,7 @@ from wabacast.logic.contacts import ContactService
 from wabacast.logic.planner import Planner, PlannerConfig
 from wabacast.logic.processing import ProcessingService
 from wabacast.logic.queues import QueueService
+from wabacast.logic.replies import InboundService, ReplyKeywordHandler
 from wabacast.logic.scheduling import ScheduleKeeper
 from wabacast.logic.sender import Sender
 from wabacast.logic.webhooks import WebhookService
@@ -49,6 +50,7 @@ class Services:
     contacts: ContactService
     processing: ProcessingService
     webhooks: WebhookService
+    inbound: InboundService
     # Flushed by the API handler after each request (webhook receipts are counted per account).
     metrics: EmfMetrics
 
@@ -79,28 +81,32 @@ def build_services(settings: Settings) -> Services:
         queues, QueueLifecycleStore(table), jobs, jobs, trigger, schedules=ScheduleKeeper(_schedules(settings))
     )
     metrics = EmfMetrics(namespace=settings.metrics_namespace)
+    inbound = InboundRepository(table)
     webhooks = WebhookService(
         directory=accounts,
         secrets=WebhookSecretsReader(powertools_secret_getter, settings.webhook_secret_name, secrets.name_for_account),
         jobs=jobs,
         lifecycle=QueueLifecycleStore(table),
         contacts=contacts,
-        inbound=InboundRepository(table),
+        inbound=inbound,
+        replies=ReplyKeywordHandler(businesses, contacts, metrics),
         metrics=metrics,
+    )
+    account_service = AccountService(
+        businesses,
+        accounts,
+        queues,
+        secrets,
+        allow_sandbox=settings.allow_sandbox_accounts,
+        provisioner=_account_queues(settings),
     )
     return Services(
         settings=settings,
         webhooks=webhooks,
+        inbound=InboundService(account_service, inbound),
         metrics=metrics,
         businesses=BusinessService(businesses),
-        accounts=AccountService(
-            businesses,
-            accounts,
-            queues,
-            secrets,
-            allow_sandbox=settings.allow_sandbox_accounts,
-            provisioner=_account_queues(settings),
-        ),
+        accounts=account_service,
         queues=QueueService(businesses, accounts, queues, schedule_hooks=processing),
         contacts=ContactService(contacts),
         processing=processing,
