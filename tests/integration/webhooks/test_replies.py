@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from botocore.client import BaseClient
+
 from tests.integration.conftest import new_api_client, new_business
 from tests.integration.webhooks.conftest import WebhookWorld, fixture, meta_account, twilio_account
 from wabacast.bootstrap import issue_admin_key
@@ -139,3 +142,38 @@ def test_the_inbound_listing_pages_and_is_only_for_the_accounts_business(world: 
     other = new_business(new_api_client(issue_admin_key(world.settings, "other")), "Other")
     assert other.get(f"/api/whatsapp/accounts/{account['id']}/inbound").status == 404
     assert other.get("/api/whatsapp/accounts/acc_missing/inbound").status == 404
+
+
+WRITES = {"PutItem", "DeleteItem", "UpdateItem", "BatchWriteItem", "TransactWriteItems"}
+
+
+def test_an_inbound_message_costs_its_own_item_and_at_most_one_opt_out_write(
+    world: WebhookWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a Twilio account, and every DynamoDB call recorded
+    account = twilio_account(world, 1, TOKEN)
+    calls: list[str] = []
+    make_api_call = BaseClient._make_api_call
+
+    def recording(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if client.meta.service_model.service_name == "dynamodb":
+            calls.append(operation)
+        return make_api_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+
+    # WHEN a plain reply, a STOP, the same STOP again and an ALTA arrive
+    writes = []
+    for text, sid in (("hola", "1"), ("STOP", "2"), ("STOP", "2"), ("ALTA", "3")):
+        calls.clear()
+        response = world.webhooks.twilio(account["id"], twilio_text(text, "SM" + sid * 32), TOKEN, None)
+        assert response.status == 200, response.body
+        writes.append([call for call in calls if call in WRITES])
+
+    # THEN each writes its own item, and a keyword one opt-out item (a repeat fails its condition, no second record)
+    assert writes == [
+        ["BatchWriteItem"],
+        ["PutItem", "BatchWriteItem"],
+        ["PutItem", "BatchWriteItem"],
+        ["DeleteItem", "BatchWriteItem"],
+    ]

@@ -68,7 +68,17 @@ def test_a_business_list_replaces_the_defaults() -> None:
 
 @pytest.mark.parametrize(
     "words",
-    [[], ["x" * 31], [""], ["   "], ["st\u200bop"], ["a\nb"], ["Baja", "bája"], [f"w{n}" for n in range(21)]],
+    [
+        [],
+        ["x" * 31],
+        ["\ufb03" * 11],
+        [""],
+        ["   "],
+        ["st\u200bop"],
+        ["a\nb"],
+        ["Baja", "bája"],
+        [f"w{n}" for n in range(21)],
+    ],
 )
 def test_keyword_lists_are_validated(words: list[str]) -> None:
     with pytest.raises(ValidationError):
@@ -152,3 +162,14 @@ def test_a_business_with_its_own_keywords_uses_them() -> None:
     # THEN only the business's own keyword opts out
     assert [m.action for m in acted] == [None, ReplyAction.OPTED_OUT]
     assert set(contacts.opt_outs) == {(BIZ, phone(2))}
+
+
+def test_a_long_reply_is_conversation_and_reads_no_keywords() -> None:
+    # GIVEN a reply longer than any keyword can be
+    replies, contacts, businesses = handler()
+    # WHEN it arrives
+    (acted,) = replies.act([message("stop " * 10)])
+    # THEN nothing is read or written
+    assert acted.action is None
+    assert businesses.reads == 0
+    assert contacts.opt_outs == {}

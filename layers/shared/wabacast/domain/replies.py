@@ -54,10 +54,20 @@ def normalize_keyword(text: str) -> str:
     ).upper()
 
 
+def could_be_keyword(text: str) -> bool:
+    """Whether `text` is short enough to be any business's keyword (keywords are at most MAX_KEYWORD_LENGTH
+    characters once normalized): a longer reply is conversation, and needs no look at the keywords."""
+    return 0 < len(normalize_keyword(text)) <= MAX_KEYWORD_LENGTH
+
+
 def _check_keyword(value: str) -> str:
     check_plain_text(value)
-    if not normalize_keyword(value):
+    normalized = normalize_keyword(value)
+    if not normalized:
         raise ValueError("must contain a visible character")
+    if len(normalized) > MAX_KEYWORD_LENGTH:
+        # NFKD can lengthen a character (a ligature); replies are compared in this form
+        raise ValueError(f"must be at most {MAX_KEYWORD_LENGTH} characters once normalized")
     return value
 
 

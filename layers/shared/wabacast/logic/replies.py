@@ -17,7 +17,7 @@ from typing import Protocol
 
 from wabacast.clock import Clock, utc_now
 from wabacast.domain.models import Account, Business, OptOut, OptOutSource, Page
-from wabacast.domain.replies import ReplyAction, ReplyKeywords
+from wabacast.domain.replies import ReplyAction, ReplyKeywords, could_be_keyword
 from wabacast.domain.webhooks import InboundMessage
 from wabacast.errors import NotFoundError
 from wabacast.logic.failures import OptOutWriter
@@ -63,6 +63,9 @@ class ReplyKeywordHandler:
         keywords: dict[str, ReplyKeywords] = {}
         acted: list[InboundMessage] = []
         for message in sorted(messages, key=lambda message: message.received_at):
+            if not could_be_keyword(message.text):
+                acted.append(message)  # a conversation: no need to read the business's keywords
+                continue
             if message.business_id not in keywords:
                 business = self._businesses.get(message.business_id)
                 keywords[message.business_id] = ReplyKeywords(
