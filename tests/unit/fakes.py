@@ -173,6 +173,18 @@ class FakeBusinessStore(_Scripted):
             raise NotFoundError("business not found")
         return self._to_business(item), int(item["account_count"])
 
+    def set_keywords(self, business_id: str, stop: list[str] | None, start: list[str] | None) -> Business:
+        self._enter("set_keywords")
+        item = self.items.get(business_id)
+        if item is None:
+            raise NotFoundError("business not found")
+        for attribute, words in (("stop_keywords", stop), ("start_keywords", start)):
+            if words is None:
+                item.pop(attribute, None)
+            else:
+                item[attribute] = list(words)
+        return self._to_business(item)
+
     def list(self, limit: int, next_token: str | None) -> Page[Business]:
         self._enter("list")
         return _page(

@@ -257,3 +257,20 @@ def test_rotating_an_unknown_admin_key_leaves_no_new_key(business_service: Busin
 
     # THEN no key was left behind
     assert business_service.list_admin_keys(10, None).items == []
+
+
+def test_a_business_keeps_its_reply_keywords_until_they_are_cleared(business_service: BusinessService) -> None:
+    # GIVEN a business created with its own stop keywords
+    business, _, _ = business_service.create("Acme", "UTC", stop_keywords=["No más"])
+    assert (business.stop_keywords, business.start_keywords) == (["No más"], None)
+    # WHEN its start keywords are set and its stop keywords cleared
+    updated = business_service.set_keywords(business.id, None, ["Volver"])
+    # THEN the change is stored: the defaults apply to stop again
+    stored = business_service.get(business.id)
+    assert (updated.stop_keywords, updated.start_keywords) == (None, ["Volver"])
+    assert stored == updated
+
+
+def test_keywords_of_a_missing_business_are_not_found(business_service: BusinessService) -> None:
+    with pytest.raises(NotFoundError):
+        business_service.set_keywords("biz_missing", ["STOP"], None)

@@ -24,6 +24,7 @@ from wabacast.logic.businesses import BusinessService
 from wabacast.logic.contacts import ContactService
 from wabacast.logic.processing import ProcessingService
 from wabacast.logic.queues import QueueService
+from wabacast.logic.replies import InboundService, ReplyKeywordHandler
 from wabacast.logic.scheduling import ScheduleKeeper
 from wabacast.logic.webhooks import WebhookService
 from wabacast.providers.factory import powertools_secret_getter
@@ -40,6 +41,7 @@ class Services:
     contacts: ContactService
     processing: ProcessingService
     webhooks: WebhookService
+    inbound: InboundService
     # Flushed by the API handler after each request (webhook receipts are counted per account).
     metrics: EmfMetrics
 
@@ -61,29 +63,33 @@ def build_services(settings: Settings) -> Services:
         queues, QueueLifecycleStore(table), jobs, jobs, trigger, schedules=ScheduleKeeper(_schedules(settings))
     )
     metrics = EmfMetrics(namespace=settings.metrics_namespace, service=settings.metrics_service)
+    inbound = InboundRepository(table)
     webhooks = WebhookService(
         directory=accounts,
         secrets=WebhookSecretsReader(powertools_secret_getter, settings.webhook_secret_name, secrets.name_for_account),
         jobs=jobs,
         lifecycle=QueueLifecycleStore(table),
         contacts=contacts,
-        inbound=InboundRepository(table),
+        inbound=inbound,
+        replies=ReplyKeywordHandler(businesses, contacts, metrics),
         metrics=metrics,
+    )
+    account_service = AccountService(
+        businesses,
+        accounts,
+        queues,
+        secrets,
+        allow_sandbox=settings.allow_sandbox_accounts,
+        provisioner=account_queues(settings),
+        metrics=EmfMetrics(settings.metrics_namespace, settings.metrics_service, flush_each=True),
     )
     return Services(
         settings=settings,
         webhooks=webhooks,
+        inbound=InboundService(account_service, inbound),
         metrics=metrics,
         businesses=BusinessService(businesses),
-        accounts=AccountService(
-            businesses,
-            accounts,
-            queues,
-            secrets,
-            allow_sandbox=settings.allow_sandbox_accounts,
-            provisioner=account_queues(settings),
-            metrics=EmfMetrics(settings.metrics_namespace, settings.metrics_service, flush_each=True),
-        ),
+        accounts=account_service,
         queues=QueueService(businesses, accounts, queues, schedule_hooks=processing),
         contacts=ContactService(contacts),
         processing=processing,

@@ -29,6 +29,7 @@ from wabacast.api.models import (
     AccountUpdateIn,
     BusinessCreatedOut,
     BusinessCreateIn,
+    BusinessKeywordsIn,
     BusinessListOut,
     BusinessOut,
     ContactIn,
@@ -36,6 +37,8 @@ from wabacast.api.models import (
     ContactOut,
     ContactsUpsertIn,
     ContactsUpsertOut,
+    InboundListOut,
+    InboundOut,
     KeyCreatedOut,
     KeyCreateIn,
     KeyListOut,
@@ -157,7 +160,9 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
     @app.post(f"{ADMIN}/businesses", tags=["admin"], responses=documented(201, "Created", *write))
     def create_business(body: Annotated[BusinessCreateIn, Body()]) -> Response[BusinessCreatedOut]:
         admin()
-        business, key, plaintext = services.businesses.create(body.name, body.timezone)
+        business, key, plaintext = services.businesses.create(
+            body.name, body.timezone, body.stop_keywords, body.start_keywords
+        )
         out = BusinessCreatedOut(**BusinessOut.of(business).model_dump(), api_key=plaintext, key_id=key.key_id)
         return Response(HTTPStatus.CREATED, content_types.APPLICATION_JSON, out)
 
@@ -166,6 +171,16 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
         admin()
         page = services.businesses.list(limit, next_token)
         return BusinessListOut(items=[BusinessOut.of(item) for item in page.items], next_token=page.next_token)
+
+    @app.put(
+        f"{ADMIN}/businesses/<business_id>/keywords",
+        tags=["admin"],
+        responses=documented(200, "The business with its keywords", *write),
+    )
+    def set_business_keywords(business_id: Identifier, body: Annotated[BusinessKeywordsIn, Body()]) -> BusinessOut:
+        admin()
+        business = services.businesses.set_keywords(business_id, body.stop_keywords, body.start_keywords)
+        return BusinessOut.of(business)
 
     @app.get(f"{ADMIN}/businesses/<business_id>/keys", tags=["admin"], responses=documented(200, "A page", *read, 422))
     def list_keys(business_id: Identifier, limit: Limit = page_size, next_token: NextToken = None) -> KeyListOut:
@@ -231,6 +246,13 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
     @app.get(f"{WHATSAPP}/accounts/<account_id>", tags=["accounts"], responses=documented(200, "OK", *read))
     def get_account(account_id: Identifier) -> AccountOut:
         return AccountOut.of(services.accounts.get(tenant(), account_id))
+
+    @app.get(
+        f"{WHATSAPP}/accounts/<account_id>/inbound", tags=["accounts"], responses=documented(200, "A page", *read, 422)
+    )
+    def list_inbound(account_id: Identifier, limit: Limit = page_size, next_token: NextToken = None) -> InboundListOut:
+        page = services.inbound.list(tenant(), account_id, limit, next_token)
+        return InboundListOut(items=[InboundOut.of(item) for item in page.items], next_token=page.next_token)
 
     @app.post(f"{WHATSAPP}/accounts", tags=["accounts"], responses=documented(201, "Created", *write))
     def create_account(body: Annotated[AccountCreateIn, Body()]) -> Response[AccountOut]:

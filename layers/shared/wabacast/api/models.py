@@ -36,6 +36,8 @@ from wabacast.domain.models import (
     Variables,
     VerificationStatus,
 )
+from wabacast.domain.replies import DEFAULT_START_KEYWORDS, DEFAULT_STOP_KEYWORDS, Keywords, ReplyAction
+from wabacast.domain.webhooks import InboundMessage
 from wabacast.phone import PhoneNumber
 from wabacast.text import check_plain_text
 
@@ -73,9 +75,22 @@ class ErrorResponse(ApiModel):
 
 
 # Businesses and keys (admin) ---------------------------------------------------------------------------------
+_STOP_DOC = "Whole-reply keywords that opt the sender out (case, accents and spaces ignored); absent: the defaults"
+_START_DOC = "Whole-reply keywords that opt the sender back in; absent: the defaults"
+
+
 class BusinessCreateIn(ApiModel):
     name: Name
     timezone: TimeZoneName = "UTC"
+    stop_keywords: Keywords | None = Field(default=None, description=_STOP_DOC)
+    start_keywords: Keywords | None = Field(default=None, description=_START_DOC)
+
+
+class BusinessKeywordsIn(ApiModel):
+    """The business's reply keywords, replaced as a whole: an absent or null list goes back to the defaults."""
+
+    stop_keywords: Keywords | None = Field(default=None, description=_STOP_DOC)
+    start_keywords: Keywords | None = Field(default=None, description=_START_DOC)
 
 
 class BusinessOut(ApiModel):
@@ -85,10 +100,15 @@ class BusinessOut(ApiModel):
     primary_account_id: str | None
     default_account_id: str | None
     created_at: datetime
+    stop_keywords: list[str] = Field(description="The keywords in force (the defaults when none were set)")
+    start_keywords: list[str] = Field(description="The keywords in force (the defaults when none were set)")
 
     @classmethod
     def of(cls, business: Business) -> BusinessOut:
-        return cls.model_validate(business.model_dump())
+        data = business.model_dump()
+        data["stop_keywords"] = business.stop_keywords or list(DEFAULT_STOP_KEYWORDS)
+        data["start_keywords"] = business.start_keywords or list(DEFAULT_START_KEYWORDS)
+        return cls.model_validate(data)
 
 
 class BusinessCreatedOut(BusinessOut):
@@ -193,6 +213,31 @@ class AccountOut(ApiModel):
 
 class AccountListOut(ApiModel):
     items: list[AccountOut]
+    next_token: str | None
+
+
+class InboundOut(ApiModel):
+    from_: str = Field(alias="from", description="The sender, E.164")
+    text: str
+    type: str = Field(description="As the provider names it: text, button, ...")
+    received_at: datetime
+    action: ReplyAction | None = Field(description="What the reply's keyword did: optedOut, optedIn or null")
+
+    @classmethod
+    def of(cls, message: InboundMessage) -> InboundOut:
+        return cls.model_validate(
+            {
+                "from": message.from_number,
+                "text": message.text,
+                "type": message.kind,
+                "received_at": message.received_at,
+                "action": message.action,
+            }
+        )
+
+
+class InboundListOut(ApiModel):
+    items: list[InboundOut]
     next_token: str | None
 
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 from pydantic.alias_generators import to_camel
 
+from wabacast.domain.replies import Keywords
 from wabacast.phone import FROM_STORAGE, PhoneNumber
 from wabacast.text import check_plain_text
 
@@ -179,6 +180,9 @@ class Business(DomainModel):
     primary_account_id: str | None = None
     default_account_id: str | None = None
     created_at: datetime
+    # Reply keywords (wabacast.domain.replies); None: the defaults.
+    stop_keywords: Keywords | None = None
+    start_keywords: Keywords | None = None
 
 
 class ApiKey(DomainModel):

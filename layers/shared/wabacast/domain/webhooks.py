@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from wabacast.domain.models import Provider
+from wabacast.domain.replies import ReplyAction
 
 META_ROUTE = "meta"
 TWILIO_ROUTE = "twilio"
@@ -42,3 +43,5 @@ class InboundMessage:
     kind: str  # "text", "button", ... as the provider names it
     text: str
     received_at: datetime
+    # What its keyword did (wabacast.domain.replies); None: no keyword, or no change.
+    action: ReplyAction | None = None

@@ -15,8 +15,21 @@ class BusinessService:
         self._store = store
         self._clock = clock
 
-    def create(self, name: str, timezone: str) -> tuple[Business, ApiKey, str]:
-        business = Business(id=new_id("biz"), name=name, timezone=timezone, created_at=self._clock())
+    def create(
+        self,
+        name: str,
+        timezone: str,
+        stop_keywords: list[str] | None = None,
+        start_keywords: list[str] | None = None,
+    ) -> tuple[Business, ApiKey, str]:
+        business = Business(
+            id=new_id("biz"),
+            name=name,
+            timezone=timezone,
+            created_at=self._clock(),
+            stop_keywords=stop_keywords,
+            start_keywords=start_keywords,
+        )
         key, plaintext = self._new_key(ApiKeyRole.BUSINESS, business.id, label="initial")
         self._store.create(business, key, hash_api_key(plaintext))
         return business, key, plaintext
@@ -26,6 +39,11 @@ class BusinessService:
         if business is None:
             raise NotFoundError("business not found")
         return business
+
+    def set_keywords(self, business_id: str, stop: list[str] | None, start: list[str] | None) -> Business:
+        """Replace the business's reply keywords; None for a list means the defaults
+        (wabacast.domain.replies)."""
+        return self._store.set_keywords(business_id, stop, start)
 
     def list(self, limit: int, next_token: str | None) -> Page[Business]:
         return self._store.list(limit, next_token)

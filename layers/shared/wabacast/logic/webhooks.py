@@ -34,6 +34,7 @@ from wabacast.domain.webhooks import (
 from wabacast.errors import InvalidInputError, InvalidSignatureError
 from wabacast.logic.fates import FailureFates, OptOutWriter, QueuePauser
 from wabacast.logic.ports import MetricsSink
+from wabacast.logic.replies import ReplyKeywordHandler
 from wabacast.providers.webhooks import (
     MetaNotification,
     TwilioCallback,
@@ -100,6 +101,7 @@ class WebhookService:
         lifecycle: QueueReader,
         contacts: OptOutWriter,
         inbound: InboundStore,
+        replies: ReplyKeywordHandler,
         metrics: MetricsSink,
         clock: Clock = utc_now,
     ) -> None:
@@ -110,6 +112,7 @@ class WebhookService:
         self._contacts = contacts
         self._fates = FailureFates(contacts=contacts, lifecycle=lifecycle, clock=clock)
         self._inbound = inbound
+        self._replies = replies
         self._metrics = metrics
         self._clock = clock
 
@@ -156,9 +159,9 @@ class WebhookService:
                     self._metrics.add("WebhookAccountEvents", 1, account_id=None, field=change.field[:64])
                     continue
                 if value.messages and account is not None:
-                    # Kept for the account (30 days); acting on them (opt-out keywords) is another capability's.
+                    # Stop/start keywords act on the opt-outs; every message is kept for the account (30 days).
                     result.inbound += len(value.messages)
-                    self._inbound.record(
+                    self._receive_inbound(
                         [
                             InboundMessage(
                                 business_id=account.business_id,
@@ -219,7 +222,7 @@ class WebhookService:
         result = WebhookResult()
         if callback.message_status is None and callback.body is not None:
             result.inbound += 1
-            self._inbound.record(
+            self._receive_inbound(
                 [
                     InboundMessage(
                         business_id=account.business_id,
@@ -240,6 +243,11 @@ class WebhookService:
             return result
         self._record(account, [(reference, receipt)], result)
         return result
+
+    def _receive_inbound(self, messages: list[InboundMessage]) -> None:
+        # The opt-out is written before the message that asked for it: a failure in between is retried by the
+        # provider, and both writes are idempotent.
+        self._inbound.record(self._replies.act(messages))
 
     # Receipts --------------------------------------------------------------------------------------------------
     def _record(

@@ -92,8 +92,10 @@ class TableGateway:
         limit: int,
         next_token: str | None,
         index_name: str | None = None,
+        descending: bool = False,
     ) -> tuple[list[Item], str | None]:
-        """One page of a Query: items whose sort key starts with `sort_prefix`, oldest first."""
+        """One page of a Query: items whose sort key starts with `sort_prefix`, in sort key order (oldest first),
+        or the reverse with `descending`."""
         names = {"#pk": partition_attribute}
         values: dict[str, Any] = {":pk": {"S": partition_value}}
         condition = "#pk = :pk"
@@ -110,6 +112,8 @@ class TableGateway:
         }
         if index_name:
             request["IndexName"] = index_name
+        if descending:
+            request["ScanIndexForward"] = False
         start_key = decode_token(
             next_token,
             partition_attribute=partition_attribute,

@@ -64,6 +64,32 @@ class BusinessRepository:
         item = self._table.get(business_pk(business_id), BUSINESS_SK)
         return Business.model_validate(_strip(item)) if item else None
 
+    def set_keywords(self, business_id: str, stop: list[str] | None, start: list[str] | None) -> Business:
+        """Set (a list) or clear (None: the defaults) the business's reply keywords."""
+        values: dict[str, Any] = {}
+        sets, removes = [], []
+        for attribute, words in (("stop_keywords", stop), ("start_keywords", start)):
+            if words is None:
+                removes.append(attribute)
+            else:
+                values[f":{attribute}"] = {"L": [{"S": word} for word in words]}
+                sets.append(f"{attribute} = :{attribute}")
+        expression = (f"SET {', '.join(sets)} " if sets else "") + (f"REMOVE {', '.join(removes)}" if removes else "")
+        request: dict[str, Any] = {
+            "TableName": self._table.table_name,
+            "Key": {PARTITION_KEY: {"S": business_pk(business_id)}, SORT_KEY: {"S": BUSINESS_SK}},
+            "UpdateExpression": expression.strip(),
+            "ConditionExpression": "attribute_exists(PK)",
+            "ReturnValues": "ALL_NEW",
+        }
+        if values:
+            request["ExpressionAttributeValues"] = values
+        try:
+            response = self._table.client.update_item(**request)
+        except self._table.client.exceptions.ConditionalCheckFailedException:
+            raise NotFoundError("business not found") from None
+        return Business.model_validate(_strip(from_attributes(response["Attributes"])))
+
     def get_with_account_count(self, business_id: str) -> tuple[Business, int]:
         item = self._table.get(business_pk(business_id), BUSINESS_SK)
         if item is None:

@@ -7,9 +7,11 @@ own id and time, so a webhook delivered twice writes the same item again (one wr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from wabacast.adapters.dynamodb.base import TableGateway, to_attributes
+from wabacast.domain.models import Page
+from wabacast.domain.replies import ReplyAction
 from wabacast.domain.webhooks import INBOUND_RETENTION_DAYS, InboundMessage
 from wabacast.storage.table import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 
@@ -42,6 +44,7 @@ class InboundRepository:
                     "kind": message.kind,
                     "text": message.text[:MAX_TEXT],
                     "received_at": message.received_at.isoformat(),
+                    **({"action": message.action.value} if message.action else {}),
                     TTL_ATTRIBUTE: int((message.received_at + timedelta(days=INBOUND_RETENTION_DAYS)).timestamp()),
                 }
             )
@@ -49,3 +52,31 @@ class InboundRepository:
         ]
         if items:
             self._table.batch_write(items)
+
+    def list(self, account_id: str, limit: int, next_token: str | None) -> Page[InboundMessage]:
+        """The account's messages, newest first (the sort key starts with the time)."""
+        items, token = self._table.query_page(
+            partition_attribute=PARTITION_KEY,
+            partition_value=inbound_partition(account_id),
+            sort_attribute=SORT_KEY,
+            sort_prefix=None,
+            limit=limit,
+            next_token=next_token,
+            descending=True,
+        )
+        return Page[InboundMessage](
+            items=[
+                InboundMessage(
+                    business_id=item["business_id"],
+                    account_id=item["account_id"],
+                    provider_message_id=item["provider_message_id"],
+                    from_number=item["from_number"],
+                    kind=item["kind"],
+                    text=item["text"],
+                    received_at=datetime.fromisoformat(item["received_at"]),
+                    action=ReplyAction(item["action"]) if item.get("action") else None,
+                )
+                for item in items
+            ],
+            next_token=token,
+        )
