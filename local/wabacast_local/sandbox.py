@@ -773,6 +773,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate-429", type=float, default=0.0)
     parser.add_argument("--throughput-per-number", type=float, default=None)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--callback-url", default=None, help="where to post signed status callbacks (a Meta webhook)")
+    parser.add_argument("--app-secret", default=None, help="the app secret that signs the callbacks")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     sandbox = SandboxServer(
@@ -784,6 +786,8 @@ def main(argv: list[str] | None = None) -> None:
         rate_429=args.rate_429,
         throughput_per_number=args.throughput_per_number,
         seed=args.seed,
+        callback_url=args.callback_url,
+        app_secret=args.app_secret,
         quiet=not args.verbose,
     ).start()
     print(f"sandbox WhatsApp provider on {sandbox.url} (Ctrl-C to stop)", flush=True)

@@ -13,6 +13,7 @@ import pytest
 
 from wabacast.domain.receipts import ReceiptStatus
 from wabacast.providers.webhooks import MetaNotification, meta_receipt, meta_signature_valid
+from wabacast_local.cli import parse_args
 from wabacast_local.sandbox import SandboxConfig, SandboxConfigError
 from wabacast_local.sandbox_callbacks import (
     CallbackChaos,
@@ -252,3 +253,16 @@ def test_callback_settings_are_checked() -> None:
     assert config.updated({"callbackUrl": "http://x", "appSecret": "s"}).callback_target() == CallbackTarget(
         "http://x", "s"
     )
+
+
+def test_the_cli_reads_callback_ranges_and_shares() -> None:
+    # GIVEN callback settings on the command line
+    args = parse_args(["--sandbox-delivered-delay-ms", "100-600", "--sandbox-callback-loss-rate", "0.05"])
+    # THEN the range and share are read, the rest keep their gentle defaults
+    assert args.sandbox_delivered_delay_ms == (100.0, 600.0)
+    assert args.sandbox_callback_loss_rate == 0.05
+    assert args.sandbox_read_delay_ms == (1000.0, 5000.0)
+    assert (args.sandbox_callback_duplicate_rate, args.sandbox_callback_reorder_rate) == (0.0, 0.0)
+    # AND a reversed range is refused
+    with pytest.raises(SystemExit):
+        parse_args(["--sandbox-read-delay-ms", "900-100"])
