@@ -36,6 +36,7 @@ MAX_POST_ATTEMPTS = 3
 RETRY_DELAY_S = 1.0
 POST_TIMEOUT_S = 30.0
 MAX_ANSWER_CHARS = 500
+STOP_GRACE_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -213,18 +214,22 @@ class CallbackDispatcher:
             thread.start()
 
     def stop(self) -> None:
-        """Stop posting: what is not due yet is dropped (and counted), posts under way finish or time out."""
+        """Stop posting: what is not due yet is dropped (and counted); posts under way get STOP_GRACE_S."""
         with self._condition:
             self._stopping = True
             self._counters["droppedAtStop"] += len(self._heap)
             self._heap.clear()
             self._condition.notify_all()
             threads, self._threads = self._threads, []
+        # Posts under way get a moment; a webhook that takes longer must not hold up the stack's shutdown (the
+        # threads are daemons, and the client stays open for them).
+        deadline = time.monotonic() + STOP_GRACE_S
         for thread in threads:
-            thread.join(timeout=POST_TIMEOUT_S)
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if not any(thread.is_alive() for thread in threads):
+            client, self._client = self._client, None
+            if client is not None:
+                client.close()
 
     # -- scheduling -------------------------------------------------------------------------------------------
     def schedule(self, message: dict[str, Any], plan: CallbackPlan, target: CallbackTarget) -> None:
