@@ -39,6 +39,18 @@ def _milliseconds(text: str) -> float:
     return value
 
 
+def _milliseconds_range(text: str) -> tuple[float, float]:
+    low_text, separator, high_text = text.partition("-")
+    try:
+        low = float(low_text)
+        high = float(high_text) if separator else low
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be LOW-HIGH milliseconds (e.g. 200-1500), not {text}") from None
+    if not 0 <= low <= high:
+        raise argparse.ArgumentTypeError(f"must be LOW-HIGH milliseconds with 0 <= LOW <= HIGH, not {text}")
+    return low, high
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m wabacast_local",
@@ -126,6 +138,51 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="SHARE",
         help="share of sends answered 429 (Meta code 130429) (default: %(default)s)",
     )
+    callbacks = parser.add_argument_group(
+        "sandbox status callbacks (signed Meta-format sent/delivered/read posted to the stack's /api/webhooks/meta)"
+    )
+    callbacks.add_argument(
+        "--sandbox-delivered-delay-ms",
+        type=_milliseconds_range,
+        default=(200.0, 1500.0),
+        metavar="LOW-HIGH",
+        help="time from sent to delivered, a random value in the range (default: 200-1500)",
+    )
+    callbacks.add_argument(
+        "--sandbox-read-delay-ms",
+        type=_milliseconds_range,
+        default=(1000.0, 5000.0),
+        metavar="LOW-HIGH",
+        help="time from delivered to read (default: 1000-5000)",
+    )
+    callbacks.add_argument(
+        "--sandbox-read-rate",
+        type=_share,
+        default=0.6,
+        metavar="SHARE",
+        help="share of messages that get read (default: %(default)s)",
+    )
+    callbacks.add_argument(
+        "--sandbox-callback-loss-rate",
+        type=_share,
+        default=0.0,
+        metavar="SHARE",
+        help="share of callbacks never posted (default: %(default)s)",
+    )
+    callbacks.add_argument(
+        "--sandbox-callback-duplicate-rate",
+        type=_share,
+        default=0.0,
+        metavar="SHARE",
+        help="share of callbacks posted twice (default: %(default)s)",
+    )
+    callbacks.add_argument(
+        "--sandbox-callback-reorder-rate",
+        type=_share,
+        default=0.0,
+        metavar="SHARE",
+        help="share of read messages whose read is posted before their delivered (default: %(default)s)",
+    )
     return parser.parse_args(argv)
 
 
@@ -145,6 +202,7 @@ def banner(endpoints: StackEndpoints, state_file: Path) -> str:
                 [
                     f"  Sandbox         {endpoints.sandbox_url}   (WhatsApp provider of sandbox accounts)",
                     f"                  messages: GET {endpoints.sandbox_url}/messages",
+                    f"                  status callbacks: GET {endpoints.sandbox_url}/callbacks",
                 ]
                 if endpoints.sandbox_url
                 else []
@@ -216,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
             jitter_ms=args.sandbox_jitter_ms,
             failure_rate=args.sandbox_failure_rate,
             rate_429=args.sandbox_rate_429,
+            delivered_delay_ms=args.sandbox_delivered_delay_ms,
+            read_delay_ms=args.sandbox_read_delay_ms,
+            read_rate=args.sandbox_read_rate,
+            callback_loss_rate=args.sandbox_callback_loss_rate,
+            callback_duplicate_rate=args.sandbox_callback_duplicate_rate,
+            callback_reorder_rate=args.sandbox_callback_reorder_rate,
         ),
     )
     stop_requests = _StopRequests()

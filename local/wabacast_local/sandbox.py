@@ -16,11 +16,17 @@ Chaos settings (constructor arguments, `configure(...)`, or `POST /config` with 
 - `recipient_errors`: {"<to digits>": <Meta code>}: that recipient always gets that error (131050 opted out,
   131026 undeliverable, 190 token expired, ...), for scripted end-to-end scenarios.
 - `seed`: makes the random draws (failures, 429s, jitter, message ids) repeatable for a given request order.
-- `callback_url`: where status callbacks (sent/delivered/read) will go once that capability exists; None means
-  no callbacks. Accepted messages already pass through one hook, `_after_accept`, where they will be sent from.
+- `callback_url` + `app_secret`: where signed Meta-format status callbacks (sent, delivered, read) of accepted
+  messages are posted (see wabacast_local.sandbox_callbacks); with either unset, no callbacks. The local stack sets
+  both to its own `/api/webhooks/meta` and app secret once its HTTP API is up.
+- `delivered_delay_ms` / `read_delay_ms`: [low, high] ranges before delivered (after sent) and before read (after
+  delivered); `read_rate`: share of messages read; `callback_loss_rate`, `callback_duplicate_rate`: share of
+  callbacks never posted / posted twice; `callback_reorder_rate`: share of read messages whose read is posted
+  before their delivered.
 - `access_token`: when set, only `Authorization: Bearer <access_token>` is accepted; otherwise any bearer token.
 
-Inspection: `GET /messages[?phoneNumberId=...&limit=...]` lists accepted messages (only accepted ones),
+Inspection: `GET /callbacks[?messageId=...&limit=...]` lists the callbacks posted (or lost) with the answers
+received, and a summary; `GET /messages[?phoneNumberId=...&limit=...]` lists accepted messages (only accepted ones),
 `DELETE /messages` forgets them and resets the counters, `GET /stats` shows the counters, `GET /config` the
 settings, `GET /health` says it is up. Run it alone with `python -m wabacast_local.sandbox --port 8081`.
 """
@@ -42,6 +48,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from wabacast_local.sandbox_callbacks import CallbackChaos, CallbackDispatcher, CallbackTarget, plan_callbacks
 
 SEND_PATH = re.compile(r"^/(?P<version>v[0-9]+\.[0-9]+)/(?P<phone_number_id>[A-Za-z0-9_.-]{1,128})/messages/?$")
 TO_PATTERN = re.compile(r"^\+?[0-9]{7,15}$")
@@ -96,6 +104,13 @@ _CONFIG_KEYS: dict[str, str] = {
     "callbackUrl": "callback_url",
     "recipientErrors": "recipient_errors",
     "accessToken": "access_token",
+    "appSecret": "app_secret",
+    "deliveredDelayMs": "delivered_delay_ms",
+    "readDelayMs": "read_delay_ms",
+    "readRate": "read_rate",
+    "callbackLossRate": "callback_loss_rate",
+    "callbackDuplicateRate": "callback_duplicate_rate",
+    "callbackReorderRate": "callback_reorder_rate",
 }
 
 
@@ -115,6 +130,13 @@ class SandboxConfig:
     callback_url: str | None = None
     recipient_errors: dict[str, int] = field(default_factory=dict)
     access_token: str | None = None
+    app_secret: str | None = None
+    delivered_delay_ms: tuple[float, float] = (200.0, 1500.0)
+    read_delay_ms: tuple[float, float] = (1000.0, 5000.0)
+    read_rate: float = 0.6
+    callback_loss_rate: float = 0.0
+    callback_duplicate_rate: float = 0.0
+    callback_reorder_rate: float = 0.0
 
     def __post_init__(self) -> None:
         def number(name: str, value: object, low: float, high: float) -> None:
@@ -133,7 +155,19 @@ class SandboxConfig:
             raise SandboxConfigError("failure_code must be a Meta error code (e.g. 131000, 1, 2, 131016)")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise SandboxConfigError("seed must be an integer or null")
-        for name, text in (("callback_url", self.callback_url), ("access_token", self.access_token)):
+        for name in ("read_rate", "callback_loss_rate", "callback_duplicate_rate", "callback_reorder_rate"):
+            number(name, getattr(self, name), 0, 1)
+        for name in ("delivered_delay_ms", "read_delay_ms"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple | list) or len(value) != 2:
+                raise SandboxConfigError(f"{name} must be a [low, high] range of milliseconds")
+            number(f"{name}[0]", value[0], 0, 3_600_000)
+            number(f"{name}[1]", value[1], value[0], 3_600_000)
+        for name, text in (
+            ("callback_url", self.callback_url),
+            ("access_token", self.access_token),
+            ("app_secret", self.app_secret),
+        ):
             if text is not None and (not isinstance(text, str) or not text):
                 raise SandboxConfigError(f"{name} must be a non-empty string or null")
         if not isinstance(self.recipient_errors, dict) or not all(
@@ -148,6 +182,9 @@ class SandboxConfig:
         values = asdict(self)
         shown = {camel: values[snake] for camel, snake in _CONFIG_KEYS.items()}
         shown["accessToken"] = None if self.access_token is None else "***"
+        shown["appSecret"] = None if self.app_secret is None else "***"
+        shown["deliveredDelayMs"] = list(self.delivered_delay_ms)
+        shown["readDelayMs"] = list(self.read_delay_ms)
         return shown
 
     def updated(self, changes: dict[str, Any]) -> SandboxConfig:
@@ -160,8 +197,25 @@ class SandboxConfig:
                 raise SandboxConfigError(f"unknown setting {key!r} (known: {', '.join(sorted(_CONFIG_KEYS))})")
             if name == "recipient_errors" and isinstance(value, dict):
                 value = {str(to).removeprefix("+"): code for to, code in value.items()}
+            if name in ("delivered_delay_ms", "read_delay_ms") and isinstance(value, list):
+                value = tuple(value)
             snake[name] = value
         return replace(self, **snake)
+
+    def callback_chaos(self) -> CallbackChaos:
+        return CallbackChaos(
+            delivered_delay_ms=(float(self.delivered_delay_ms[0]), float(self.delivered_delay_ms[1])),
+            read_delay_ms=(float(self.read_delay_ms[0]), float(self.read_delay_ms[1])),
+            read_rate=self.read_rate,
+            loss_rate=self.callback_loss_rate,
+            duplicate_rate=self.callback_duplicate_rate,
+            reorder_rate=self.callback_reorder_rate,
+        )
+
+    def callback_target(self) -> CallbackTarget | None:
+        if self.callback_url is None or self.app_secret is None:
+            return None
+        return CallbackTarget(url=self.callback_url, app_secret=self.app_secret)
 
 
 def validate_send_body(body: Any) -> tuple[int, str] | None:
@@ -444,6 +498,10 @@ class SandboxState:
             "language": template["language"]["code"],
             "parameters": parameters,
             "variables": _variables_of(parameters),
+            # Echoed in the status callbacks as biz_opaque_callback_data, as Meta does.
+            "callbackData": body.get("biz_opaque_callback_data")
+            if isinstance(body.get("biz_opaque_callback_data"), str)
+            else None,
             "receivedAt": _iso_now(),
         }
         response = {
@@ -537,6 +595,17 @@ class _SandboxHandler(BaseHTTPRequestHandler):
             limit = int(limit_text) if limit_text.isdigit() else None
             phone_number_id = query["phoneNumberId"][0] if query.get("phoneNumberId") else None
             self._send_json(200, {"messages": sandbox.state.messages(phone_number_id, limit)})
+        elif parts.path == "/callbacks":
+            limit_text = (query.get("limit") or [""])[0]
+            limit = int(limit_text) if limit_text.isdigit() else None
+            message_id = query["messageId"][0] if query.get("messageId") else None
+            self._send_json(
+                200,
+                {
+                    "summary": sandbox.callbacks.summary(),
+                    "callbacks": sandbox.callbacks.log(message_id, limit),
+                },
+            )
         elif parts.path == "/stats":
             self._send_json(200, sandbox.state.stats())
         elif parts.path == "/config":
@@ -549,6 +618,9 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         if urlsplit(self.path).path == "/messages":
             self.server.sandbox.state.clear()
             self._send_json(200, {"messages": []})
+        elif urlsplit(self.path).path == "/callbacks":
+            self.server.sandbox.callbacks.clear()
+            self._send_json(200, {"callbacks": []})
         else:
             self._not_found()
 
@@ -571,7 +643,7 @@ class _SandboxHandler(BaseHTTPRequestHandler):
             match["version"], match["phone_number_id"], self.headers.get("Authorization"), raw
         )
         if outcome.accepted is not None:
-            sandbox._after_accept(outcome.accepted)
+            sandbox._after_accept(outcome.accepted, outcome.delay_s)
         if outcome.delay_s > 0 and sandbox.wait_or_stopped(outcome.delay_s):
             self.close_connection = True
             return
@@ -612,6 +684,13 @@ class SandboxServer:
         callback_url: str | None = None,
         recipient_errors: dict[str, int] | None = None,
         access_token: str | None = None,
+        app_secret: str | None = None,
+        delivered_delay_ms: tuple[float, float] = (200.0, 1500.0),
+        read_delay_ms: tuple[float, float] = (1000.0, 5000.0),
+        read_rate: float = 0.6,
+        callback_loss_rate: float = 0.0,
+        callback_duplicate_rate: float = 0.0,
+        callback_reorder_rate: float = 0.0,
         max_records: int = 100_000,
         on_accepted: Callable[[dict[str, Any]], None] | None = None,
         quiet: bool = True,
@@ -627,8 +706,19 @@ class SandboxServer:
             callback_url=callback_url,
             recipient_errors={to.removeprefix("+"): code for to, code in (recipient_errors or {}).items()},
             access_token=access_token,
+            app_secret=app_secret,
+            delivered_delay_ms=delivered_delay_ms,
+            read_delay_ms=read_delay_ms,
+            read_rate=read_rate,
+            callback_loss_rate=callback_loss_rate,
+            callback_duplicate_rate=callback_duplicate_rate,
+            callback_reorder_rate=callback_reorder_rate,
         )
         self.state = SandboxState(config, max_records=max_records)
+        self.callbacks = CallbackDispatcher()
+        # Its own random source and lock: planning callbacks never waits on the send path's lock.
+        self._callback_lock = threading.Lock()
+        self._callback_random = random.Random(seed)  # noqa: S311 - chaos draws, not cryptography
         self.quiet = quiet
         self._host = host
         self._requested_port = port
@@ -647,6 +737,7 @@ class SandboxServer:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="wabacast-sandbox", daemon=True
         )
         self._thread.start()
+        self.callbacks.start()
         return self
 
     def stop(self) -> None:
@@ -654,6 +745,7 @@ class SandboxServer:
         if server is None:
             return
         self._stopping.set()  # wakes handlers waiting out a latency
+        self.callbacks.stop()
         server.shutdown()
         server.server_close()
         if thread is not None:
@@ -700,13 +792,16 @@ class SandboxServer:
         return self._stopping.wait(seconds)
 
     # -- hooks ------------------------------------------------------------------------------------------------
-    def _after_accept(self, record: dict[str, Any]) -> None:
-        """Runs once per accepted message, outside the state lock.
-
-        Status callbacks (sent / delivered / read to `config.callback_url`) will be scheduled from here; until
-        that capability exists a set callback_url is only stored and reported. `on_accepted` lets an embedding
-        process observe accepted messages in-process.
-        """
+    def _after_accept(self, record: dict[str, Any], answer_delay_s: float = 0.0) -> None:
+        """Runs once per accepted message, outside the state lock: plans its status callbacks (posted later by
+        the dispatcher's threads) when a callback target is set. `on_accepted` lets an embedding process observe
+        accepted messages in-process."""
+        config = self.state.config
+        target = config.callback_target()
+        if target is not None:
+            with self._callback_lock:
+                plan = plan_callbacks(config.callback_chaos(), self._callback_random, answer_delay_s)
+            self.callbacks.schedule(dict(record), plan, target)
         if self._on_accepted is not None:
             self._on_accepted(dict(record))
 
@@ -721,6 +816,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate-429", type=float, default=0.0)
     parser.add_argument("--throughput-per-number", type=float, default=None)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--callback-url", default=None, help="where to post signed status callbacks (a Meta webhook)")
+    parser.add_argument("--app-secret", default=None, help="the app secret that signs the callbacks")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     sandbox = SandboxServer(
@@ -732,6 +829,8 @@ def main(argv: list[str] | None = None) -> None:
         rate_429=args.rate_429,
         throughput_per_number=args.throughput_per_number,
         seed=args.seed,
+        callback_url=args.callback_url,
+        app_secret=args.app_secret,
         quiet=not args.verbose,
     ).start()
     print(f"sandbox WhatsApp provider on {sandbox.url} (Ctrl-C to stop)", flush=True)

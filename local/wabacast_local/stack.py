@@ -35,7 +35,7 @@ from wabacast_local.http_api import HttpApi, LambdaAuthorizer, LambdaInvoker, Ro
 from wabacast_local.http_server import HttpApiServer
 from wabacast_local.lambda_runtime import LOCAL_ACCOUNT_ID, FunctionConfig, LocalLambdaFunction
 from wabacast_local.moto_fixes import install_all as install_moto_fixes
-from wabacast_local.sandbox_provider import SandboxProvider, SandboxSettings, SandboxStartupError
+from wabacast_local.sandbox_provider import SandboxCallbacks, SandboxProvider, SandboxSettings, SandboxStartupError
 from wabacast_local.scheduler import TICK_EVENT, ScheduleTicker
 from wabacast_local.scheduler_emulator import SchedulerEmulator
 from wabacast_local.seed import create_demo_business
@@ -275,6 +275,10 @@ class LocalStack:
         # Twilio sends ask for status callbacks under the API's URL (read by the sender on its first batch).
         apply_lambda_environment(os.environ, {"PUBLIC_BASE_URL": server.url})
         endpoints = self._seed(settings, server.url, emulator.endpoint_url, sandbox.url)
+        # Now that the API listens: the sandbox posts signed status callbacks to its Meta webhook.
+        self._start(
+            SandboxCallbacks(sandbox.server, f"{server.url}/api/webhooks/meta", webhook_secret["metaAppSecret"])
+        )
         # Delivery runs from here on: the mappings poll the plan queue and the account queues, the schedule ticks the
         # planner, which hands each active account to the plan worker through the plan queue.
         self._start(
