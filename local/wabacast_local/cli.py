@@ -142,6 +142,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "sandbox status callbacks (signed Meta-format sent/delivered/read posted to the stack's /api/webhooks/meta)"
     )
     callbacks.add_argument(
+        "--sandbox-callbacks",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="post status callbacks at all (default: on; tests that count webhooks of their own turn them off)",
+    )
+    callbacks.add_argument(
         "--sandbox-delivered-delay-ms",
         type=_milliseconds_range,
         default=(200.0, 1500.0),
@@ -274,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             jitter_ms=args.sandbox_jitter_ms,
             failure_rate=args.sandbox_failure_rate,
             rate_429=args.sandbox_rate_429,
+            callbacks=args.sandbox_callbacks,
             delivered_delay_ms=args.sandbox_delivered_delay_ms,
             read_delay_ms=args.sandbox_read_delay_ms,
             read_rate=args.sandbox_read_rate,

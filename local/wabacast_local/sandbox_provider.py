@@ -30,6 +30,7 @@ class SandboxSettings:
     failure_rate: float = 0.0
     rate_429: float = 0.0
     # Status callbacks (sent, delivered, read) to the stack's Meta webhook: a few seconds apart, no chaos.
+    callbacks: bool = True
     delivered_delay_ms: tuple[float, float] = (200.0, 1500.0)
     read_delay_ms: tuple[float, float] = (1000.0, 5000.0)
     read_rate: float = 0.6

@@ -276,9 +276,10 @@ class LocalStack:
         apply_lambda_environment(os.environ, {"PUBLIC_BASE_URL": server.url})
         endpoints = self._seed(settings, server.url, emulator.endpoint_url, sandbox.url)
         # Now that the API listens: the sandbox posts signed status callbacks to its Meta webhook.
-        self._start(
-            SandboxCallbacks(sandbox.server, f"{server.url}/api/webhooks/meta", webhook_secret["metaAppSecret"])
-        )
+        if self.config.sandbox.callbacks:
+            self._start(
+                SandboxCallbacks(sandbox.server, f"{server.url}/api/webhooks/meta", webhook_secret["metaAppSecret"])
+            )
         # Delivery runs from here on: the mappings poll the plan queue and the account queues, the schedule ticks the
         # planner, which hands each active account to the plan worker through the plan queue.
         self._start(

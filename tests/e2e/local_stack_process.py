@@ -19,7 +19,16 @@ SHUTDOWN_TIMEOUT_SECONDS = 15
 
 
 class LocalStackProcess:
-    def __init__(self, work_dir: Path, *extra_args: str, port: int = 0, state_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        work_dir: Path,
+        *extra_args: str,
+        port: int = 0,
+        state_dir: Path | None = None,
+        sandbox_callbacks: bool = False,
+    ) -> None:
+        """`sandbox_callbacks`: off unless a test is about them, so the other tests' stacks answer only their own
+        requests (the local API function has one execution environment, and callbacks would queue in front)."""
         self.work_dir = work_dir
         self.state_file = (state_dir or work_dir / "state") / "local.json"
         self.stdout_path = work_dir / "stdout.log"
@@ -36,6 +45,7 @@ class LocalStackProcess:
                     str(port),
                     "--state-dir",
                     str(self.state_file.parent),
+                    "--sandbox-callbacks" if sandbox_callbacks else "--no-sandbox-callbacks",
                     *extra_args,
                 ],
                 cwd=work_dir,

@@ -45,7 +45,7 @@ CHAOS_ARGS = (
 
 @pytest.fixture(scope="module")
 def callbacks_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStackProcess, dict[str, Any]]]:
-    stack = LocalStackProcess(tmp_path_factory.mktemp("callbacks-stack"), *CHAOS_ARGS)
+    stack = LocalStackProcess(tmp_path_factory.mktemp("callbacks-stack"), *CHAOS_ARGS, sandbox_callbacks=True)
     try:
         yield stack, stack.wait_until_ready()
     finally:
