@@ -60,7 +60,7 @@ def test_a_batch_is_sent_and_its_jobs_settled_with_their_counters(world: Deliver
         (world.account.phone_number, "welcome", "en")
     }
     assert all(message.variables == {"1": "Spring sale"} for message in sent)
-    # AND each carries its job's reference, which the provider echoes in its status webhooks (decision 27)
+    # AND each carries its job's reference, which the provider echoes in its status webhooks (decision 26)
     assert sorted(message.callback_reference or "" for message in sent) == sorted(
         f"q_main/{job.id}" for job in world.jobs.jobs_of("q_main")
     )

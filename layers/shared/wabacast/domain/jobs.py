@@ -89,7 +89,7 @@ class ErrorClass(StrEnum):
     OPTED_OUT_MARKETING = "opted_out_marketing"
     PAUSE_QUEUE = "pause_queue"  # FAILED, and the queue is paused with the reason (account/template trouble)
     UNKNOWN_OUTCOME = "unknown_outcome"  # the provider may have accepted it; never resent
-    # Back to the planner, fed again hours later with growing delays (a delayed re-feed, decision 28)
+    # Back to the planner, fed again hours later with growing delays (a delayed re-feed, decision 27)
     RETRY_LATER = "retry_later"
 
 

@@ -28,7 +28,7 @@ REFERENCE_SEPARATOR = "/"
 
 
 def job_reference(queue_id: str, job_id: str) -> str:
-    """What a send hands the provider to echo in its status webhooks (decision 27)."""
+    """What a send hands the provider to echo in its status webhooks (decision 26)."""
     return f"{queue_id}{REFERENCE_SEPARATOR}{job_id}"
 
 

@@ -5,7 +5,7 @@ phone number ids of a Meta payload). A request that cannot be verified changes n
 403). A verified receipt is answered 200 whatever it is about: a message wabacast does not know is counted
 (WebhookUnknownMessages), never an error, because the providers retry errors for days.
 
-Cost per receipt (decision 27): the job is found from the reference the send gave the provider, with one
+Cost per receipt (decision 26): the job is found from the reference the send gave the provider, with one
 consistent GetItem (no lookup item, no index); a receipt that changes nothing writes nothing; one that does writes
 the job and one counter shard in one transaction (wabacast.adapters.dynamodb.jobs settle).
 """

@@ -27,7 +27,7 @@ class OutboundMessage:
     header: TemplateHeader | None = None
     buttons: tuple[TemplateButton, ...] = ()
     # "<queue id>/<job id>": the provider echoes it in its status webhooks (Meta biz_opaque_callback_data, the
-    # query of Twilio's StatusCallback URL), so a status finds its job with one keyed read (decision 27).
+    # query of Twilio's StatusCallback URL), so a status finds its job with one keyed read (decision 26).
     callback_reference: str | None = None
 
 

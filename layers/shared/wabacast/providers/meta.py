@@ -70,7 +70,7 @@ def build_template_payload(message: OutboundMessage) -> dict[str, Any]:
         "template": template,
     }
     if message.callback_reference:
-        # Meta echoes it in every status webhook of this message (decision 27).
+        # Meta echoes it in every status webhook of this message (decision 26).
         payload["biz_opaque_callback_data"] = message.callback_reference
     return payload
 

@@ -29,7 +29,7 @@ def whatsapp_address(number: str) -> str:
 
 
 def status_callback(url: str, reference: str | None) -> str:
-    """The StatusCallback of one message: the account's webhook, with the job reference in its query (decision 27;
+    """The StatusCallback of one message: the account's webhook, with the job reference in its query (decision 26;
     Twilio signs the whole URL, query included)."""
     return f"{url}?{urlencode({'ref': reference})}" if reference else url
 
