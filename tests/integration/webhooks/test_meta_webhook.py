@@ -71,6 +71,36 @@ def test_a_signed_delivered_status_moves_the_job_and_counts_it_once(world: Webho
     assert world.tally(queue_id).counters.delivered == 1
 
 
+def values_of(emitted: float | list[float] | None) -> list[float]:
+    """An EMF metric's values: one number, or a list when a flush held several."""
+    if emitted is None:
+        return []
+    return emitted if isinstance(emitted, list) else [emitted]
+
+
+def test_each_request_records_its_latency_and_each_status_is_counted(
+    world: WebhookWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a sent job of a Meta account
+    account = meta_account(world, 1, NUMBER_A, SECRET_A)
+    queue_id = queue_for(world, account["id"])
+    (job,) = world.sent_jobs(queue_id, account["id"], 1)
+    capsys.readouterr()
+
+    # WHEN Meta posts a signed delivered status, then a forged one
+    world.webhooks.meta(meta_status("meta/status_delivered.json", job, NUMBER_A), SECRET_A)
+    world.webhooks.meta(meta_status("meta/status_read.json", job, NUMBER_A), "not-the-secret")
+
+    # THEN the EMF lines count one status received (for the account) and time both requests (per route)
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    statuses = [document for document in documents if "StatusesReceived" in document]
+    latencies = [value for document in documents for value in values_of(document.get("WebhookLatency"))]
+    assert [document["account"] for document in statuses] == [account["id"]]
+    assert values_of(statuses[0]["StatusesReceived"]) == [1]
+    assert len(latencies) == 2
+    assert all(isinstance(value, int | float) and value > 0 for value in latencies)
+
+
 @pytest.mark.parametrize("case", ["unsigned", "forged", "wrong account", "changed byte", "not json"])
 def test_unverifiable_statuses_are_refused_and_change_nothing(world: WebhookWorld, case: str) -> None:
     # GIVEN two Meta accounts with their own app secrets, and a sent job of the first

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
@@ -132,6 +133,13 @@ class WebhookService:
         return challenge
 
     def receive_meta(self, raw_body: bytes, signature: str | None) -> WebhookResult:
+        started = time.perf_counter()
+        try:
+            return self._receive_meta(raw_body, signature)
+        finally:
+            self._latency(META_ROUTE, started)
+
+    def _receive_meta(self, raw_body: bytes, signature: str | None) -> WebhookResult:
         stack_secret = self._secrets.stack().meta_app_secret
         if stack_secret and not meta_signature_valid(raw_body, signature, stack_secret):
             self._refused(META_ROUTE)
@@ -208,6 +216,15 @@ class WebhookService:
         self, account_id: str, url: str, params: dict[str, str], signature: str | None, reference: str | None
     ) -> WebhookResult:
         """`url`: the URL as Twilio requested it (scheme, host, path and query); `params`: the form fields."""
+        started = time.perf_counter()
+        try:
+            return self._receive_twilio(account_id, url, params, signature, reference)
+        finally:
+            self._latency(TWILIO_ROUTE, started)
+
+    def _receive_twilio(
+        self, account_id: str, url: str, params: dict[str, str], signature: str | None, reference: str | None
+    ) -> WebhookResult:
         account = self._directory.webhook_account(TWILIO_ROUTE, account_id)
         if account is None or account.provider != Provider.TWILIO:
             self._refused(TWILIO_ROUTE)
@@ -256,6 +273,7 @@ class WebhookService:
         refs = {ref for reference, _ in receipts if (ref := parse_job_reference(reference)) is not None}
         jobs = self._jobs.get_jobs(sorted(refs)) if refs and account is not None else {}
         for reference, receipt in receipts:
+            self._metrics.add("StatusesReceived", 1, account_id=account.account_id if account else None)
             ref = parse_job_reference(reference)
             job = jobs.get(ref[1]) if ref else None
             if (
@@ -297,6 +315,12 @@ class WebhookService:
         job = move.job
         queue = self._lifecycle.read_queue(job.business_id, job.queue_id)
         self._fates.apply(job, queue, move.error, provider=provider)
+
+    def _latency(self, route: str, started: float) -> None:
+        """WebhookLatency: the time from a verified-or-refused request's start to its answer, what the providers'
+        timeouts are measured against."""
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self._metrics.add("WebhookLatency", elapsed_ms, account_id=None, unit="Milliseconds", route=route)
 
     def _refused(self, route: str) -> NoReturn:
         self._metrics.add("WebhookRefused", 1, account_id=None, route=route)
