@@ -413,8 +413,17 @@ class Monitoring(Construct):
         cost = cloudwatch.GraphWidget(
             title="Message cost per day (reported by provider status webhooks)",
             left=[self.metric("MessageCost", period=ONE_DAY, label="cost")],
-            width=24,
+            width=12,
             period=ONE_DAY,
+        )
+        status_webhooks = cloudwatch.GraphWidget(
+            title="Status webhooks: statuses per minute, request latency (ms)",
+            left=[self.metric("StatusesReceived", label="statuses received")],
+            right=[
+                self.metric("WebhookLatency", statistic="p50", label="latency p50"),
+                self.metric("WebhookLatency", statistic="p99", label="latency p99"),
+            ],
+            width=12,
         )
         return [
             [alarm_status],
@@ -423,5 +432,5 @@ class Monitoring(Construct):
             [planner, dead_letters],
             [lambda_errors, lambda_throttles, lambda_concurrency],
             [api_errors, api_latency],
-            [cost],
+            [status_webhooks, cost],
         ]
