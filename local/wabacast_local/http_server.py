@@ -122,14 +122,20 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
         self._write(HttpResponse(status, [("content-type", "application/json"), ("connection", "close")], body))
 
     def _write(self, response: HttpResponse) -> None:
-        self.send_response(response.status)
-        for name, value in response.headers:
-            if name.lower() not in ("content-length", "transfer-encoding"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers:
+                if name.lower() not in ("content-length", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client hung up before its answer (it timed out, or was stopped): what API Gateway sees as a
+            # closed connection, not a server error; the request itself was handled and logged.
+            self.close_connection = True
+            LOGGER.debug("%s %s: the client closed the connection before the answer", self.command, self.path)
 
     def version_string(self) -> str:
         return "wabacast-local"

@@ -11,8 +11,8 @@ import threading
 import httpx
 import pytest
 
-from wabacast_local.http_api import HttpApi, LambdaAuthorizer, Route
-from wabacast_local.http_server import HttpApiServer
+from wabacast_local.http_api import HttpApi, HttpResponse, LambdaAuthorizer, Route
+from wabacast_local.http_server import HttpApiServer, _GatewayRequestHandler
 from wabacast_local.lambda_runtime import FunctionConfig, LocalLambdaFunction
 
 
@@ -245,3 +245,30 @@ def test_powertools_http_resolver_runs_unchanged(tmp_path):
     assert created.json() == {"name": "thing"}
     assert created.headers["set-cookie"].startswith("seen=1")
     assert invalid.status_code == 422
+
+
+class _HungUpClient:
+    """A connection's write side after the client closed it."""
+
+    def write(self, data: bytes) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        return None
+
+
+def test_a_client_that_hung_up_before_its_answer_is_not_a_server_error(caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN a request handler whose client closed the connection while the function ran
+    handler = object.__new__(_GatewayRequestHandler)
+    handler.request_version, handler.command, handler.path = "HTTP/1.1", "POST", "/api/webhooks/meta"
+    handler.requestline, handler.client_address = "POST /api/webhooks/meta HTTP/1.1", ("127.0.0.1", 50000)
+    handler.close_connection = False
+    handler.wfile = _HungUpClient()  # type: ignore[assignment]
+
+    # WHEN it writes the answer
+    with caplog.at_level("DEBUG", logger="wabacast_local"):
+        handler._write(HttpResponse(200, [("content-type", "application/json")], b"{}"))
+
+    # THEN nothing is raised (no traceback on the stack's stderr): the connection is closed and the hang-up noted
+    assert handler.close_connection is True
+    assert "closed the connection before the answer" in caplog.text
