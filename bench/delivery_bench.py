@@ -445,7 +445,8 @@ def run(messages: int, mps: int, feed_window: float, latency_ms: float, timeout_
         port=0,
         state_dir=state_dir,
         feed_window_seconds=feed_window,
-        sandbox=SandboxSettings(latency_ms=latency_ms, jitter_ms=latency_ms / 2),
+        # The send path alone: status callbacks are measured by bench/webhook_bench.py.
+        sandbox=SandboxSettings(latency_ms=latency_ms, jitter_ms=latency_ms / 2, callbacks=False),
     )
     stack = LocalStack(config)
     endpoints = stack.start()
@@ -946,7 +947,8 @@ def run_capacity(settings: CapacitySettings) -> dict[str, Any]:
             state_dir=Path(tempfile.mkdtemp(prefix="wabacast-bench-")),
             feed_window_seconds=settings.feed_window,
             show_metrics=True,
-            sandbox=SandboxSettings(latency_ms=settings.latency_ms, jitter_ms=settings.latency_ms / 2),
+            # The send path alone: status callbacks are measured by bench/webhook_bench.py.
+            sandbox=SandboxSettings(latency_ms=settings.latency_ms, jitter_ms=settings.latency_ms / 2, callbacks=False),
         )
         stack = LocalStack(config)
         endpoints = stack.start()
