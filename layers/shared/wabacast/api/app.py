@@ -37,6 +37,7 @@ from wabacast.api.models import (
     ContactOut,
     ContactsUpsertIn,
     ContactsUpsertOut,
+    CostOut,
     InboundListOut,
     InboundOut,
     KeyCreatedOut,
@@ -64,6 +65,7 @@ from wabacast.logic.contacts import ContactDraft, Rejection
 from wabacast.logic.processing import Progress
 from wabacast.logic.queues import QueueDraft, QueuePatch, ScheduleDraft
 from wabacast.phone import normalize_phone_number
+from wabacast.pricing import default_price_table
 
 API_PREFIX = "/api"
 WHATSAPP = "/api/whatsapp"
@@ -245,7 +247,9 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
 
     @app.get(f"{WHATSAPP}/accounts/<account_id>", tags=["accounts"], responses=documented(200, "OK", *read))
     def get_account(account_id: Identifier) -> AccountOut:
-        return AccountOut.of(services.accounts.get(tenant(), account_id))
+        account = services.accounts.get(tenant(), account_id)
+        cost = services.processing.account_cost(account.id)
+        return AccountOut.of(account, cost=CostOut.model_validate(asdict(cost)))
 
     @app.get(
         f"{WHATSAPP}/accounts/<account_id>/inbound", tags=["accounts"], responses=documented(200, "A page", *read, 422)
@@ -289,7 +293,7 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
 
     @app.get(f"{WHATSAPP}/queue/<queue_id>", tags=["queues"], responses=documented(200, "OK", *read))
     def get_queue(queue_id: Identifier) -> QueueOut:
-        return QueueOut.of(services.queues.get(tenant(), queue_id))
+        return QueueOut.of(services.queues.get(tenant(), queue_id), currency=default_price_table().currency)
 
     @app.post(f"{WHATSAPP}/queue", tags=["queues"], responses=documented(201, "Created", *write))
     def create_queue(body: Annotated[QueueCreateIn, Body()]) -> Response[QueueOut]:

@@ -56,7 +56,8 @@ def twilio_price_micros(price: str | None) -> int | None:
 
 
 def country_of(phone_number: str) -> str | None:
-    """The ISO country (e.g. "ES") of an E.164 number; None when its calling code names no single country."""
+    """The ISO country (e.g. "ES") of an E.164 number: the one its number plan says, else the main country of its
+    calling code (+1: US, +44: GB); None when neither is known."""
     # Imported here: phonenumbers is loaded only on the paths that price a message (docs/performance.md).
     import phonenumbers
 
@@ -64,7 +65,9 @@ def country_of(phone_number: str) -> str | None:
         parsed = phonenumbers.parse(phone_number, None)
     except phonenumbers.NumberParseException:
         return None
-    region = phonenumbers.region_code_for_number(parsed)
+    region = phonenumbers.region_code_for_number(parsed) or phonenumbers.region_code_for_country_code(
+        parsed.country_code
+    )
     return region if region and region != "ZZ" else None
 
 
