@@ -54,7 +54,8 @@ def test_twilio_price_is_a_positive_cost_or_nothing(price: str | None, expected:
 
 
 @pytest.mark.parametrize(
-    ("number", "country"), [("+34600000001", "ES"), ("+14155552671", "US"), ("+5215512345678", "MX")]
+    ("number", "country"),
+    [("+34600000001", "ES"), ("+14155552671", "US"), ("+5215512345678", "MX"), ("+447700900123", "GB")],
 )
 def test_the_country_comes_from_the_calling_code(number: str, country: str) -> None:
     assert country_of(number) == country

@@ -39,7 +39,7 @@ from wabacast.domain.models import (
 from wabacast.domain.replies import DEFAULT_START_KEYWORDS, DEFAULT_STOP_KEYWORDS, Keywords, ReplyAction
 from wabacast.domain.webhooks import InboundMessage
 from wabacast.phone import PhoneNumber
-from wabacast.pricing import format_micros
+from wabacast.pricing import default_price_table, format_micros
 from wabacast.text import check_plain_text
 
 # Free text: printable, no control or invisible formatting characters (wabacast.text).
@@ -207,7 +207,7 @@ class AccountOut(ApiModel):
     created_at: datetime
     updated_at: datetime
     cost: CostOut | None = Field(
-        default=None, description="What its messages cost so far (docs/pricing.md); on GET of one account"
+        default=None, description="What its messages cost so far (docs/pricing.md); null in listings"
     )
 
     @classmethod
@@ -349,10 +349,10 @@ class QueueOut(ApiModel):
     cost: CostOut | None = Field(default=None, description="What its messages cost so far (docs/pricing.md)")
 
     @classmethod
-    def of(cls, queue: Queue, *, with_recipients: bool = True, currency: str | None = None) -> QueueOut:
+    def of(cls, queue: Queue, *, with_recipients: bool = True) -> QueueOut:
         data: dict[str, Any] = queue.model_dump(exclude={"business_id", "audience", "paused_from"})
-        if currency is not None:
-            data["cost"] = CostOut(currency=currency, total=format_micros(queue.counters.cost_micros))
+        # From its counters (live on a GET, the planner's snapshot in listings), in the price table's currency.
+        data["cost"] = CostOut(currency=default_price_table().currency, total=format_micros(queue.counters.cost_micros))
         data["audience"] = AudienceOut(
             recipients=queue.audience.recipients if with_recipients else None,
             contact_tags=queue.audience.contact_tags,

@@ -65,9 +65,9 @@ def country_of(phone_number: str) -> str | None:
         parsed = phonenumbers.parse(phone_number, None)
     except phonenumbers.NumberParseException:
         return None
-    region = phonenumbers.region_code_for_number(parsed) or phonenumbers.region_code_for_country_code(
-        parsed.country_code
-    )
+    region = phonenumbers.region_code_for_number(parsed)
+    if not region and parsed.country_code is not None:
+        region = phonenumbers.region_code_for_country_code(parsed.country_code)
     return region if region and region != "ZZ" else None
 
 
