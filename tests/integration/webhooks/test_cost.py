@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from tests.integration.webhooks.conftest import (
     WebhookWorld,
     fixture,
@@ -97,3 +101,23 @@ def test_twilio_price_is_used_when_present_else_the_table_with_the_queues_catego
     assert world.job(priced).cost_micros == 5_000
     assert world.job(unpriced).cost_micros == from_table
     assert world.tally(queue_id).counters.cost_micros == 5_000 + from_table
+
+
+def test_message_cost_is_emitted_once_per_job_for_its_account(
+    world: WebhookWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a sent job of a Meta account to Spain
+    account = meta_account(world, 1, NUMBER, SECRET)
+    queue_id = queue_for(world, account["id"])
+    (job,) = world.sent_jobs(queue_id, account["id"], 1)
+    capsys.readouterr()
+
+    # WHEN Meta posts its priced delivered status twice
+    for _ in range(2):
+        world.webhooks.meta(meta_status("meta/status_delivered.json", job, NUMBER), SECRET)
+
+    # THEN one MessageCost point, in the table's currency, under the account's series
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    costs = [document for document in documents if "MessageCost" in document]
+    assert [document["account"] for document in costs] == [account["id"]]
+    assert costs[0]["MessageCost"] == [default_price_table().price(job.phone_number, "marketing") / 1_000_000]
