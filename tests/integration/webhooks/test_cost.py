@@ -121,3 +121,21 @@ def test_message_cost_is_emitted_once_per_job_for_its_account(
     costs = [document for document in documents if "MessageCost" in document]
     assert [document["account"] for document in costs] == [account["id"]]
     assert costs[0]["MessageCost"] == [default_price_table().price(job.phone_number, "marketing") / 1_000_000]
+
+
+def test_sent_then_read_then_a_late_delivered_price_the_job_once(world: WebhookWorld) -> None:
+    # GIVEN a sent job of a Meta account
+    account = meta_account(world, 1, NUMBER, SECRET)
+    queue_id = queue_for(world, account["id"])
+    (job,) = world.sent_jobs(queue_id, account["id"], 1)
+
+    # WHEN the priced sent arrives, then the (unpriced) read, then the priced delivered, twice
+    names = ["meta/status_sent.json", "meta/status_read.json", "meta/status_delivered.json"]
+    results = [world.webhooks.meta(meta_status(name, job, NUMBER), SECRET) for name in [*names, names[-1]]]
+
+    # THEN the sent wrote nothing, the late delivered recorded the cost, its duplicate nothing
+    assert [result.body["applied"] for result in results] == [0, 1, 1, 0]
+    price = default_price_table().price(job.phone_number, "marketing")
+    assert world.job(job).cost_micros == price
+    assert world.tally(queue_id).counters.cost_micros == price
+    assert world.jobs.account_cost(account["id"]) == price

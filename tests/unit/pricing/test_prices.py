@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from wabacast.domain.jobs import Counter, Job, JobStatus
+from wabacast.domain.jobs import Counter, DeliveryState, Job, JobStatus
 from wabacast.domain.receipts import Receipt, ReceiptPricing, ReceiptStatus, apply_receipt
 from wabacast.pricing import (
     REST_OF_WORLD,
@@ -137,23 +137,36 @@ def test_a_job_is_priced_once_whatever_the_order_and_duplicates(order: tuple[Rec
     assert cost_total == 61_500
 
 
-def test_a_priced_sent_receipt_for_a_sent_job_writes_the_cost_alone() -> None:
+def test_a_priced_sent_receipt_for_a_sent_job_waits_for_the_delivery() -> None:
     # GIVEN a job the sender recorded SENT
     # WHEN Meta's "sent" status carries pricing
     move = apply_receipt(sent_job(), priced(ReceiptStatus.SENT, MARKETING), now=T0, prices=TABLE)
-    # THEN the move records the cost and adds it to the queue's cost counter, and nothing else
+    # THEN it writes nothing: the delivery records the cost in the write it makes anyway
+    assert move is None
+    delivered = apply_receipt(sent_job(), priced(ReceiptStatus.DELIVERED, MARKETING), now=T0, prices=TABLE)
+    assert delivered is not None
+    assert delivered.counter_deltas == {Counter.DELIVERED: 1, Counter.COST: 61_500}
+
+
+def test_a_priced_status_after_an_unpriced_delivery_records_the_cost_alone() -> None:
+    # GIVEN a job already read (Meta's read statuses carry no pricing), its delivered status late
+    read = sent_job(delivery=DeliveryState.READ)
+    # WHEN the priced delivered status arrives
+    move = apply_receipt(read, priced(ReceiptStatus.DELIVERED, MARKETING), now=T0, prices=TABLE)
+    # THEN it records the cost, and nothing else moves
     assert move is not None
     assert move.job.cost_micros == 61_500
     assert move.counter_deltas == {Counter.COST: 61_500}
 
 
 def test_not_billable_records_zero_once_and_counts_nothing() -> None:
-    move = apply_receipt(sent_job(), priced(ReceiptStatus.SENT, ReceiptPricing(billable=False)), now=T0, prices=TABLE)
+    not_billable = priced(ReceiptStatus.DELIVERED, ReceiptPricing(billable=False))
+    move = apply_receipt(sent_job(), not_billable, now=T0, prices=TABLE)
     assert move is not None
     assert move.job.cost_micros == 0
     assert Counter.COST not in move.counter_deltas
     # a later billable-looking status does not price it again
-    again = apply_receipt(move.job, priced(ReceiptStatus.DELIVERED, MARKETING), now=T0, prices=TABLE)
+    again = apply_receipt(move.job, priced(ReceiptStatus.READ, MARKETING), now=T0, prices=TABLE)
     assert again is not None
     assert again.job.cost_micros == 0
     assert Counter.COST not in again.counter_deltas

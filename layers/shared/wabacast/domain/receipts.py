@@ -9,9 +9,10 @@ Receipts arrive late, twice and out of order. The rules, so that every queue cou
 - a receipt for a job a sender left SENDING, or failed as UNKNOWN_OUTCOME (decision 8), says the provider took
   it: the job becomes SENT (or FAILED with the provider's error);
 - a receipt that changes nothing (a duplicate, an older status) is no move at all, so it costs no write;
-- the first receipt that carries pricing records the job's cost (and adds it to the queue's COST counter in the
-  same move); the job's cost is then set, so no later or duplicate receipt counts it again. A failure is never
-  priced (providers bill delivered messages).
+- the first receipt that carries pricing and finds the job delivered (or delivers it, or confirms its send) records
+  the job's cost, adding it to the queue's COST counter in the same move; the job's cost is then set, so no later
+  or duplicate receipt counts it again. A failure is never priced (providers bill delivered messages), and a priced
+  "sent" for a job already SENT waits for the delivery rather than cost a write of its own.
 """
 
 from __future__ import annotations
@@ -122,6 +123,10 @@ def apply_receipt(
     reached = _REACHES[receipt.status]
     delivery = reached if _RANK[reached] > _RANK[job.delivery] else job.delivery
     cost = receipt_cost(job, receipt, prices, category)
+    if cost is not None and not became_sent and delivery is None:
+        # A priced "sent" for a job already SENT: the delivery that follows records it (providers bill delivered
+        # messages), in the write it makes anyway, instead of a transaction of its own (decision 28).
+        cost = None
     if not became_sent and delivery == job.delivery and cost is None:
         return None
     changes: dict[str, Any] = {"delivery": delivery}
