@@ -66,7 +66,7 @@ e2e: $(VENV)/.stamp-test
 # Rebuilt only when what goes into it changes, so `make synth` can depend on it. Its bytecode needs a Python of the
 # runtime's version: LAYER_PYTHON=/path/to/python3.12 (else python3.12 on PATH; without one it ships source only).
 LAYER_STAMP := build/layer.stamp
-$(LAYER_STAMP): pyproject.toml infra/build_layer.py infra/lambda_platform.py $(shell find layers/shared -name '*.py') | $(VENV)/.stamp-infra
+$(LAYER_STAMP): pyproject.toml infra/build_layer.py infra/lambda_platform.py $(shell find layers/shared -name '*.py' -o -name '*.json') | $(VENV)/.stamp-infra
 	$(BIN)/python infra/build_layer.py
 	touch $@
 

@@ -411,7 +411,7 @@ class Monitoring(Construct):
             width=12,
         )
         cost = cloudwatch.GraphWidget(
-            title="Message cost per day (reported by provider status webhooks)",
+            title="Message cost per day, USD (status webhooks priced by provider or price table)",
             left=[self.metric("MessageCost", period=ONE_DAY, label="cost")],
             width=12,
             period=ONE_DAY,

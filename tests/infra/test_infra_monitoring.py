@@ -233,7 +233,7 @@ def test_the_dashboard_shows_every_agreed_widget_with_its_metrics(resources: dic
     shows("Lambda concurrency per function (max)", "ConcurrentExecutions")
     shows("API 4xx / 5xx per minute", "4xx", "5xx")
     shows("API latency, ms", "Latency")
-    shows("Message cost per day (reported by provider status webhooks)", "MessageCost", "86400")
+    shows("Message cost per day, USD (status webhooks priced by provider or price table)", "MessageCost", "86400")
     shows("Status webhooks: statuses per minute, request latency (ms)", "StatusesReceived", "WebhookLatency", "p99")
     shows("Alarms")
 

@@ -34,6 +34,7 @@ def test_created_account_answers_every_field_with_defaults(business: ApiClient) 
     assert {key: account[key] for key in expected} == expected
     assert account["createdAt"] == account["updatedAt"]
     assert "businessId" not in account
+    assert account["cost"] == {"currency": "USD", "total": "0.000000", "perRun": None}
     assert business.get(f"{ACCOUNTS}/{account['id']}").body == account
 
 

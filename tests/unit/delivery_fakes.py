@@ -43,7 +43,7 @@ from wabacast.domain.delivery import (
     Reservation,
     tally_from_parts,
 )
-from wabacast.domain.jobs import ErrorClass, Job, JobMove, JobStatus, planned_deltas
+from wabacast.domain.jobs import Counter, ErrorClass, Job, JobMove, JobStatus, planned_deltas
 from wabacast.domain.models import Account, Page, Queue, QueueCounters, QueueRun, QueueStatus, Recipient, RunStatus
 from wabacast.domain.schedules import ScheduleAction, schedule_name
 from wabacast.phone import FROM_STORAGE
@@ -404,6 +404,8 @@ class FakeJobStore(_Recorded):
         self._open_sorted: dict[str, tuple[list[int], list[FeedCandidate]]] = {}
         self.plans: dict[str, _Plan] = {}
         self.counts: dict[str, _Counts] = {}
+        # account id -> what its jobs cost (micro-units): the account's cost shards, summed
+        self.account_costs: dict[str, int] = {}
 
     # For tests ----------------------------------------------------------------------------------------------------
     def job(self, queue_id: str, job_id: str) -> Job:
@@ -428,6 +430,11 @@ class FakeJobStore(_Recorded):
             return tally_from_parts(
                 [(dict(plan.counters), {}, {}), (dict(counts.counters), dict(counts.errors), dict(counts.messages))]
             )
+
+    def account_cost(self, account_id: str) -> int:
+        self._enter("account_cost")
+        with self._lock:
+            return self.account_costs.get(account_id, 0)
 
     # Planning -----------------------------------------------------------------------------------------------------
     def read_plan(self, queue_id: str) -> PlanState:
@@ -681,6 +688,9 @@ class FakeJobStore(_Recorded):
         for move in moves:
             for counter, change in move.counter_deltas.items():
                 counts.counters[counter.value] = counts.counters.get(counter.value, 0) + change
+            cost = move.counter_deltas.get(Counter.COST, 0)
+            if cost and move.job.account_id is not None:
+                self.account_costs[move.job.account_id] = self.account_costs.get(move.job.account_id, 0) + cost
             if move.error is not None:
                 counts.errors[move.error.code] = counts.errors.get(move.error.code, 0) + 1
                 counts.messages[move.error.code] = move.error.message

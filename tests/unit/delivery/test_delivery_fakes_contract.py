@@ -24,7 +24,7 @@ from wabacast.adapters.dynamodb.lifecycle import QueueLifecycleStore
 from wabacast.adapters.dynamodb.queues import queue_to_item, recipient_chunks
 from wabacast.adapters.dynamodb.registry import PlannerRegistryStore
 from wabacast.domain.delivery import FeedMark, PlanState
-from wabacast.domain.jobs import ErrorClass, Job, JobError, JobStatus
+from wabacast.domain.jobs import Counter, ErrorClass, Job, JobError, JobMove, JobStatus
 from wabacast.domain.models import Queue, QueueCounters, QueueRun, QueueStatus, RunStatus
 from wabacast.logic.delivery_ports import CounterStore, JobStore, PlannerRegistry, QueueLifecycle
 from wabacast.storage.table import create_table_request
@@ -191,6 +191,28 @@ def test_settle_writes_counter_deltas_and_error_counts(stores: Stores) -> None:
     assert tally.error_counts == {"131026": 1, "131000": 1}
     assert tally.error_messages["131026"] == "provider said 131026"
     assert _stored(stores, claimed[0]).provider_message_id == "wamid.1"
+
+
+def test_a_recorded_cost_adds_to_the_queue_and_account_totals_once(stores: Stores) -> None:
+    # GIVEN two sent jobs of one account
+    claimed = [_claimed(stores, job) for job in _planned(stores, 2)]
+    sent = [move.job for move in stores.jobs.settle([job.move(JobStatus.SENT, now=LATER) for job in claimed])]
+    # WHEN their costs are recorded (receipts: SENT -> SENT with the cost and its COST delta), one of them twice
+    moves = [
+        JobMove(
+            job=job.model_copy(update={"cost_micros": cost, "updated_at": MUCH_LATER}),
+            before=job,
+            counter_deltas={Counter.COST: cost},
+        )
+        for job, cost in ((sent[0], 25_000), (sent[1], 61_500))
+    ]
+    assert len(stores.jobs.settle(moves)) == 2
+    assert stores.jobs.settle(moves[:1]) == []  # read before the first write: refused, counted nothing
+    # THEN the queue's and the account's totals are the exact sums
+    assert stores.jobs.tally(QUEUE.id).counters.cost_micros == 86_500
+    assert stores.jobs.account_cost(ACCOUNT) == 86_500
+    assert stores.jobs.account_cost("acc_other") == 0
+    assert _stored(stores, sent[0]).cost_micros == 25_000
 
 
 def test_a_settle_applies_the_moves_whose_job_is_as_read_and_drops_the_others(stores: Stores) -> None:

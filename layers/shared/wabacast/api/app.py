@@ -37,6 +37,7 @@ from wabacast.api.models import (
     ContactOut,
     ContactsUpsertIn,
     ContactsUpsertOut,
+    CostOut,
     InboundListOut,
     InboundOut,
     KeyCreatedOut,
@@ -57,7 +58,7 @@ from wabacast.api.models import (
 )
 from wabacast.api.webhooks import register_webhook_routes
 from wabacast.container import Services
-from wabacast.domain.models import ApiKeyRole, QueueStatus, Tag
+from wabacast.domain.models import Account, ApiKeyRole, QueueStatus, Tag
 from wabacast.errors import InvalidInputError, PermissionDeniedError
 from wabacast.logic.accounts import AccountDraft, AccountPatch
 from wabacast.logic.contacts import ContactDraft, Rejection
@@ -238,6 +239,11 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
         return Response(HTTPStatus.NO_CONTENT)
 
     # Accounts ------------------------------------------------------------------------------------------------
+    def account_out(account: Account) -> AccountOut:
+        """One account, with what its messages cost so far (its cost shards: one BatchGetItem)."""
+        cost = services.processing.account_cost(account.id)
+        return AccountOut.of(account, cost=CostOut.model_validate(asdict(cost)))
+
     @app.get(f"{WHATSAPP}/accounts", tags=["accounts"], responses=documented(200, "A page", *read, 422))
     def list_accounts(limit: Limit = page_size, next_token: NextToken = None) -> AccountListOut:
         page = services.accounts.list(tenant(), limit, next_token)
@@ -245,7 +251,7 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
 
     @app.get(f"{WHATSAPP}/accounts/<account_id>", tags=["accounts"], responses=documented(200, "OK", *read))
     def get_account(account_id: Identifier) -> AccountOut:
-        return AccountOut.of(services.accounts.get(tenant(), account_id))
+        return account_out(services.accounts.get(tenant(), account_id))
 
     @app.get(
         f"{WHATSAPP}/accounts/<account_id>/inbound", tags=["accounts"], responses=documented(200, "A page", *read, 422)
@@ -259,13 +265,13 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
         business_id = tenant()
         draft = AccountDraft.model_validate(body.model_dump())
         account = services.accounts.create(business_id, draft)
-        return Response(HTTPStatus.CREATED, content_types.APPLICATION_JSON, AccountOut.of(account))
+        return Response(HTTPStatus.CREATED, content_types.APPLICATION_JSON, account_out(account))
 
     @app.put(f"{WHATSAPP}/accounts/<account_id>", tags=["accounts"], responses=documented(200, "OK", *write))
     def update_account(account_id: Identifier, body: Annotated[AccountUpdateIn, Body()]) -> AccountOut:
         business_id = tenant()
         patch = AccountPatch.model_validate(body.model_dump(include=body.model_fields_set))
-        return AccountOut.of(services.accounts.update(business_id, account_id, patch))
+        return account_out(services.accounts.update(business_id, account_id, patch))
 
     @app.delete(
         f"{WHATSAPP}/accounts/<account_id>", tags=["accounts"], responses=documented(204, "Deleted", 401, 403, 404, 409)

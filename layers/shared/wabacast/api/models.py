@@ -39,6 +39,7 @@ from wabacast.domain.models import (
 from wabacast.domain.replies import DEFAULT_START_KEYWORDS, DEFAULT_STOP_KEYWORDS, Keywords, ReplyAction
 from wabacast.domain.webhooks import InboundMessage
 from wabacast.phone import PhoneNumber
+from wabacast.pricing import default_price_table, format_micros
 from wabacast.text import check_plain_text
 
 # Free text: printable, no control or invisible formatting characters (wabacast.text).
@@ -205,10 +206,16 @@ class AccountOut(ApiModel):
     delivery_ready: bool = Field(description="The account's delivery queues exist; a retried create completes them")
     created_at: datetime
     updated_at: datetime
+    cost: CostOut | None = Field(
+        default=None, description="What its messages cost so far (docs/pricing.md); null in listings"
+    )
 
     @classmethod
-    def of(cls, account: Account) -> AccountOut:
-        return cls.model_validate(account.model_dump(exclude={"business_id", "provider_number_id"}))
+    def of(cls, account: Account, *, cost: CostOut | None = None) -> AccountOut:
+        data = account.model_dump(exclude={"business_id", "provider_number_id"})
+        if cost is not None:
+            data["cost"] = cost
+        return cls.model_validate(data)
 
 
 class AccountListOut(ApiModel):
@@ -339,10 +346,13 @@ class QueueOut(ApiModel):
     run_number: int = Field(description="Runs started so far (a recurring queue starts one per occurrence)")
     run_scheduled_for: datetime | None = Field(description="The occurrence the current or last run started for")
     run_started_at: datetime | None
+    cost: CostOut | None = Field(default=None, description="What its messages cost so far (docs/pricing.md)")
 
     @classmethod
     def of(cls, queue: Queue, *, with_recipients: bool = True) -> QueueOut:
         data: dict[str, Any] = queue.model_dump(exclude={"business_id", "audience", "paused_from"})
+        # From its counters (live on a GET, the planner's snapshot in listings), in the price table's currency.
+        data["cost"] = CostOut(currency=default_price_table().currency, total=format_micros(queue.counters.cost_micros))
         data["audience"] = AudienceOut(
             recipients=queue.audience.recipients if with_recipients else None,
             contact_tags=queue.audience.contact_tags,
@@ -439,6 +449,14 @@ class ErrorSummaryOut(ApiModel):
     count: int
 
 
+class CostOut(ApiModel):
+    currency: str = Field(description="The price table's currency (ISO 4217), e.g. USD")
+    total: str = Field(description='Every run\'s messages, a decimal string with six places, e.g. "12.345600"')
+    per_run: str | None = Field(
+        default=None, description="The current run's messages (equal to `total` for a one-time queue)"
+    )
+
+
 class ProgressOut(ApiModel):
     queue_id: str
     status: QueueStatus
@@ -457,6 +475,9 @@ class ProgressOut(ApiModel):
     run_number: int = Field(description="The current (or last) run; 0 before the first")
     totals: QueueCounters = Field(description="Counters over every run (equal to `counters` for a one-time queue)")
     next_run_at: datetime | None = Field(description="A recurring queue's next occurrence; null otherwise")
+    cost: CostOut | None = Field(
+        default=None, description="What the messages cost so far (docs/pricing.md), from the providers' status reports"
+    )
 
 
 class RunOut(ApiModel):

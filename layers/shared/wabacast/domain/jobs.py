@@ -30,7 +30,8 @@ class DeliveryState(StrEnum):
 
 
 class Counter(StrEnum):
-    """The queue counters: total = pending + sent + failed + opted_out + skipped at every moment."""
+    """The queue counters: total = pending + sent + failed + opted_out + skipped at every moment. COST is money, not
+    jobs: the micro-units of the price table's currency its jobs cost (wabacast.pricing), added once per job."""
 
     TOTAL = "total"
     PENDING = "pending"
@@ -40,6 +41,7 @@ class Counter(StrEnum):
     FAILED = "failed"
     OPTED_OUT = "opted_out"
     SKIPPED = "skipped"
+    COST = "cost_micros"
 
 
 # Which counter a job in each status counts towards.
@@ -139,6 +141,8 @@ class Job(BaseModel):
     delivery: DeliveryState | None = None
     delivered_at: datetime | None = None
     read_at: datetime | None = None
+    # What the message cost, in micro-units of the price table's currency, recorded once (wabacast.domain.receipts).
+    cost_micros: int | None = None
 
     def move(self, to: JobStatus, *, now: datetime, **changes: Any) -> JobMove:
         """This job moved to `to` (with `changes`), checked against ALLOWED_MOVES, with its counter deltas."""

@@ -440,6 +440,8 @@ class QueueCounters(DomainModel):
     failed: int = 0
     opted_out: int = 0
     skipped: int = 0
+    # Money, not jobs: what the settled jobs cost, in micro-units of the price table's currency (wabacast.pricing).
+    cost_micros: int = 0
 
 
 def counters_since(baseline: QueueCounters, now: QueueCounters) -> QueueCounters:

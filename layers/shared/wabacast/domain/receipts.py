@@ -8,7 +8,11 @@ Receipts arrive late, twice and out of order. The rules, so that every queue cou
 - a delivery or read receipt after a late failure still counts `delivered` / `read` (the job stays FAILED);
 - a receipt for a job a sender left SENDING, or failed as UNKNOWN_OUTCOME (decision 8), says the provider took
   it: the job becomes SENT (or FAILED with the provider's error);
-- a receipt that changes nothing (a duplicate, an older status) is no move at all, so it costs no write.
+- a receipt that changes nothing (a duplicate, an older status) is no move at all, so it costs no write;
+- the first receipt that carries pricing and finds the job delivered (or delivers it, or confirms its send) records
+  the job's cost, adding it to the queue's COST counter in the same move; the job's cost is then set, so no later
+  or duplicate receipt counts it again. A failure is never priced (providers bill delivered messages), and a priced
+  "sent" for a job already SENT waits for the delivery rather than cost a write of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from wabacast.domain.jobs import Counter, DeliveryState, ErrorClass, Job, JobError, JobMove, JobStatus
+from wabacast.pricing import PriceTable
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -50,6 +55,17 @@ class ReceiptStatus(StrEnum):
 
 
 @dataclass(frozen=True)
+class ReceiptPricing:
+    """What the provider says the message is billed as: Meta's `pricing` object, or Twilio's `Price`."""
+
+    billable: bool = True
+    # marketing / utility / authentication (Meta's pricing.category); None: the queue's template category.
+    category: str | None = None
+    # The provider's own amount (Twilio's Price) in micro-units; None: priced from the price table.
+    amount_micros: int | None = None
+
+
+@dataclass(frozen=True)
 class Receipt:
     """One status the provider reported for one message."""
 
@@ -58,6 +74,23 @@ class Receipt:
     at: datetime
     # Set for FAILED: the provider's error, classified through wabacast.providers.errors.
     error: JobError | None = None
+    # Set when the status says what the message is billed as (Meta: on sent and delivered; Twilio: see its parser).
+    pricing: ReceiptPricing | None = None
+
+
+def receipt_cost(job: Job, receipt: Receipt, prices: PriceTable | None, category: str | None = None) -> int | None:
+    """What this receipt says `job` cost (micro-units), when the job has no cost yet; None: nothing to record.
+    `category`: the queue's template category, for a receipt whose pricing names none."""
+    pricing = receipt.pricing
+    if job.cost_micros is not None or pricing is None or receipt.status == ReceiptStatus.FAILED:
+        return None
+    if not pricing.billable:
+        return 0
+    if pricing.amount_micros is not None:
+        return pricing.amount_micros
+    if prices is None:
+        return None
+    return prices.price(job.phone_number, pricing.category or category)
 
 
 _RANK: dict[DeliveryState | None, int] = {None: 0, DeliveryState.DELIVERED: 1, DeliveryState.READ: 2}
@@ -76,8 +109,11 @@ def _unknown_outcome(job: Job) -> bool:
     )
 
 
-def apply_receipt(job: Job, receipt: Receipt, *, now: datetime) -> JobMove | None:
-    """The move `receipt` makes of `job`, with its counter deltas; None when it changes nothing."""
+def apply_receipt(
+    job: Job, receipt: Receipt, *, now: datetime, prices: PriceTable | None = None, category: str | None = None
+) -> JobMove | None:
+    """The move `receipt` makes of `job`, with its counter deltas; None when it changes nothing. `prices` and
+    `category` price a receipt whose provider gave no amount (receipt_cost)."""
     if receipt.status == ReceiptStatus.FAILED:
         return _failure(job, receipt, now)
     if job.status not in (JobStatus.SENDING, JobStatus.SENT, JobStatus.FAILED):
@@ -86,9 +122,16 @@ def apply_receipt(job: Job, receipt: Receipt, *, now: datetime) -> JobMove | Non
     became_sent = job.status == JobStatus.SENDING or _unknown_outcome(job)
     reached = _REACHES[receipt.status]
     delivery = reached if _RANK[reached] > _RANK[job.delivery] else job.delivery
-    if not became_sent and delivery == job.delivery:
+    cost = receipt_cost(job, receipt, prices, category)
+    if cost is not None and not became_sent and delivery is None:
+        # A priced "sent" for a job already SENT: the delivery that follows records it (providers bill delivered
+        # messages), in the write it makes anyway, instead of a transaction of its own (decision 28).
+        cost = None
+    if not became_sent and delivery == job.delivery and cost is None:
         return None
     changes: dict[str, Any] = {"delivery": delivery}
+    if cost is not None:
+        changes["cost_micros"] = cost
     if delivery is not None and job.delivered_at is None:
         changes["delivered_at"] = receipt.at
     if delivery == DeliveryState.READ and job.read_at is None:
@@ -106,6 +149,8 @@ def apply_receipt(job: Job, receipt: Receipt, *, now: datetime) -> JobMove | Non
     for counter, rank in ((Counter.DELIVERED, 1), (Counter.READ, 2)):
         if _RANK[job.delivery] < rank <= _RANK[delivery]:
             deltas[counter] = deltas.get(counter, 0) + 1
+    if cost:
+        deltas[Counter.COST] = cost
     return JobMove(job=move.job, before=job, counter_deltas=deltas, error=None)
 
 

@@ -174,6 +174,9 @@ class JobStore(Protocol):
 
 class CounterStore(Protocol):
     def tally(self, queue_id: str) -> QueueTally: ...
+    def account_cost(self, account_id: str) -> int:
+        """What the account's messages cost so far, in micro-units of the price table's currency."""
+        ...
 
 
 class FeedPort(Protocol):

@@ -19,6 +19,7 @@ from wabacast.errors import ConflictError, NotFoundError
 from wabacast.logic.delivery_ports import CounterStore, JobStore, QueueLifecycle
 from wabacast.logic.ports import QueueStore
 from wabacast.logic.scheduling import ScheduleKeeper, expired, next_window_at
+from wabacast.pricing import PriceTable, default_price_table, format_micros
 
 LOGGER = logging.getLogger(__name__)
 # A fire this far from the time it was made for is another occurrence than the one the queue waits for.
@@ -57,6 +58,18 @@ class Progress:
     run_number: int = 0
     totals: QueueCounters | None = None
     next_run_at: datetime | None = None
+    cost: CostView | None = None
+
+
+@dataclass(frozen=True)
+class CostView:
+    """What the queue's messages cost so far, in the price table's currency, as decimal strings (six places: the
+    micro-units the counters keep, so the figures add up exactly)."""
+
+    currency: str
+    total: str
+    # The current run's (a recurring queue); equal to `total` for a one-time queue; None for an account.
+    per_run: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,8 +99,10 @@ class ProcessingService:
         trigger: PlannerTrigger | None,
         clock: Clock = utc_now,
         schedules: ScheduleKeeper | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
         self._queues = queues
+        self._prices = prices
         self._lifecycle = lifecycle
         self._jobs = jobs
         self._counters = counters
@@ -218,8 +233,19 @@ class ProcessingService:
             run = self._lifecycle.read_run(queue.id, queue.run_number)
             baseline = run.baseline if run else None
         return _progress(
-            queue, self._counters.tally(queue_id), self._jobs.read_plan(queue_id), self._clock(), baseline=baseline
+            queue,
+            self._counters.tally(queue_id),
+            self._jobs.read_plan(queue_id),
+            self._clock(),
+            baseline=baseline,
+            currency=(self._prices or default_price_table()).currency,
         )
+
+    def account_cost(self, account_id: str) -> CostView:
+        """What an account's messages cost so far (its cost shards summed, decision 28). The caller has checked that
+        the account is the tenant's."""
+        currency = (self._prices or default_price_table()).currency
+        return CostView(currency=currency, total=format_micros(self._counters.account_cost(account_id)))
 
     def runs(self, business_id: str, queue_id: str, *, limit: int, next_token: str | None) -> Page[RunView]:
         """A recurring queue's runs (oldest first) with their counters; a one-time queue has its one run."""
@@ -396,7 +422,13 @@ def _one_time_run_status(status: QueueStatus) -> RunStatus:
 
 
 def _progress(
-    queue: Queue, tally: QueueTally, plan: PlanState, now: datetime, *, baseline: QueueCounters | None = None
+    queue: Queue,
+    tally: QueueTally,
+    plan: PlanState,
+    now: datetime,
+    *,
+    baseline: QueueCounters | None = None,
+    currency: str | None = None,
 ) -> Progress:
     totals = tally.counters
     counters = counters_since(baseline, totals) if baseline is not None else totals
@@ -446,4 +478,9 @@ def _progress(
         run_number=queue.run_number or (1 if queue.started_at else 0),
         totals=totals,
         next_run_at=next_run,
+        cost=CostView(
+            currency=currency, total=format_micros(totals.cost_micros), per_run=format_micros(counters.cost_micros)
+        )
+        if currency is not None
+        else None,
     )

@@ -36,6 +36,7 @@ from wabacast.errors import InvalidInputError, InvalidSignatureError
 from wabacast.logic.fates import FailureFates, OptOutWriter, QueuePauser
 from wabacast.logic.ports import MetricsSink
 from wabacast.logic.replies import ReplyKeywordHandler
+from wabacast.pricing import MICROS_PER_UNIT, PriceTable, default_price_table
 from wabacast.providers.webhooks import (
     MetaNotification,
     TwilioCallback,
@@ -105,6 +106,7 @@ class WebhookService:
         replies: ReplyKeywordHandler,
         metrics: MetricsSink,
         clock: Clock = utc_now,
+        prices: PriceTable | None = None,
     ) -> None:
         self._directory = directory
         self._secrets = secrets
@@ -116,6 +118,7 @@ class WebhookService:
         self._replies = replies
         self._metrics = metrics
         self._clock = clock
+        self._prices = prices or default_price_table()
 
     # Meta ------------------------------------------------------------------------------------------------------
     def meta_challenge(self, mode: str | None, verify_token: str | None, challenge: str | None) -> str:
@@ -254,7 +257,7 @@ class WebhookService:
             )
             self._metrics.add("InboundMessages", 1, account_id=account.account_id)
             return result
-        receipt = twilio_receipt(callback, self._clock())
+        receipt = twilio_receipt(callback, self._clock(), self._prices.currency)
         if receipt is None:
             result.ignored += 1
             return result
@@ -295,7 +298,9 @@ class WebhookService:
         for _ in range(MAX_RECEIPT_ATTEMPTS):
             if current is None:
                 return None
-            move = apply_receipt(current, receipt, now=self._clock())
+            move = apply_receipt(
+                current, receipt, now=self._clock(), prices=self._prices, category=self._category(current, receipt)
+            )
             if move is None:
                 result.unchanged += 1
                 self._metrics.add("WebhookDuplicates", 1, account_id=current.account_id)
@@ -304,11 +309,34 @@ class WebhookService:
                 result.applied += 1
                 result.moves.append(move)
                 self._metrics.add("WebhookReceipts", 1, account_id=current.account_id, status=receipt.status.value)
+                if move.job.cost_micros is not None and move.before.cost_micros is None:
+                    # In the table's currency (a float for the dashboard only; stored amounts are micro-units).
+                    self._metrics.add(
+                        "MessageCost",
+                        move.job.cost_micros / MICROS_PER_UNIT,
+                        account_id=current.account_id,
+                        unit="None",
+                    )
                 if receipt.status == ReceiptStatus.FAILED and move.error is not None:
                     self._after_failure(move, provider)
                 return move.job
             current = self._jobs.get_jobs([(current.queue_id, current.id)]).get(current.id)
         raise RuntimeError(f"job {job.id}: its receipt kept meeting concurrent changes")
+
+    def _category(self, job: Job, receipt: Receipt) -> str | None:
+        """The queue's template category, read only for a receipt the table must price without a category of its
+        own (Twilio's, the sandbox's without pricing): one GetItem, once per job."""
+        pricing = receipt.pricing
+        if (
+            pricing is None
+            or pricing.category
+            or pricing.amount_micros is not None
+            or not pricing.billable
+            or job.cost_micros is not None
+        ):
+            return None
+        queue = self._lifecycle.read_queue(job.business_id, job.queue_id)
+        return queue.template.category.value if queue is not None else None
 
     def _after_failure(self, move: JobMove, provider: str) -> None:
         assert move.error is not None

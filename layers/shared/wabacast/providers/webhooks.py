@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from wabacast.domain.jobs import JobError
-from wabacast.domain.receipts import Receipt, ReceiptStatus
+from wabacast.domain.receipts import Receipt, ReceiptPricing, ReceiptStatus
+from wabacast.pricing import twilio_price_micros
 from wabacast.providers.errors import classify
 
 META_SIGNATURE_HEADER = "x-hub-signature-256"
@@ -184,7 +185,19 @@ def meta_receipt(status: MetaStatus, received_at: datetime) -> Receipt | None:
             message=text[:MAX_ERROR_MESSAGE],
             error_class=classify("meta", code if first is not None else None, None, recipient=status.recipient_id),
         )
-    return Receipt(status=kind, provider_message_id=status.id, at=_epoch(status.timestamp) or received_at, error=error)
+    pricing = None
+    if status.pricing is not None and kind != ReceiptStatus.FAILED:
+        # billable missing: Meta bills it (the field is documented as always present on priced statuses).
+        pricing = ReceiptPricing(
+            billable=status.pricing.billable is not False, category=(status.pricing.category or None)
+        )
+    return Receipt(
+        status=kind,
+        provider_message_id=status.id,
+        at=_epoch(status.timestamp) or received_at,
+        error=error,
+        pricing=pricing,
+    )
 
 
 def meta_inbound_text(message: MetaInboundMessage) -> str:
@@ -219,6 +232,9 @@ class TwilioCallback(_Tolerant):
     from_: str | None = Field(default=None, alias="From")
     to: str | None = Field(default=None, alias="To")
     body: str | None = Field(default=None, alias="Body")
+    # What the message cost, when Twilio has priced it: negative (a charge), e.g. "-0.0050", in PriceUnit.
+    price: str | None = Field(default=None, alias="Price")
+    price_unit: str | None = Field(default=None, alias="PriceUnit")
 
     @property
     def sid(self) -> str | None:
@@ -235,7 +251,20 @@ _TWILIO_STATUSES = {
 }
 
 
-def twilio_receipt(callback: TwilioCallback, received_at: datetime) -> Receipt | None:
+def twilio_pricing(callback: TwilioCallback, kind: ReceiptStatus, currency: str) -> ReceiptPricing | None:
+    """Twilio's own Price when the callback carries one in the price table's currency; otherwise a delivery or read
+    is priced from the table (with the queue's template category), and other statuses say nothing about cost."""
+    if kind == ReceiptStatus.FAILED:
+        return None
+    amount = twilio_price_micros(callback.price)
+    if amount is not None and (not callback.price_unit or callback.price_unit.upper() == currency.upper()):
+        return ReceiptPricing(amount_micros=amount)
+    if kind in (ReceiptStatus.DELIVERED, ReceiptStatus.READ):
+        return ReceiptPricing()
+    return None
+
+
+def twilio_receipt(callback: TwilioCallback, received_at: datetime, currency: str = "USD") -> Receipt | None:
     kind = _TWILIO_STATUSES.get((callback.message_status or "").lower())
     if kind is None or not callback.sid:
         return None
@@ -249,4 +278,10 @@ def twilio_receipt(callback: TwilioCallback, received_at: datetime) -> Receipt |
             ],
             error_class=classify("twilio", code, None, recipient=callback.to),
         )
-    return Receipt(status=kind, provider_message_id=callback.sid, at=received_at, error=error)
+    return Receipt(
+        status=kind,
+        provider_message_id=callback.sid,
+        at=received_at,
+        error=error,
+        pricing=twilio_pricing(callback, kind, currency),
+    )

@@ -4,6 +4,8 @@ Items (none carries index keys, so a counter write is billed once, for a small i
   counter shard   Q#<q>#C<nn> / #COUNTER    flat numbers c_<counter>, err#<code>; msg#<code> (last message)
   planned totals  Q#<q> / #PLAN             the planner's own counter part (see jobs.py), beside its cursor
   deferred delta  Q#<q> / #DELTA#<job>#<n>  a job move whose shard write kept conflicting (rare, see settle)
+  account cost    ACOST#<account>#<nn> / #COST   c_cost_micros: what the account's messages cost (decision 28),
+                  16 shards like a queue's; added in the transaction that records a job's cost
 
 A queue's tally is the sum of every part. Each part adds up on its own (every move changes one part by a delta
 that keeps total = pending + sent + failed + opted_out + skipped), so a sum read at any moment adds up too.
@@ -36,6 +38,26 @@ def queue_partition(queue_id: str) -> str:
 def shard_partition(queue_id: str, shard: int) -> str:
     # Shards live in partitions of their own: writes spread over partitions, not only over items.
     return f"Q#{queue_id}#C{shard:02d}"
+
+
+ACCOUNT_COST_SK = "#COST"
+ACCOUNT_COST_ATTRIBUTE = f"{COUNTER_ATTRIBUTE_PREFIX}cost_micros"
+
+
+def account_cost_partition(account_id: str, shard: int) -> str:
+    return f"ACOST#{account_id}#{shard:02d}"
+
+
+def account_cost_update(account_id: str, shard: int, micros: int) -> dict[str, Any]:
+    """One ADD on one of the account's cost shards (a TransactWriteItems operation)."""
+    return {
+        "Update": {
+            "Key": {PARTITION_KEY: {"S": account_cost_partition(account_id, shard)}, SORT_KEY: {"S": ACCOUNT_COST_SK}},
+            "UpdateExpression": "ADD #cost :cost",
+            "ExpressionAttributeNames": {"#cost": ACCOUNT_COST_ATTRIBUTE},
+            "ExpressionAttributeValues": {":cost": {"N": str(micros)}},
+        }
+    }
 
 
 def shard_of(job_id: str, shards: int = COUNTER_SHARDS) -> int:
@@ -107,6 +129,11 @@ class CounterReader:
         items = self._table.batch_get(keys)
         items.extend(self._deltas(queue_id))
         return tally_from_parts([counter_part(item) for item in items])
+
+    def account_cost(self, account_id: str) -> int:
+        """The account's cost shards summed: one BatchGetItem of 16 small items."""
+        keys = [(account_cost_partition(account_id, shard), ACCOUNT_COST_SK) for shard in range(COUNTER_SHARDS)]
+        return sum(int(item.get(ACCOUNT_COST_ATTRIBUTE, 0)) for item in self._table.batch_get(keys))
 
     def _deltas(self, queue_id: str) -> list[Item]:
         found: list[Item] = []

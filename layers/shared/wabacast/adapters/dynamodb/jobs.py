@@ -13,6 +13,7 @@ Items:
 
 A job's move and its counter change are written together: one TransactWriteItems per sender batch and queue,
 holding the batch's job updates (each conditioned on the job as read) and one ADD on a counter shard. See settle.
+A move that records a job's cost also adds it to one of its account's cost shards in that transaction (decision 28).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from wabacast.adapters.dynamodb.counters import (
     PLAN_SK,
     SHARD_SK,
     CounterReader,
+    account_cost_update,
     counter_update,
     queue_partition,
     shard_of,
@@ -179,6 +181,17 @@ def move_update(move: JobMove) -> dict[str, Any]:
     }
 
 
+def _account_cost_updates(moves: Sequence[JobMove], shard: int) -> list[dict[str, Any]]:
+    """An ADD per account whose jobs' costs these moves record, on the account's cost shard `shard`: written only
+    with a job move that records a cost, so once per message (decision 28)."""
+    costs: dict[str, int] = defaultdict(int)
+    for move in moves:
+        cost = move.counter_deltas.get(Counter.COST, 0)
+        if cost and move.job.account_id is not None:
+            costs[move.job.account_id] += cost
+    return [account_cost_update(account_id, shard, micros) for account_id, micros in sorted(costs.items())]
+
+
 def _is_throttling(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") in _THROTTLING_CODES
 
@@ -201,6 +214,9 @@ class DynamoJobStore:
     # Counters ------------------------------------------------------------------------------------------------
     def tally(self, queue_id: str) -> QueueTally:
         return self._counters.tally(queue_id)
+
+    def account_cost(self, account_id: str) -> int:
+        return self._counters.account_cost(account_id)
 
     # Planning ------------------------------------------------------------------------------------------------
     def read_plan(self, queue_id: str) -> PlanState:
@@ -500,6 +516,7 @@ class DynamoJobStore:
                 return []
             operations = [{"Update": move_update(move)} for move in pending]
             operations.append(self._shard_update(queue_id, shard, pending))
+            operations.extend(_account_cost_updates(pending, shard))
             try:
                 self._table.transact(operations)
                 return pending
@@ -552,6 +569,7 @@ class DynamoJobStore:
                     "ExpressionAttributeValues": values,
                 }
             },
+            *_account_cost_updates([move], shard_of(move.job.id)),
         ]
         for attempt in range(MAX_WRITE_RETRIES + 1):
             try:
