@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from wabacast.domain.health import AccountSnapshot
 from wabacast.domain.models import (
     Account,
     ApiKey,
@@ -99,3 +100,17 @@ class MetricsSink(Protocol):
     def add(
         self, name: str, value: float, *, account_id: str | None, unit: str = "Count", **dimensions: str
     ) -> None: ...
+
+
+class AccountReader(Protocol):
+    """Reads one account's standing from its provider, with the account's own credentials
+    (wabacast.providers.account_readers). Raises wabacast.domain.health.AccountReadError, nothing else, for a
+    provider-side failure."""
+
+    def read(self, *, include_templates: bool = True) -> AccountSnapshot: ...
+
+
+class AccountReaders(Protocol):
+    """The reader for an account: Meta's Graph API, Twilio's REST API, or the sandbox's Graph emulation."""
+
+    def for_account(self, account: Account, secret_name: str) -> AccountReader: ...
