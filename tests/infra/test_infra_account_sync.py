@@ -86,7 +86,9 @@ def test_the_schedule_fires_every_15_minutes_in_the_group_through_the_invoke_rol
     assert target["DeadLetterConfig"] == {"Arn": get_att_arn(logical_id(stack, stack.scheduling.dead_letter_queue))}
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 300}
     # AND it is created after the permission to invoke the function
-    (policy_id,) = [pid for pid in of_type(resources, "AWS::IAM::Policy") if pid.startswith("AccountSyncAccountSync")]
+    (policy_id,) = [
+        pid for pid in of_type(resources, "AWS::IAM::Policy") if pid.startswith("AccountSyncAccountSyncInvokePolicy")
+    ]
     assert policy_id in schedule["DependsOn"]
 
 

@@ -259,6 +259,30 @@ def test_the_scheduler_function_environment(
     }
 
 
+def test_the_sender_gets_the_schedule_settings_and_may_only_create_or_update_schedules_of_the_group(
+    resources: Resources, function_ids: dict[str, str], group_id: str, invoke_role_id: str, dead_letter_queue_id: str
+) -> None:
+    # GIVEN / WHEN the sender's environment and EventBridge Scheduler permissions
+    variables = variables_of(resources, function_ids["sender"])
+    statements = statements_of(resources, role_of(resources, function_ids["sender"]))
+
+    # THEN it makes a paused queue's resume (Twilio's daily limit) like the API makes its schedules
+    assert {name: variables[name] for name in SCHEDULE_VARIABLES} == {
+        "SCHEDULE_GROUP_NAME": {"Ref": group_id},
+        "SCHEDULER_TARGET_ARN": get_att_arn(function_ids["scheduler"]),
+        "SCHEDULER_ROLE_ARN": get_att_arn(invoke_role_id),
+        "SCHEDULE_DLQ_ARN": get_att_arn(dead_letter_queue_id),
+    }
+    # AND it may create or update the group's schedules, never read or delete them, and pass only the invoke role
+    scheduler = actions_on(statements, "scheduler")
+    assert [(actions_of(s), s["Resource"]) for s in scheduler] == [
+        ({"scheduler:CreateSchedule", "scheduler:UpdateSchedule"}, SCHEDULES_ARN_PATTERN)
+    ]
+    iam = actions_on(statements, "iam")
+    assert [(actions_of(s), s["Resource"]) for s in iam] == [({"iam:PassRole"}, get_att_arn(invoke_role_id))]
+    assert iam[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+
+
 def test_the_api_gets_the_same_schedule_settings_with_the_scheduler_as_target(
     resources: Resources, function_ids: dict[str, str], group_id: str, invoke_role_id: str, dead_letter_queue_id: str
 ) -> None:

@@ -22,8 +22,8 @@ from typing import Any, NoReturn, Protocol
 from pydantic import ValidationError
 
 from wabacast.clock import Clock, utc_now
-from wabacast.domain.jobs import Job, JobMove
-from wabacast.domain.models import MetaCredentials, Provider, Queue, TwilioCredentials
+from wabacast.domain.jobs import ErrorClass, Job, JobMove, JobStatus
+from wabacast.domain.models import MetaCredentials, Provider, Queue, QueueStatus, TwilioCredentials
 from wabacast.domain.receipts import Receipt, ReceiptStatus, apply_receipt, parse_job_reference
 from wabacast.domain.webhooks import (
     META_ROUTE,
@@ -33,9 +33,10 @@ from wabacast.domain.webhooks import (
     WebhookAccount,
 )
 from wabacast.errors import InvalidInputError, InvalidSignatureError
-from wabacast.logic.fates import FailureFates, OptOutWriter, QueuePauser
+from wabacast.logic.fates import FailureFates, OptOutWriter, QueuePauser, deferral
 from wabacast.logic.ports import MetricsSink
 from wabacast.logic.replies import ReplyKeywordHandler
+from wabacast.logic.scheduling import ScheduleKeeper
 from wabacast.pricing import MICROS_PER_UNIT, PriceTable, default_price_table
 from wabacast.providers.webhooks import (
     MetaNotification,
@@ -51,6 +52,9 @@ from wabacast.providers.webhooks import (
 
 # A receipt whose job changed between its read and its write is read again and decided again, this many times.
 MAX_RECEIPT_ATTEMPTS = 5
+# A late "not now" (RETRY_LATER) re-feeds the job only while the planner still feeds its queue (now, or on resume);
+# a queue that completed, was cancelled or is gone cannot send it again, so the job fails with the error instead.
+DEFERRABLE_QUEUE_STATUSES = frozenset({QueueStatus.PROCESSING, QueueStatus.PAUSED})
 
 
 class WebhookDirectory(Protocol):
@@ -107,13 +111,14 @@ class WebhookService:
         metrics: MetricsSink,
         clock: Clock = utc_now,
         prices: PriceTable | None = None,
+        schedules: ScheduleKeeper | None = None,
     ) -> None:
         self._directory = directory
         self._secrets = secrets
         self._jobs = jobs
         self._lifecycle = lifecycle
         self._contacts = contacts
-        self._fates = FailureFates(contacts=contacts, lifecycle=lifecycle, clock=clock)
+        self._fates = FailureFates(contacts=contacts, lifecycle=lifecycle, clock=clock, schedules=schedules)
         self._inbound = inbound
         self._replies = replies
         self._metrics = metrics
@@ -305,6 +310,7 @@ class WebhookService:
                 result.unchanged += 1
                 self._metrics.add("WebhookDuplicates", 1, account_id=current.account_id)
                 return current
+            move = self._deferred_instead(move)
             if self._jobs.settle([move]):
                 result.applied += 1
                 result.moves.append(move)
@@ -317,11 +323,26 @@ class WebhookService:
                         account_id=current.account_id,
                         unit="None",
                     )
-                if receipt.status == ReceiptStatus.FAILED and move.error is not None:
+                if move.job.status == JobStatus.PENDING:
+                    self._metrics.add("MessagesDeferred", 1, account_id=current.account_id)
+                elif receipt.status == ReceiptStatus.FAILED and move.error is not None:
                     self._after_failure(move, provider)
                 return move.job
             current = self._jobs.get_jobs([(current.queue_id, current.id)]).get(current.id)
         raise RuntimeError(f"job {job.id}: its receipt kept meeting concurrent changes")
+
+    def _deferred_instead(self, move: JobMove) -> JobMove:
+        """A late failure the provider means as "not now" (RETRY_LATER) gets the fate it gets at send time: the
+        delayed re-feed (decision 27), while the job has re-feeds left and its queue is still fed. Anything else is
+        `move` as it is. The queue is read only for such an error."""
+        error = move.error
+        if move.job.status != JobStatus.FAILED or error is None or error.error_class != ErrorClass.RETRY_LATER:
+            return move
+        job = move.before
+        queue = self._lifecycle.read_queue(job.business_id, job.queue_id)
+        if queue is None or queue.status not in DEFERRABLE_QUEUE_STATUSES:
+            return move
+        return deferral(job, error, now=move.job.updated_at) or move
 
     def _category(self, job: Job, receipt: Receipt) -> str | None:
         """The queue's template category, read only for a receipt the table must price without a category of its
