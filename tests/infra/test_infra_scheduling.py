@@ -369,7 +369,7 @@ def test_pass_role_only_for_the_invoke_role_and_only_to_scheduler(
 
 def test_no_other_role_manages_schedules_or_passes_a_role(resources: Resources, function_ids: dict[str, str]) -> None:
     # GIVEN every role of the stack
-    managing = {role_of(resources, function_ids[name]) for name in ("api", "scheduler")}
+    managing = {role_of(resources, function_ids[name]) for name in ("api", "scheduler", "sender")}
 
     # WHEN collecting the roles with a scheduler or iam action
     found = {
@@ -379,7 +379,8 @@ def test_no_other_role_manages_schedules_or_passes_a_role(resources: Resources, 
         if any(action.split(":")[0] in {"scheduler", "iam"} for action in as_list(statement["Action"]))
     }
 
-    # THEN they are the API's and the scheduler function's, nothing else (the invoke role only invokes)
+    # THEN they are the API's, the scheduler function's and the sender's (a limit's resume), nothing else (the invoke
+    # role only invokes)
     assert found == managing
 
 
