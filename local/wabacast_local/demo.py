@@ -170,7 +170,8 @@ def _callbacks_on(sandbox: httpx.Client) -> bool:
     return bool(config.get("callbackUrl"))
 
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     parser = argparse.ArgumentParser(prog="python -m wabacast_local.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000, help=f"recipients, 1-{MAX_MESSAGES} (default 1000)")
     parser.add_argument("--rate", type=int, default=80, help="the demo account's messages per second (default 80)")
