@@ -120,13 +120,15 @@ def status_notification(message: dict[str, Any], status: str, timestamp: int) ->
     if message.get("callbackData"):
         entry["biz_opaque_callback_data"] = message["callbackData"]
     if status in (STATUS_SENT, STATUS_DELIVERED):
-        # As Meta sends them on sent and delivered; the sandbox bills every template as a marketing message.
+        # As Meta sends them on sent and delivered, billed in the category of the template sent (the sandbox's
+        # catalogue; marketing for a template it does not know).
+        category = str(message.get("category") or "marketing")
         entry["conversation"] = {
             "id": hashlib.sha256(f"{phone_number_id}/{message['to']}".encode()).hexdigest()[:32],
             "expiration_timestamp": str(timestamp + 24 * 3600),
-            "origin": {"type": "marketing"},
+            "origin": {"type": category},
         }
-        entry["pricing"] = {"billable": True, "pricing_model": "PMP", "category": "marketing", "type": "regular"}
+        entry["pricing"] = {"billable": True, "pricing_model": "PMP", "category": category, "type": "regular"}
     return {
         "object": "whatsapp_business_account",
         "entry": [
@@ -170,6 +172,8 @@ class _Due:
     duplicate: bool
     attempt: int
     target: CallbackTarget
+    # An account notification posted as it is (quality, template status); None: the message's status callback.
+    payload: dict[str, Any] | None = None
 
 
 class CallbackDispatcher:
@@ -248,6 +252,19 @@ class CallbackDispatcher:
                 )
             self._condition.notify_all()
 
+    def schedule_notification(self, field: str, body: dict[str, Any], target: CallbackTarget) -> None:
+        """Post an account notification (`phone_number_quality_update`, `message_template_status_update`) now,
+        signed and retried like the status callbacks; logged with `status` = its field and no message id."""
+        with self._condition:
+            if self._stopping:
+                return
+            self._counters["scheduled"] += 1
+            message = {"id": None, "callbackData": None}
+            heapq.heappush(
+                self._heap, _Due(self._clock(), next(self._order), message, field, False, 1, target, dict(body))
+            )
+            self._condition.notify_all()
+
     def pending(self) -> int:
         with self._condition:
             return len(self._heap) + self._in_flight
@@ -307,7 +324,10 @@ class CallbackDispatcher:
 
     def _post_once(self, due: _Due) -> None:
         timestamp = int(self._wall_clock())
-        raw = json.dumps(status_notification(due.message, due.status, timestamp), separators=(",", ":")).encode()
+        notification = (
+            due.payload if due.payload is not None else status_notification(due.message, due.status, timestamp)
+        )
+        raw = json.dumps(notification, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(raw, due.target.app_secret)}
         entry: dict[str, Any] = {
             "messageId": due.message["id"],
@@ -339,6 +359,7 @@ class CallbackDispatcher:
                     due.duplicate,
                     due.attempt + 1,
                     due.target,
+                    due.payload,
                 )
                 heapq.heappush(self._heap, retry)
                 self._condition.notify_all()
