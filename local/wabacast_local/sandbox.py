@@ -25,6 +25,13 @@ Chaos settings (constructor arguments, `configure(...)`, or `POST /config` with 
   before their delivered.
 - `access_token`: when set, only `Authorization: Bearer <access_token>` is accepted; otherwise any bearer token.
 
+Graph reads (wabacast_local.sandbox_graph): `GET /{version}/{id}?fields=...` answers a phone number's health and
+`GET /{version}/{id}/message_templates` its WABA's template catalogue (sandbox accounts use their id for both);
+`GET|POST /numbers/{id}` and `GET|POST /templates` read and change them, and a change posts Meta's signed
+`phone_number_quality_update` / `message_template_status_update` where the status callbacks go. Sends are priced
+(in their status callbacks) in the catalogue category of their template, marketing for one it does not know; a
+catalogue template PAUSED or DISABLED is refused with 132015 / 132016.
+
 Inspection: `GET /callbacks[?messageId=...&limit=...]` lists the callbacks posted (or lost) with the answers
 received, and a summary; `GET /messages[?phoneNumberId=...&limit=...]` lists accepted messages (only accepted ones),
 `DELETE /messages` forgets them and resets the counters, `GET /stats` shows the counters, `GET /config` the

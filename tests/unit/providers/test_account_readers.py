@@ -116,7 +116,7 @@ def test_meta_reads_the_number_and_every_page_of_templates_with_the_token_in_the
 
     # THEN the number's health is Meta's, mapped (TIER_2K read as the largest known tier under it)
     phone = snapshot.phone
-    assert phone.display_phone_number == "+1 555-078-3881"
+    assert phone.display_phone_number == "+15550783881"
     assert phone.verified_name == "Jasper's Market"
     assert phone.quality_rating is QualityRating.GREEN
     assert phone.provider_status == "CONNECTED"
@@ -460,3 +460,23 @@ def test_the_graph_version_and_host_come_from_the_settings() -> None:
     readers = meta_readers(graph, meta_base_url="https://graph.example.test", meta_api_version="v26.0")
     readers.for_account(account(), "secret").read(include_templates=False)
     assert urlsplit(str(graph.requests[0].url)).netloc == "graph.example.test"
+
+
+@pytest.mark.parametrize(
+    ("display", "expected"),
+    [("+1 555-078-3881", "+15550783881"), ("15550783881", "+15550783881"), ("", None), (None, None)],
+)
+def test_metas_display_number_is_read_as_e164_and_a_missing_one_proves_nothing(
+    display: str | None, expected: str | None
+) -> None:
+    # GIVEN Graph naming the number in one of its formats, or not at all
+    node: dict[str, Any] = {"id": "106540352242922", "quality_rating": "GREEN"}
+    if display is not None:
+        node["display_phone_number"] = display
+    graph = Graph({PHONE_PATH: node})
+
+    # WHEN the account is read
+    phone = meta_readers(graph).for_account(account(), "secret").read(include_templates=False).phone
+
+    # THEN the number is E.164, comparable with the account's; without one, nothing is proven
+    assert phone.display_phone_number == expected

@@ -16,6 +16,10 @@ secrets source itself (throttling, network) propagate unchanged, as in the facto
 (wabacast.providers.health_readers, with httpx) are imported by the first read, so importing this module loads
 no HTTP library.
 
+`PhoneNumberHealth.display_phone_number` is always E.164 ("+15550783881"), whatever the provider's formatting, and
+only set when the provider named the number with the account's credentials (Meta's node for the phone number id;
+Twilio's WhatsApp sender or incoming number equal to the account's number).
+
 The mapping of the providers' values to the domain's (tier, quality, template status and category) lives here,
 free of I/O, so it is tested on its own.
 """

@@ -188,11 +188,11 @@ class MetaAccountReader:
         limit = body.get("whatsapp_business_manager_messaging_limit")
         if limit is None:
             limit = body.get("messaging_limit_tier")
-        display = body.get("display_phone_number")
+        display = e164_of(body.get("display_phone_number"))
         status = body.get("status")
         name = body.get("verified_name")
         return PhoneNumberHealth(
-            display_phone_number=str(display) if display else None,
+            display_phone_number=display,
             quality_rating=quality_rating_of(body.get("quality_rating")),
             provider_status=str(status) if status else None,
             throughput=str(throughput["level"]) if isinstance(throughput, dict) and throughput.get("level") else None,
@@ -231,6 +231,15 @@ class MetaAccountReader:
             raise AccountReadError("INVALID_RESPONSE", "message templates: the next page is on another host")
         query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "access_token"]
         return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def e164_of(display: Any) -> str | None:
+    """Meta's `display_phone_number` ("+1 555-078-3881", "15550783881") in E.164 ("+15550783881"), the form of
+    an account's phone number, so proving ownership is a plain comparison. None when it holds no digits."""
+    if not isinstance(display, str | int) or isinstance(display, bool):
+        return None
+    digits = "".join(character for character in str(display) if character.isdigit())
+    return f"+{digits}" if digits else None
 
 
 def meta_template(item: Any) -> ProviderTemplate | None:
