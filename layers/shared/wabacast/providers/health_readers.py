@@ -57,7 +57,7 @@ def _short(text: str) -> str:
 
 
 class _JsonGetter:
-    """GET a JSON object, mapping every failure to AccountReadError. `provider` names the provider in messages."""
+    """GET a JSON object, mapping every failure to AccountReadError; `what` names the read in its messages."""
 
     def __init__(
         self,
