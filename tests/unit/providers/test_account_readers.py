@@ -4,6 +4,9 @@ how every failure becomes an AccountReadError that never shows a credential."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -480,3 +483,25 @@ def test_metas_display_number_is_read_as_e164_and_a_missing_one_proves_nothing(
 
     # THEN the number is E.164, comparable with the account's; without one, nothing is proven
     assert phone.display_phone_number == expected
+
+
+def test_importing_the_readers_loads_no_http_library() -> None:
+    # GIVEN a fresh interpreter with the shared package on its path
+    script = (
+        "import json, sys\n"
+        "import wabacast.providers.account_readers\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'twilio', 'requests'))))\n"
+    )
+    shared = Path(__file__).resolve().parents[3] / "layers" / "shared"
+
+    # WHEN the readers module is imported
+    completed = subprocess.run(  # noqa: S603 (this interpreter, a fixed script)
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(shared)},
+        check=True,
+    )
+
+    # THEN no HTTP library came with it (the first read imports the HTTP readers)
+    assert json.loads(completed.stdout.strip().splitlines()[-1]) == []
