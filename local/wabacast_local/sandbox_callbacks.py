@@ -135,13 +135,15 @@ def _status_entry(message: dict[str, Any], status: str, timestamp: int) -> dict[
     if message.get("callbackData"):
         entry["biz_opaque_callback_data"] = message["callbackData"]
     if status in (STATUS_SENT, STATUS_DELIVERED):
-        # As Meta sends them on sent and delivered; the sandbox bills every template as a marketing message.
+        # As Meta sends them on sent and delivered, billed in the category of the template sent (the sandbox's
+        # catalogue; marketing for a template it does not know).
+        category = str(message.get("category") or "marketing")
         entry["conversation"] = {
             "id": hashlib.sha256(f"{phone_number_id}/{message['to']}".encode()).hexdigest()[:32],
             "expiration_timestamp": str(timestamp + 24 * 3600),
-            "origin": {"type": "marketing"},
+            "origin": {"type": category},
         }
-        entry["pricing"] = {"billable": True, "pricing_model": "PMP", "category": "marketing", "type": "regular"}
+        entry["pricing"] = {"billable": True, "pricing_model": "PMP", "category": category, "type": "regular"}
     return entry
 
 
@@ -193,6 +195,8 @@ class _Due:
     duplicate: bool
     attempt: int
     target: CallbackTarget
+    # An account notification posted as it is (quality, template status); None: the message's status callback.
+    payload: dict[str, Any] | None = None
 
 
 class CallbackDispatcher:
@@ -273,6 +277,19 @@ class CallbackDispatcher:
                 )
             self._condition.notify_all()
 
+    def schedule_notification(self, field: str, body: dict[str, Any], target: CallbackTarget) -> None:
+        """Post an account notification (`phone_number_quality_update`, `message_template_status_update`) now,
+        signed and retried like the status callbacks; logged with `status` = its field and no message id."""
+        with self._condition:
+            if self._stopping:
+                return
+            self._counters["scheduled"] += 1
+            message = {"id": None, "callbackData": None}
+            heapq.heappush(
+                self._heap, _Due(self._clock(), next(self._order), message, field, False, 1, target, dict(body))
+            )
+            self._condition.notify_all()
+
     def pending(self) -> int:
         with self._condition:
             return len(self._heap) + self._in_flight
@@ -327,9 +344,11 @@ class CallbackDispatcher:
                 if self._heap and self._heap[0].at <= now:
                     first = heapq.heappop(self._heap)
                     batch, kept = [first], []
-                    while self._heap and self._heap[0].at <= now and len(batch) < self._max_batch:
+                    # An account notification (a payload of its own) goes alone.
+                    limit = 1 if first.payload is not None else self._max_batch
+                    while self._heap and self._heap[0].at <= now and len(batch) < limit:
                         due = heapq.heappop(self._heap)
-                        if due.target == first.target and _number(due) == _number(first):
+                        if due.payload is None and due.target == first.target and _number(due) == _number(first):
                             batch.append(due)
                         else:
                             kept.append(due)
@@ -354,7 +373,12 @@ class CallbackDispatcher:
 
     def _post_once(self, batch: list[_Due]) -> None:
         timestamp = int(self._wall_clock())
-        notification = statuses_notification([(due.message, due.status) for due in batch], timestamp)
+        first = batch[0]
+        notification = (
+            first.payload
+            if first.payload is not None
+            else statuses_notification([(due.message, due.status) for due in batch], timestamp)
+        )
         raw = json.dumps(notification, separators=(",", ":")).encode()
         target = batch[0].target
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(raw, target.app_secret)}
@@ -393,6 +417,7 @@ class CallbackDispatcher:
                         due.duplicate,
                         due.attempt + 1,
                         due.target,
+                        due.payload,
                     )
                     heapq.heappush(self._heap, retry)
             self._condition.notify_all()
