@@ -165,6 +165,7 @@ class ScalingLambdaFunction:
         self._handler_name = handler_name
         self._max_environments = max(1, max_environments)
         self._condition = threading.Condition()
+        isolate_resolver_events()
         # The first environment is made now: an import error shows at startup, not on the first request.
         self._idle: list[LocalLambdaFunction] = [self._new_environment(0)]
         self._created = 1
@@ -207,3 +208,33 @@ class ScalingLambdaFunction:
     def _new_environment(self, index: int) -> LocalLambdaFunction:
         module_owner = self.config.name if index == 0 else f"{self.config.name}-environment-{index}"
         return LocalLambdaFunction(self.config, load_handler(self._handler_file, module_owner, self._handler_name))
+
+
+_isolation_lock = threading.Lock()
+_isolated = False
+
+
+def isolate_resolver_events() -> None:
+    """Keep the event a Powertools resolver is resolving per thread.
+
+    Powertools keeps it on a class attribute (`BaseRouter.current_event`), shared by every resolver in the process:
+    right in Lambda, which never runs two events in one process, wrong here, where execution environments are
+    threads of one process. Each thread gets its own event (read through `resolver.current_event`, which the
+    resolver, its middlewares and wabacast's routes use). Installed once; idempotent.
+    """
+    global _isolated
+    with _isolation_lock:
+        if _isolated:
+            return
+        from aws_lambda_powertools.event_handler.api_gateway import APIGatewayHttpResolver
+
+        state = threading.local()
+        original_to_proxy_event = APIGatewayHttpResolver._to_proxy_event
+
+        def to_proxy_event(self: APIGatewayHttpResolver, event: dict[str, Any]) -> Any:
+            state.event = original_to_proxy_event(self, event)
+            return state.event
+
+        APIGatewayHttpResolver._to_proxy_event = to_proxy_event  # type: ignore[method-assign,assignment]
+        APIGatewayHttpResolver.current_event = property(lambda _: state.event)  # type: ignore[assignment]
+        _isolated = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 import threading
@@ -204,3 +205,45 @@ def test_a_lone_caller_reuses_one_environment(tmp_path):
     # THEN one warm environment served them all
     assert function.environments == 1
     assert [result["calls"] for result in results] == [1, 2, 3]
+
+
+RESOLVER_HANDLER = """
+import time
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+app = APIGatewayHttpResolver()
+
+@app.get("/items/<item>")
+def get_item(item):
+    time.sleep(0.2)  # another environment resolves its own event meanwhile
+    return {"item": item, "path": app.current_event.path}
+
+def lambda_handler(event, context):
+    return app.resolve(event, context)
+"""
+
+
+def http_event(path):
+    return {
+        "version": "2.0",
+        "routeKey": "GET /items/{item}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {},
+        "requestContext": {"http": {"method": "GET", "path": path}, "stage": "$default", "requestId": path},
+        "isBase64Encoded": False,
+    }
+
+
+def test_concurrent_environments_each_resolve_their_own_event(tmp_path):
+    # GIVEN an API function of Powertools resolvers (which keep the current event on a class attribute)
+    path = write_handler(tmp_path / "api", RESOLVER_HANDLER)
+    function = ScalingLambdaFunction(FunctionConfig(name="api", timeout_seconds=5), path, max_environments=4)
+
+    # WHEN four requests for different paths are resolved at the same time
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda item: function.invoke(http_event(f"/items/{item}")), "abcd"))
+
+    # THEN each answered from its own event
+    bodies = [json.loads(result["body"]) for result in results]
+    assert [(body["item"], body["path"]) for body in bodies] == [(item, f"/items/{item}") for item in "abcd"]
