@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import boto3
 import pytest
 
 from tests.integration.conftest import (
@@ -240,3 +241,67 @@ def test_a_rejected_template_cannot_be_processed_but_an_unknown_one_can(
     assert refused.body["error"]["code"] == "TEMPLATE_NOT_APPROVED"
     assert "REJECTED" in refused.body["error"]["message"]
     assert started.status == 202, started.body
+
+
+def stored_keys(settings: Settings, prefix: str) -> list[str]:
+    """The keys (PK/SK) of the items whose PK or SK starts with `prefix` (a scan: the test table is small)."""
+    client = boto3.client("dynamodb", region_name=settings.region)
+    items = client.scan(TableName=settings.table_name)["Items"]
+    return sorted(
+        f"{item['PK']['S']}|{item['SK']['S']}"
+        for item in items
+        if item["PK"]["S"].startswith(prefix) or item["SK"]["S"].startswith(prefix)
+    )
+
+
+def test_the_waba_lookup_follows_the_credentials_and_goes_with_the_account(
+    settings: Settings, business: ApiClient, provider: ScriptedProvider
+) -> None:
+    # GIVEN a synced Meta account with a template
+    account = new_meta_account(business)
+    provider.templates = (template("order_update", TemplateStatus.APPROVED, TemplateCategory.UTILITY),)
+    assert business.post(f"/api/whatsapp/accounts/{account['id']}/sync").status == 200
+    assert stored_keys(settings, "WABA#") == [f"WABA#{META_CREDENTIALS['wabaId']}|ACCOUNT#{account['id']}"]
+    assert len(stored_keys(settings, "TEMPLATE#")) == 1
+
+    # WHEN its credentials move it to another WABA
+    moved = business.put(
+        f"/api/whatsapp/accounts/{account['id']}", {"credentials": {**META_CREDENTIALS, "wabaId": "309876543210"}}
+    )
+
+    # THEN the lookup names the new WABA only, and the account must prove its number again
+    assert moved.status == 200, moved.body
+    assert moved.body["status"] == "PENDING"
+    assert stored_keys(settings, "WABA#") == [f"WABA#309876543210|ACCOUNT#{account['id']}"]
+
+    # WHEN it is deleted
+    assert business.delete(f"/api/whatsapp/accounts/{account['id']}").status == 204
+
+    # THEN neither its lookup item nor its templates are left
+    assert stored_keys(settings, "WABA#") == []
+    assert stored_keys(settings, "TEMPLATE#") == []
+
+
+def test_an_account_stored_before_account_health_still_loads(settings: Settings, business: ApiClient) -> None:
+    # GIVEN a sandbox account whose item lacks every health attribute (as items written before them)
+    created = business.post("/api/whatsapp/accounts", account_body("+14155550177", "sandbox"))
+    assert created.status == 201, created.body
+    client = boto3.client("dynamodb", region_name=settings.region)
+    (key,) = [
+        {"PK": item["PK"], "SK": item["SK"]}
+        for item in client.scan(TableName=settings.table_name)["Items"]
+        if item["SK"]["S"] == f"ACCOUNT#{created.body['id']}"
+    ]
+    client.update_item(
+        TableName=settings.table_name,
+        Key=key,
+        UpdateExpression="REMOVE flagged, suspended_by_provider",
+    )
+
+    # WHEN it is read
+    response = business.get(f"/api/whatsapp/accounts/{created.body['id']}")
+
+    # THEN it loads with the defaults
+    assert response.status == 200, response.body
+    assert (response.body["flagged"], response.body["suspendedByProvider"]) == (False, False)
+    assert response.body["ownershipVerifiedAt"] is None

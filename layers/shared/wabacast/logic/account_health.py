@@ -397,8 +397,11 @@ class AccountHealthService:
     def _change(
         self, business: Business, account_id: str, decide: Callable[[Account], Account]
     ) -> tuple[Account, Account]:
-        """Read, decide, write with the optimistic lock (updated_at), again from a fresh read when it moved."""
-        for _ in range(MAX_ATTEMPTS):
+        """Read, decide, write with the optimistic lock (updated_at), again from a fresh read when it moved (the
+        business too: the write also checks its primary/default pointers)."""
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                business = self._business(business.id)
             before = self._account(business, account_id)
             after = decide(before)
             after = Account.model_validate(
