@@ -15,6 +15,7 @@ from tests.integration.conftest import (
     create_queue,
     new_api_client,
     new_business,
+    set_queue_status,
 )
 from wabacast.account_health_wiring import LazyProviderReaders
 from wabacast.bootstrap import issue_admin_key
@@ -25,7 +26,7 @@ from wabacast.domain.health import (
     ProviderTemplate,
     TemplateStatus,
 )
-from wabacast.domain.models import Account, MessagingTier, QualityRating, TemplateCategory
+from wabacast.domain.models import Account, MessagingTier, QualityRating, QueueStatus, TemplateCategory
 from wabacast.settings import Settings
 
 NUMBER = "+14155550123"
@@ -305,3 +306,20 @@ def test_an_account_stored_before_account_health_still_loads(settings: Settings,
     assert response.status == 200, response.body
     assert (response.body["flagged"], response.body["suspendedByProvider"]) == (False, False)
     assert response.body["ownershipVerifiedAt"] is None
+
+
+def test_a_tenant_setting_red_pauses_the_processing_queues(settings: Settings, business: ApiClient) -> None:
+    # GIVEN a sandbox account (the business's only one) with a PROCESSING queue
+    created = business.post("/api/whatsapp/accounts", account_body("+14155550188", "sandbox"))
+    assert created.status == 201, created.body
+    queue = create_queue(business, accountId=created.body["id"])
+    set_queue_status(settings, business.business_id, queue["id"], QueueStatus.PROCESSING)  # type: ignore[attr-defined]
+
+    # WHEN the tenant records a RED quality rating
+    updated = business.put(f"/api/whatsapp/accounts/{created.body['id']}", {"qualityRating": "RED"})
+
+    # THEN the queue is paused, saying why
+    assert updated.status == 200, updated.body
+    paused = business.get(f"/api/whatsapp/queue/{queue['id']}").body
+    assert paused["status"] == "PAUSED"
+    assert "quality rating is RED" in paused["statusReason"]

@@ -98,6 +98,7 @@ def build_services(settings: Settings) -> Services:
         provisioner=account_queues(settings),
         metrics=EmfMetrics(settings.metrics_namespace, settings.metrics_service, flush_each=True),
         templates=templates,
+        on_change=health.account_changed,
     )
     return Services(
         settings=settings,

@@ -336,6 +336,13 @@ class AccountHealthService:
         return 1
 
     # Protection ----------------------------------------------------------------------------------------------
+    def account_changed(self, before: Account, after: Account) -> SyncReport:
+        """A change written elsewhere (the tenant's PUT setting RED or SUSPENDED): protect its queues the same way."""
+        report = SyncReport()
+        if before.can_send and not after.can_send:
+            self._protect(self._business(after.business_id), after, _Stop(reason=_why_stopped(after)), report)
+        return report
+
     def _protect_if_stopped(self, business: Business, before: Account, after: Account, report: SyncReport) -> None:
         if before.can_send and not after.can_send:
             self._protect(business, after, _Stop(reason=_why_stopped(after)), report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -178,6 +179,7 @@ class AccountService:
         provisioner: QueueProvisioner | None = None,
         metrics: MetricsSink | None = None,
         templates: TemplateStore | None = None,
+        on_change: Callable[[Account, Account], object] | None = None,
     ) -> None:
         self._businesses = businesses
         self._accounts = accounts
@@ -191,6 +193,8 @@ class AccountService:
         self._metrics = metrics
         # The accounts' synced templates, removed with their account.
         self._templates = templates
+        # Told of every update (account health protects the queues of an account that can no longer send).
+        self._on_change = on_change
 
     def list(self, business_id: str, limit: int, next_token: str | None) -> Page[Account]:
         business = self._business(business_id)
@@ -326,6 +330,8 @@ class AccountService:
             except ConcurrentModificationError:
                 continue
             count_quality_change(self._metrics, before, after)
+            if self._on_change is not None:
+                self._on_change(before, after)
             # Limits and status shape the sender mapping (concurrency, enabled); a half-provisioned account heals.
             if not after.delivery_ready or after.limits != before.limits or after.status != before.status:
                 return self._provision(after)
