@@ -322,4 +322,4 @@ def test_a_tenant_setting_red_pauses_the_processing_queues(settings: Settings, b
     assert updated.status == 200, updated.body
     paused = business.get(f"/api/whatsapp/queue/{queue['id']}").body
     assert paused["status"] == "PAUSED"
-    assert "quality rating is RED" in paused["statusReason"]
+    assert "cannot send (quality rating RED)" in paused["statusReason"]

@@ -406,7 +406,10 @@ def test_red_pauses_the_processing_queues_when_there_is_no_fallback(world: World
     # THEN the PROCESSING queue is PAUSED with the reason, the draft untouched, and it is counted
     paused = world.queue(processing)
     assert paused.status == QueueStatus.PAUSED
-    assert paused.status_reason == f"paused by account health: account {account.id}'s quality rating is RED"
+    assert paused.status_reason == (
+        f"paused by account health: account {account.id} cannot send (quality rating RED) "
+        "and the business has no healthy default account"
+    )
     assert paused.paused_from == QueueStatus.PROCESSING
     assert world.queue(draft).status == QueueStatus.DRAFT
     assert world.metrics.total("QueuesPausedByHealth", account_id=account.id) == 1

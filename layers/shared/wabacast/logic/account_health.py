@@ -544,10 +544,11 @@ def _template_stop(template: AccountTemplate) -> _Stop:
 
 
 def _why_stopped(account: Account) -> str:
+    """Worded as the planner's own pause (logic.planner), which reaches the same queues at its next tick."""
     if account.status != AccountStatus.ACTIVE:
-        return f"account {account.id} is {account.status.value}" + (
-            f" ({account.status_reason})" if account.status_reason else ""
-        )
-    if account.flagged:
-        return f"account {account.id}'s number is FLAGGED by Meta"
-    return f"account {account.id}'s quality rating is {account.quality_rating.value}"
+        detail = account.status.value + (f": {account.status_reason}" if account.status_reason else "")
+    elif account.flagged:
+        detail = "number FLAGGED by Meta"
+    else:
+        detail = f"quality rating {account.quality_rating.value}"
+    return f"account {account.id} cannot send ({detail}) and the business has no healthy default account"
