@@ -683,3 +683,22 @@ def test_an_approved_template_starts_with_its_synced_category_and_an_unknown_one
     assert world.queue(known).template.category == TemplateCategory.UTILITY
     assert world.queue(unknown).status == QueueStatus.PROCESSING
     assert world.queue(unknown).template.category == TemplateCategory.MARKETING
+
+
+def test_a_repeated_event_writes_nothing(world: World, make_account: AccountFactory) -> None:
+    # GIVEN a flagged account and a paused template, each reported once
+    account = meta(make_account)
+    flag = QualityUpdate(WABA, digits(account.phone_number), "FLAGGED")
+    pause = TemplateStatusUpdate(waba_id=WABA, name="spring_sale", language="en_US", status=TemplateStatus.PAUSED)
+    assert world.health.apply_quality(flag) == 1
+    assert world.health.apply_template_status(pause) == 1
+    stored = world.account(account)
+    template_writes = world.templates.writes
+
+    # WHEN Meta sends both again
+    changed = world.health.apply_quality(flag) + world.health.apply_template_status(pause)
+
+    # THEN nothing changed and nothing was written
+    assert changed == 0
+    assert world.account(account).updated_at == stored.updated_at
+    assert world.templates.writes == template_writes

@@ -282,6 +282,8 @@ class AccountHealthService:
         changed = 0
         for business, account in self._webhook_targets(update.waba_id, None, among):
             before = self._templates.get(business.id, account.id, update.name, update.language)
+            if before is not None and (before.status, before.reason) == (update.status, update.reason):
+                continue  # Meta repeats notifications: nothing new, nothing written
             recorded = AccountTemplate(
                 account_id=account.id,
                 name=update.name,
@@ -320,8 +322,8 @@ class AccountHealthService:
     ) -> int:
         def decided(current: Account) -> Account:
             after = decide(current)
-            if after is None:
-                raise _NothingToChangeError
+            if after is None or after == current:
+                raise _NothingToChangeError  # a repeated or stale event writes nothing
             return after
 
         try:
