@@ -33,7 +33,7 @@ from wabacast_local.event_sources import (
 )
 from wabacast_local.http_api import HttpApi, LambdaAuthorizer, LambdaInvoker, Route
 from wabacast_local.http_server import HttpApiServer
-from wabacast_local.lambda_runtime import LOCAL_ACCOUNT_ID, FunctionConfig, LocalLambdaFunction
+from wabacast_local.lambda_runtime import LOCAL_ACCOUNT_ID, FunctionConfig, LocalLambdaFunction, ScalingLambdaFunction
 from wabacast_local.moto_fixes import install_all as install_moto_fixes
 from wabacast_local.sandbox_provider import SandboxCallbacks, SandboxProvider, SandboxSettings, SandboxStartupError
 from wabacast_local.scheduler import TICK_EVENT, ScheduleTicker
@@ -101,6 +101,9 @@ class LocalStackConfig:
     schedule_group_name: str = "wabacast-local"
     schedule_dlq_name: str = "wabacast-schedules-dlq"
     scheduler_poll_seconds: float = 0.5
+    # Concurrent API requests (status webhooks above all) each get an execution environment of their own, as Lambda
+    # scales out, up to this many; so a burst of webhooks does not hold up a console's or a client's request.
+    api_environments: int = 6
     # Print the functions' EMF metric lines (CloudWatch turns them into metrics; locally they are only noise).
     show_metrics: bool = False
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
@@ -357,9 +360,10 @@ class LocalStack:
     def _build_http_api(self, api_code_root: Path) -> HttpApi:
         """The API and authorizer functions (sizes as in infra/capabilities/api.py) behind the cloud's routes."""
         region = self.config.region
-        api_function = LocalLambdaFunction.from_file(
+        api_function = ScalingLambdaFunction(
             FunctionConfig(name="wabacast-api", timeout_seconds=29, memory_limit_in_mb=1024, region=region),
             api_code_root / "handler.py",
+            max_environments=self.config.api_environments,
         )
         authorizer_function = LocalLambdaFunction.from_file(
             FunctionConfig(name="wabacast-authorizer", timeout_seconds=10, memory_limit_in_mb=512, region=region),

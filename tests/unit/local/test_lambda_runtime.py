@@ -6,10 +6,18 @@ import sys
 import textwrap
 import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from wabacast_local.lambda_runtime import FunctionConfig, FunctionError, LocalLambdaFunction, load_handler
+from wabacast_local.lambda_runtime import (
+    FunctionConfig,
+    FunctionError,
+    LocalLambdaFunction,
+    ScalingLambdaFunction,
+    load_handler,
+)
 
 
 def write_handler(directory, source, file_name="handler.py"):
@@ -158,3 +166,41 @@ def test_invocations_of_one_function_never_overlap():
 
     # THEN they ran one after the other, as in one execution environment
     assert most_at_once == 1
+
+
+SLOW_HANDLER = """
+import time
+STATE = {"calls": 0}
+def lambda_handler(event, context):
+    STATE["calls"] += 1
+    time.sleep(event["sleep"])
+    return {"module": __name__, "calls": STATE["calls"]}
+"""
+
+
+def test_concurrent_requests_run_in_environments_of_their_own_up_to_the_limit(tmp_path):
+    # GIVEN a function allowed two execution environments, whose handler takes 0.3 s
+    path = write_handler(tmp_path / "api", SLOW_HANDLER)
+    function = ScalingLambdaFunction(FunctionConfig(name="api", timeout_seconds=5), path, max_environments=2)
+
+    # WHEN four requests arrive at once
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: function.invoke({"sleep": 0.3}), range(4)))
+
+    # THEN two environments (two imports of the handler, each with its own module state) served them, two each
+    assert function.environments == 2
+    modules = Counter(result["module"] for result in results)
+    assert len(modules) == 2
+    assert sorted(modules.values()) == [2, 2]
+    assert sorted(result["calls"] for result in results) == [1, 1, 2, 2]
+
+
+def test_a_lone_caller_reuses_one_environment(tmp_path):
+    # GIVEN a function allowed six environments
+    path = write_handler(tmp_path / "api", SLOW_HANDLER)
+    function = ScalingLambdaFunction(FunctionConfig(name="api", timeout_seconds=5), path, max_environments=6)
+    # WHEN requests come one after another
+    results = [function.invoke({"sleep": 0}) for _ in range(3)]
+    # THEN one warm environment served them all
+    assert function.environments == 1
+    assert [result["calls"] for result in results] == [1, 2, 3]

@@ -122,9 +122,12 @@ def _provider_number_id(provider: Provider, credentials: ProviderCredentials | N
     return account_id if provider is Provider.SANDBOX else None
 
 
-def _waba_id(credentials: ProviderCredentials | None) -> str | None:
-    """What Meta's account webhooks name the account by (with a display number): its WABA id. Not secret."""
-    return credentials.waba_id if isinstance(credentials, MetaCredentials) else None
+def _waba_id(provider: Provider, credentials: ProviderCredentials | None, account_id: str) -> str | None:
+    """What Meta's account webhooks name the account by (with a display number): its WABA id. Not secret. The
+    sandbox's Graph emulation uses the account id as the WABA id, as it does for the phone number id."""
+    if isinstance(credentials, MetaCredentials):
+        return credentials.waba_id
+    return account_id if provider is Provider.SANDBOX else None
 
 
 def later_than(previous: datetime, now: datetime) -> datetime:
@@ -236,7 +239,7 @@ class AccountService:
                     messaging_tier=draft.messaging_tier,
                     credentials=_summary(credentials),
                     provider_number_id=_provider_number_id(draft.provider, credentials, account_id),
-                    waba_id=_waba_id(credentials),
+                    waba_id=_waba_id(draft.provider, credentials, account_id),
                     created_at=now,
                     updated_at=now,
                 )
@@ -311,7 +314,7 @@ class AccountService:
                 credentials = parse_credentials(before.provider, patch.credentials)
                 summary = _summary(credentials)
                 changes["provider_number_id"] = _provider_number_id(before.provider, credentials, account_id)
-                changes["waba_id"] = _waba_id(credentials)
+                changes["waba_id"] = _waba_id(before.provider, credentials, account_id)
                 if credentials is not None and not secret_written:
                     name = self._secrets.name_for_account(business_id, account_id)
                     self._secrets.put(name, credentials.model_dump(), self._tags(before))

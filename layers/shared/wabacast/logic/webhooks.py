@@ -6,8 +6,9 @@ phone number ids of a Meta payload). A request that cannot be verified changes n
 (WebhookUnknownMessages), never an error, because the providers retry errors for days.
 
 Cost per receipt (decision 26): the job is found from the reference the send gave the provider, with one
-consistent GetItem (no lookup item, no index); a receipt that changes nothing writes nothing; one that does writes
-the job and one counter shard in one transaction (wabacast.adapters.dynamodb.jobs settle).
+consistent read (no lookup item, no index); a receipt that changes nothing writes nothing; one that does writes
+the job and one counter shard in one transaction (wabacast.adapters.dynamodb.jobs settle). The receipts of one
+notification that change different jobs of a queue share that transaction and its one counter-shard write.
 """
 
 from __future__ import annotations
@@ -321,8 +322,12 @@ class WebhookService:
     def _record(
         self, account: WebhookAccount | None, receipts: list[tuple[str | None, Receipt]], result: WebhookResult
     ) -> None:
+        """Apply a notification's receipts. Receipts of different jobs are written together (one transaction per
+        queue and 25 jobs, with one counter-shard ADD: jobs.settle); a job's second receipt in the same
+        notification waits for the next round, since one transaction may not touch an item twice."""
         refs = {ref for reference, _ in receipts if (ref := parse_job_reference(reference)) is not None}
         jobs = self._jobs.get_jobs(sorted(refs)) if refs and account is not None else {}
+        known: list[tuple[str, Receipt]] = []
         for reference, receipt in receipts:
             self._metrics.add("StatusesReceived", 1, account_id=account.account_id if account else None)
             ref = parse_job_reference(reference)
@@ -336,40 +341,74 @@ class WebhookService:
                 result.unknown += 1
                 self._metrics.add("WebhookUnknownMessages", 1, account_id=account.account_id if account else None)
                 continue
-            moved = self._apply(job, receipt, result, provider=account.provider.value)
-            if moved is not None:
-                jobs[moved.id] = moved
+            known.append((job.id, receipt))
+        if account is None:
+            return
+        provider = account.provider.value
+        while known:
+            this_round: dict[str, Receipt] = {}
+            later: list[tuple[str, Receipt]] = []
+            for job_id, receipt in known:
+                if job_id in this_round:
+                    later.append((job_id, receipt))
+                else:
+                    this_round[job_id] = receipt
+            moves: list[tuple[JobMove, Receipt]] = []
+            for job_id, receipt in this_round.items():
+                move = self._decide(jobs[job_id], receipt)
+                if move is None:
+                    self._unchanged(jobs[job_id], result)
+                else:
+                    moves.append((move, receipt))
+            written = {move.job.id for move in self._jobs.settle([move for move, _ in moves])} if moves else set()
+            for move, receipt in moves:
+                if move.job.id in written:
+                    self._applied(move, receipt, result, provider=provider)
+                    jobs[move.job.id] = move.job
+                else:
+                    # The job changed between its read and the write: read it again and decide again, alone.
+                    fresh = self._jobs.get_jobs([(move.job.queue_id, move.job.id)]).get(move.job.id)
+                    moved = self._apply(fresh, receipt, result, provider=provider)
+                    if moved is not None:
+                        jobs[moved.id] = moved
+            known = later
 
-    def _apply(self, job: Job, receipt: Receipt, result: WebhookResult, *, provider: str) -> Job | None:
+    def _decide(self, job: Job, receipt: Receipt) -> JobMove | None:
+        return apply_receipt(
+            job, receipt, now=self._clock(), prices=self._prices, category=self._category(job, receipt)
+        )
+
+    def _unchanged(self, job: Job, result: WebhookResult) -> None:
+        result.unchanged += 1
+        self._metrics.add("WebhookDuplicates", 1, account_id=job.account_id)
+
+    def _applied(self, move: JobMove, receipt: Receipt, result: WebhookResult, *, provider: str) -> None:
+        result.applied += 1
+        result.moves.append(move)
+        self._metrics.add("WebhookReceipts", 1, account_id=move.job.account_id, status=receipt.status.value)
+        if move.job.cost_micros is not None and move.before.cost_micros is None:
+            # In the table's currency (a float for the dashboard only; stored amounts are micro-units).
+            self._metrics.add(
+                "MessageCost", move.job.cost_micros / MICROS_PER_UNIT, account_id=move.job.account_id, unit="None"
+            )
+        if receipt.status == ReceiptStatus.FAILED and move.error is not None:
+            self._after_failure(move, provider)
+
+    def _apply(self, job: Job | None, receipt: Receipt, result: WebhookResult, *, provider: str) -> Job | None:
         """Apply one receipt to its job, deciding again from a fresh read when the job changed meanwhile."""
-        current: Job | None = job
+        current = job
         for _ in range(MAX_RECEIPT_ATTEMPTS):
             if current is None:
                 return None
-            move = apply_receipt(
-                current, receipt, now=self._clock(), prices=self._prices, category=self._category(current, receipt)
-            )
+            move = self._decide(current, receipt)
             if move is None:
-                result.unchanged += 1
-                self._metrics.add("WebhookDuplicates", 1, account_id=current.account_id)
+                self._unchanged(current, result)
                 return current
             if self._jobs.settle([move]):
-                result.applied += 1
-                result.moves.append(move)
-                self._metrics.add("WebhookReceipts", 1, account_id=current.account_id, status=receipt.status.value)
-                if move.job.cost_micros is not None and move.before.cost_micros is None:
-                    # In the table's currency (a float for the dashboard only; stored amounts are micro-units).
-                    self._metrics.add(
-                        "MessageCost",
-                        move.job.cost_micros / MICROS_PER_UNIT,
-                        account_id=current.account_id,
-                        unit="None",
-                    )
-                if receipt.status == ReceiptStatus.FAILED and move.error is not None:
-                    self._after_failure(move, provider)
+                self._applied(move, receipt, result, provider=provider)
                 return move.job
             current = self._jobs.get_jobs([(current.queue_id, current.id)]).get(current.id)
-        raise RuntimeError(f"job {job.id}: its receipt kept meeting concurrent changes")
+        raise RuntimeError(f"job {current.id if current else '?'}: its receipt kept meeting concurrent changes")
 
     def _category(self, job: Job, receipt: Receipt) -> str | None:
         """The queue's template category, read only for a receipt the table must price without a category of its
