@@ -291,7 +291,7 @@ def test_an_account_stored_before_account_health_still_loads(settings: Settings,
     (key,) = [
         {"PK": item["PK"], "SK": item["SK"]}
         for item in client.scan(TableName=settings.table_name)["Items"]
-        if item["SK"]["S"] == f"ACCOUNT#{created.body['id']}"
+        if item["SK"]["S"] == f"ACCOUNT#{created.body['id']}" and item["PK"]["S"].startswith("BIZ#")
     ]
     client.update_item(
         TableName=settings.table_name,
