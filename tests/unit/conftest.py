@@ -17,8 +17,8 @@ from tests.unit.fakes import (
     FixedClock,
     phone,
 )
-from wabacast.domain.models import Account, Business, Provider
-from wabacast.logic.accounts import AccountDraft, AccountService
+from wabacast.domain.models import Account, AccountStatus, Business, Provider
+from wabacast.logic.accounts import AccountDraft, AccountService, later_than
 from wabacast.logic.businesses import BusinessService
 from wabacast.logic.contacts import ContactService
 from wabacast.logic.queues import QueueService
@@ -108,8 +108,15 @@ AccountFactory = Callable[..., Account]
 
 
 @pytest.fixture
-def make_account(account_service: AccountService, business: Business) -> AccountFactory:
-    """Create an account of `business` through the service; sandbox unless told otherwise."""
+def make_account(
+    account_service: AccountService,
+    business: Business,
+    business_store: FakeBusinessStore,
+    account_store: FakeAccountStore,
+    clock: FixedClock,
+) -> AccountFactory:
+    """Create an account of `business` through the service; sandbox unless told otherwise. A Twilio or Meta one is
+    verified as its first sync would (`verified=False`: left PENDING, awaiting its ownership check)."""
     counter = iter(range(1, 10_000))
 
     def make(provider: Provider = Provider.SANDBOX, business_id: str | None = None, **fields: Any) -> Account:
@@ -119,6 +126,23 @@ def make_account(account_service: AccountService, business: Business) -> Account
             "provider": provider,
             **fields,
         }
-        return account_service.create(business_id or business.id, AccountDraft(**values))
+        verified = values.pop("verified", True)
+        account = account_service.create(business_id or business.id, AccountDraft(**values))
+        if provider is Provider.SANDBOX or not verified:
+            return account
+        # What the first sync does when the provider confirms the number (wabacast.logic.account_health): the
+        # account then has the status that was asked.
+        owner = business_store.get(account.business_id)
+        assert owner is not None
+        after = account.model_copy(
+            update={
+                "status": values.get("status", AccountStatus.ACTIVE),
+                "status_reason": None,
+                "ownership_verified_at": clock(),
+                "updated_at": later_than(account.updated_at, clock()),
+            }
+        )
+        account_store.update(account, after, owner)
+        return after
 
     return make

@@ -10,14 +10,17 @@ from dataclasses import dataclass
 
 import boto3
 
+from wabacast.account_health_wiring import build_account_health
 from wabacast.adapters.dynamodb import AccountRepository, BusinessRepository, ContactRepository, QueueRepository
 from wabacast.adapters.dynamodb.inbound import InboundRepository
 from wabacast.adapters.dynamodb.jobs import DynamoJobStore
 from wabacast.adapters.dynamodb.lifecycle import QueueLifecycleStore
+from wabacast.adapters.dynamodb.templates import TemplateRepository
 from wabacast.adapters.lambda_trigger import LambdaPlannerTrigger
 from wabacast.adapters.metrics import EmfMetrics
 from wabacast.adapters.secrets import SecretsManagerStore
 from wabacast.adapters.webhook_secrets import WebhookSecretsReader
+from wabacast.logic.account_health import AccountHealthService
 from wabacast.logic.accounts import AccountService
 from wabacast.logic.businesses import BusinessService
 from wabacast.logic.contacts import ContactService
@@ -41,6 +44,7 @@ class Services:
     processing: ProcessingService
     webhooks: WebhookService
     inbound: InboundService
+    health: AccountHealthService
     # Flushed by the API handler after each request (webhook receipts are counted per account).
     metrics: EmfMetrics
 
@@ -59,8 +63,19 @@ def build_services(settings: Settings) -> Services:
         else None
     )
     schedules = ScheduleKeeper(queue_schedules(settings))
-    processing = ProcessingService(queues, QueueLifecycleStore(table), jobs, jobs, trigger, schedules=schedules)
+    templates = TemplateRepository(table)
+    processing = ProcessingService(
+        queues,
+        QueueLifecycleStore(table),
+        jobs,
+        jobs,
+        trigger,
+        schedules=schedules,
+        templates=templates,
+    )
     metrics = EmfMetrics(namespace=settings.metrics_namespace, service=settings.metrics_service)
+    # Its metrics go out with the request's (the API handler flushes them); its readers load on the first sync.
+    health = build_account_health(settings, table=table, metrics=metrics)
     inbound = InboundRepository(table)
     webhooks = WebhookService(
         directory=accounts,
@@ -72,6 +87,8 @@ def build_services(settings: Settings) -> Services:
         replies=ReplyKeywordHandler(businesses, contacts, metrics),
         metrics=metrics,
         schedules=schedules,
+        wabas=accounts,
+        health=health,
     )
     account_service = AccountService(
         businesses,
@@ -81,6 +98,8 @@ def build_services(settings: Settings) -> Services:
         allow_sandbox=settings.allow_sandbox_accounts,
         provisioner=account_queues(settings),
         metrics=EmfMetrics(settings.metrics_namespace, settings.metrics_service, flush_each=True),
+        templates=templates,
+        on_change=health.account_changed,
     )
     return Services(
         settings=settings,
@@ -89,7 +108,8 @@ def build_services(settings: Settings) -> Services:
         metrics=metrics,
         businesses=BusinessService(businesses),
         accounts=account_service,
-        queues=QueueService(businesses, accounts, queues, schedule_hooks=processing),
+        queues=QueueService(businesses, accounts, queues, schedule_hooks=processing, templates=templates),
         contacts=ContactService(contacts),
         processing=processing,
+        health=health,
     )

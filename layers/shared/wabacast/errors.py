@@ -32,6 +32,16 @@ class ConflictError(WabacastError):
     code = "CONFLICT"
 
 
+class TemplateNotApprovedError(ConflictError):
+    """The queue's template is known (synced) for its account and language, and not APPROVED: 409, with its status."""
+
+    code = "TEMPLATE_NOT_APPROVED"
+
+    def __init__(self, message: str, *, template_status: str, field: str | None = "template") -> None:
+        super().__init__(message, field=field)
+        self.template_status = template_status
+
+
 class AuthenticationError(WabacastError):
     """No valid API key."""
 

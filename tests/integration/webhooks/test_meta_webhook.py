@@ -208,13 +208,14 @@ def test_other_notifications_are_acknowledged(world: WebhookWorld, name: str) ->
     for change in payload["entry"][0]["changes"]:
         if "metadata" in change["value"]:
             change["value"]["metadata"]["phone_number_id"] = NUMBER_A
-    # Notifications without a phone number id can only be verified with a stack-level app secret.
+    # Account fields name the WABA (entry.id, the account's wabaId) instead of a phone number id.
     has_number = any("metadata" in change["value"] for change in payload["entry"][0]["changes"])
 
     # WHEN it arrives
     response = world.webhooks.meta(payload, SECRET_A)
 
-    # THEN messages are acknowledged and counted; account fields need the stack's app secret
+    # THEN messages and account fields signed with the app secret of an account of that WABA are acknowledged
+    assert response.status == 200, response.body
     if has_number:
         assert response.status == 200, response.body
         assert response.body["inbound"] == 1
@@ -224,7 +225,20 @@ def test_other_notifications_are_acknowledged(world: WebhookWorld, name: str) ->
         assert kept["text"] == ("BAJA" if name.endswith("text.json") else "Stop promotions")
         assert kept["expiresAt"] > 0
     else:
-        assert response.status == 403
+        assert response.body["events"] == 1
+
+
+def test_account_fields_of_an_unknown_waba_are_refused_without_the_stack_secret(world: WebhookWorld) -> None:
+    # GIVEN a Meta account, and a quality update about a WABA no account is registered with
+    meta_account(world, 1, NUMBER_A, SECRET_A)
+    payload = fixture("meta/phone_number_quality_update.json")
+    payload["entry"][0]["id"] = "999999999999"
+
+    # WHEN it arrives signed with the account's secret
+    response = world.webhooks.meta(payload, SECRET_A)
+
+    # THEN no key can vouch for it: refused
+    assert response.status == 403
 
 
 def test_a_thousand_statuses_out_of_order_and_duplicated_leave_exact_counters(world: WebhookWorld) -> None:

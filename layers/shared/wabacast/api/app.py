@@ -55,6 +55,8 @@ from wabacast.api.models import (
     RetryFailedOut,
     RunListOut,
     RunOut,
+    TemplateListOut,
+    TemplateOut,
 )
 from wabacast.api.webhooks import register_webhook_routes
 from wabacast.container import Services
@@ -259,6 +261,31 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
     def list_inbound(account_id: Identifier, limit: Limit = page_size, next_token: NextToken = None) -> InboundListOut:
         page = services.inbound.list(tenant(), account_id, limit, next_token)
         return InboundListOut(items=[InboundOut.of(item) for item in page.items], next_token=page.next_token)
+
+    @app.post(
+        f"{WHATSAPP}/accounts/<account_id>/sync",
+        tags=["accounts"],
+        responses=documented(
+            200,
+            "The account after reading its provider now: ownership check, quality, tier, status, templates. A "
+            "provider that cannot be read is reported in `syncError` (and `statusReason` while unverified)",
+            *read,
+            409,
+        ),
+    )
+    def sync_account(account_id: Identifier) -> AccountOut:
+        return account_out(services.health.sync(tenant(), account_id))
+
+    @app.get(
+        f"{WHATSAPP}/accounts/<account_id>/templates",
+        tags=["accounts"],
+        responses=documented(200, "A page of the account's templates as last synced", *read, 422),
+    )
+    def list_templates(
+        account_id: Identifier, limit: Limit = page_size, next_token: NextToken = None
+    ) -> TemplateListOut:
+        page = services.health.templates(tenant(), account_id, limit, next_token)
+        return TemplateListOut(items=[TemplateOut.of(item) for item in page.items], next_token=page.next_token)
 
     @app.post(f"{WHATSAPP}/accounts", tags=["accounts"], responses=documented(201, "Created", *write))
     def create_account(body: Annotated[AccountCreateIn, Body()]) -> Response[AccountOut]:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
+from wabacast.domain.health import AccountTemplate, TemplateStatus
 from wabacast.domain.models import (
     Account,
     AccountLimits,
@@ -32,6 +33,7 @@ from wabacast.domain.models import (
     RunStatus,
     Tag,
     Template,
+    TemplateCategory,
     TimeZoneName,
     Variables,
     VerificationStatus,
@@ -206,6 +208,28 @@ class AccountOut(ApiModel):
     delivery_ready: bool = Field(description="The account's delivery queues exist; a retried create completes them")
     created_at: datetime
     updated_at: datetime
+    status_reason: str | None = Field(
+        default=None,
+        description="Why the status is what it is when the tenant did not choose it: `awaiting ownership check`, "
+        "a failed ownership check, a ban or restriction the provider reported",
+    )
+    ownership_verified_at: datetime | None = Field(
+        default=None,
+        description="When a sync confirmed, with the account's own credentials, that the provider knows this number "
+        "(Twilio and Meta accounts stay PENDING until then); null for sandbox accounts",
+    )
+    last_synced_at: datetime | None = Field(default=None, description="The last sync that read the provider")
+    sync_error: str | None = Field(default=None, description="Why the last sync could not read the provider")
+    provider_status: str | None = Field(
+        default=None, description="The number's status at the provider (Meta: CONNECTED, FLAGGED, BANNED, ...)"
+    )
+    throughput: str | None = Field(default=None, description="Meta's throughput level (STANDARD, HIGH, ...)")
+    flagged: bool = Field(default=False, description="Meta flagged the number for low quality: it does not send")
+    suspended_by_provider: bool = Field(
+        default=False,
+        description="SUSPENDED because the provider stopped the number; a sync that finds it back lifts it",
+    )
+    waba_id: str | None = Field(default=None, description="Meta's WhatsApp Business Account id")
     cost: CostOut | None = Field(
         default=None, description="What its messages cost so far (docs/pricing.md); null in listings"
     )
@@ -220,6 +244,37 @@ class AccountOut(ApiModel):
 
 class AccountListOut(ApiModel):
     items: list[AccountOut]
+    next_token: str | None
+
+
+class TemplateOut(ApiModel):
+    """One template of the account, as the last sync (or a later template webhook) reported it."""
+
+    name: str
+    language: str
+    status: TemplateStatus = Field(description="Meta's review state; queues send APPROVED templates only")
+    category: TemplateCategory | None = Field(description="The provider's category; it wins over a queue's own")
+    provider_template_id: str | None
+    components: list[dict[str, Any]] = Field(description="The template's components as the provider lists them")
+    reason: str | None = Field(description="The provider's reason for a rejection or pause")
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, template: AccountTemplate) -> TemplateOut:
+        return cls(
+            name=template.name,
+            language=template.language,
+            status=template.status,
+            category=template.category,
+            provider_template_id=template.provider_template_id,
+            components=[dict(component) for component in template.components],
+            reason=template.reason,
+            updated_at=template.updated_at,
+        )
+
+
+class TemplateListOut(ApiModel):
+    items: list[TemplateOut]
     next_token: str | None
 
 

@@ -50,7 +50,8 @@ def public_url(event: APIGatewayProxyEventV2) -> str:
 def _acknowledged(result: WebhookResult) -> Response[str]:
     body = (
         f'{{"applied":{result.applied},"unchanged":{result.unchanged},"unknown":{result.unknown},'
-        f'"ignored":{result.ignored},"inbound":{result.inbound},"events":{result.events}}}'
+        f'"ignored":{result.ignored},"inbound":{result.inbound},"events":{result.events},'
+        f'"healthChanges":{result.health_changes}}}'
     )
     return Response(HTTPStatus.OK, content_types.APPLICATION_JSON, body)
 

@@ -131,3 +131,54 @@ class SyncReport:
     queues_paused: int = 0
     queues_falling_back: int = 0
     errors: dict[str, str] = field(default_factory=dict)  # account id -> error code
+    # The pass reached its deadline before every account: the next pass syncs the rest.
+    stopped_early: bool = False
+
+
+@dataclass(frozen=True)
+class AccountTemplate:
+    """A template as wabacast keeps it for one account (one stored item per name and language): what the last sync
+    read, or a later `message_template_status_update` changed. `updated_at`: when that happened."""
+
+    account_id: str
+    name: str
+    language: str
+    status: TemplateStatus
+    category: TemplateCategory | None
+    updated_at: datetime
+    provider_template_id: str | None = None
+    components: tuple[dict[str, object], ...] = ()
+    reason: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.name, self.language)
+
+    @property
+    def usable(self) -> bool:
+        """Whether a queue may send it: APPROVED is the only state Meta sends a template in."""
+        return self.status == TemplateStatus.APPROVED
+
+    @classmethod
+    def of(cls, account_id: str, template: ProviderTemplate, updated_at: datetime) -> AccountTemplate:
+        return cls(
+            account_id=account_id,
+            name=template.name,
+            language=template.language,
+            status=template.status,
+            category=template.category,
+            updated_at=updated_at,
+            provider_template_id=template.provider_template_id,
+            components=template.components,
+            reason=template.reason,
+        )
+
+    def same_content(self, other: AccountTemplate) -> bool:
+        """Equal but for `updated_at`: a sync rewrites only templates that changed."""
+        return (self.status, self.category, self.provider_template_id, self.components, self.reason) == (
+            other.status,
+            other.category,
+            other.provider_template_id,
+            other.components,
+            other.reason,
+        )

@@ -248,12 +248,37 @@ class Account(DomainModel):
     delivery_ready: bool = False
     created_at: datetime
     updated_at: datetime
+    # Account health (wabacast.logic.account_health, decision 29). Items stored before it load with the defaults.
+    # Why the status is what it is, when it is not the tenant's own choice ("awaiting ownership check", a ban, ...).
+    status_reason: str | None = None
+    # When a sync confirmed, with the account's own credentials, that the provider knows this number as this
+    # account's; None: never (a new Twilio/Meta account stays PENDING until then). Sandbox accounts need no proof.
+    ownership_verified_at: datetime | None = None
+    last_synced_at: datetime | None = None
+    # The last sync's failure ("<code>: <message>"), None once a sync succeeds.
+    sync_error: str | None = None
+    # The phone number's status as the provider reports it (Meta: CONNECTED, FLAGGED, BANNED, ...).
+    provider_status: str | None = None
+    # Meta's throughput level (STANDARD, HIGH, NOT_APPLICABLE).
+    throughput: str | None = None
+    # Meta flagged the number for low quality (phone_number_quality_update FLAGGED, or status FLAGGED): no sending.
+    flagged: bool = False
+    # The status is SUSPENDED because the provider banned, restricted or disconnected the number (not the tenant):
+    # a later sync that finds it reinstated makes it ACTIVE again.
+    suspended_by_provider: bool = False
+    # Meta's WhatsApp Business Account id (from the credentials; not secret): what Meta's account webhooks name.
+    waba_id: str | None = None
 
     @property
     def can_send(self) -> bool:
-        """The one rule for whether messages may go out through this account: ACTIVE, and not rated RED by Meta
-        (sending on a RED number is how numbers get blocked)."""
-        return self.status == AccountStatus.ACTIVE and self.quality_rating != QualityRating.RED
+        """The one rule for whether messages may go out through this account: ACTIVE, not rated RED and not FLAGGED
+        by Meta (sending on such a number is how numbers get blocked)."""
+        return self.status == AccountStatus.ACTIVE and self.quality_rating != QualityRating.RED and not self.flagged
+
+    @property
+    def needs_ownership_proof(self) -> bool:
+        """A Twilio or Meta account whose number no sync has confirmed yet (sandbox numbers exist only locally)."""
+        return self.provider != Provider.SANDBOX and self.ownership_verified_at is None
 
 
 class TemplateCategory(StrEnum):

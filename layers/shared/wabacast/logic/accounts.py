@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,10 +27,20 @@ from wabacast.domain.models import (
 )
 from wabacast.errors import ConcurrentModificationError, ConflictError, InvalidInputError, NotFoundError
 from wabacast.ids import new_id
-from wabacast.logic.ports import AccountStore, BusinessStore, MetricsSink, QueueProvisioner, QueueStore, SecretStore
+from wabacast.logic.ports import (
+    AccountStore,
+    BusinessStore,
+    MetricsSink,
+    QueueProvisioner,
+    QueueStore,
+    SecretStore,
+    TemplateStore,
+)
 
 # Optimistic writes retry this many times when a concurrent request moved the business's pointers.
 MAX_ATTEMPTS = 4
+# The status reason of a Twilio or Meta account no sync has confirmed yet (decision 29).
+AWAITING_OWNERSHIP = "awaiting ownership check"
 
 
 class AccountDraft(BaseModel):
@@ -111,9 +122,51 @@ def _provider_number_id(provider: Provider, credentials: ProviderCredentials | N
     return account_id if provider is Provider.SANDBOX else None
 
 
-def _after(previous: datetime, now: datetime) -> datetime:
+def _waba_id(provider: Provider, credentials: ProviderCredentials | None, account_id: str) -> str | None:
+    """What Meta's account webhooks name the account by (with a display number): its WABA id. Not secret. The
+    sandbox's Graph emulation uses the account id as the WABA id, as it does for the phone number id."""
+    if isinstance(credentials, MetaCredentials):
+        return credentials.waba_id
+    return account_id if provider is Provider.SANDBOX else None
+
+
+def later_than(previous: datetime, now: datetime) -> datetime:
     """A timestamp strictly later than `previous`: updated_at doubles as the optimistic-lock version."""
     return now if now > previous else previous + timedelta(microseconds=1)
+
+
+def count_quality_change(metrics: MetricsSink | None, before: Account, after: Account) -> None:
+    """AccountQualityRed: an account turned RED (it stops sending; an alarm watches the metric). The one place for
+    it, whether a tenant's update or a sync (wabacast.logic.account_health) changed the rating."""
+    turned_red = after.quality_rating == QualityRating.RED and before.quality_rating != QualityRating.RED
+    if metrics is not None and turned_red:
+        metrics.add("AccountQualityRed", 1, account_id=after.id)
+
+
+def _ownership_reset(before: Account, patch: AccountPatch) -> dict[str, Any]:
+    """A Twilio or Meta account whose number or credentials change must prove the new pair again: PENDING until a
+    sync confirms it (otherwise a verified account could be pointed at someone else's number)."""
+    if before.provider is Provider.SANDBOX:
+        return {}
+    number_changed = "phone_number" in patch.model_fields_set and patch.phone_number != before.phone_number
+    if not number_changed and "credentials" not in patch.model_fields_set:
+        return {}
+    return {
+        "status": AccountStatus.PENDING,
+        "status_reason": AWAITING_OWNERSHIP,
+        "ownership_verified_at": None,
+        "suspended_by_provider": False,
+    }
+
+
+def _require_ownership(before: Account, proof: dict[str, Any]) -> None:
+    unproven = before.needs_ownership_proof or "ownership_verified_at" in proof
+    if unproven:
+        raise ConflictError(
+            f"status: a {before.provider.value} account becomes ACTIVE only once a sync has confirmed, with its own "
+            "credentials, that the provider knows this phone number (POST /api/whatsapp/accounts/{id}/sync)",
+            field="status",
+        )
 
 
 class AccountService:
@@ -128,6 +181,8 @@ class AccountService:
         allow_sandbox: bool,
         provisioner: QueueProvisioner | None = None,
         metrics: MetricsSink | None = None,
+        templates: TemplateStore | None = None,
+        on_change: Callable[[Account, Account], object] | None = None,
     ) -> None:
         self._businesses = businesses
         self._accounts = accounts
@@ -139,6 +194,10 @@ class AccountService:
         # Creates each account's delivery queues; None only where delivery is not wired (unit tests of hierarchy).
         self._provisioner = provisioner
         self._metrics = metrics
+        # The accounts' synced templates, removed with their account.
+        self._templates = templates
+        # Told of every update (account health protects the queues of an account that can no longer send).
+        self._on_change = on_change
 
     def list(self, business_id: str, limit: int, next_token: str | None) -> Page[Account]:
         business = self._business(business_id)
@@ -154,6 +213,7 @@ class AccountService:
             )
         credentials = parse_credentials(draft.provider, draft.credentials)
         account_id = new_id("acc")
+        needs_proof = draft.provider is not Provider.SANDBOX
         secret_name = self._secrets.name_for_account(business_id, account_id)
         secret_written = False
         try:
@@ -166,7 +226,10 @@ class AccountService:
                     display_name=draft.display_name,
                     phone_number=draft.phone_number,
                     provider=draft.provider,
-                    status=draft.status,
+                    # A Twilio or Meta number is the tenant's claim until a sync proves it (decision 29): PENDING
+                    # whatever was asked; the first sync that confirms it makes it ACTIVE.
+                    status=AccountStatus.PENDING if needs_proof else draft.status,
+                    status_reason=AWAITING_OWNERSHIP if needs_proof else None,
                     # The first account of a business becomes its primary, whatever was asked.
                     is_primary=draft.is_primary or business.primary_account_id is None,
                     is_default=draft.is_default,
@@ -176,6 +239,7 @@ class AccountService:
                     messaging_tier=draft.messaging_tier,
                     credentials=_summary(credentials),
                     provider_number_id=_provider_number_id(draft.provider, credentials, account_id),
+                    waba_id=_waba_id(draft.provider, credentials, account_id),
                     created_at=now,
                     updated_at=now,
                 )
@@ -239,34 +303,43 @@ class AccountService:
                     field="isPrimary",
                 )
             summary = before.credentials
+            proof = dict(_ownership_reset(before, patch))
+            if "status" in changes:
+                # The tenant's own choice: no reason of the provider's stands behind it any more.
+                proof.setdefault("status_reason", None)
+                proof.setdefault("suspended_by_provider", False)
+                if changes["status"] == AccountStatus.ACTIVE and before.status != AccountStatus.ACTIVE:
+                    _require_ownership(before, proof)
             if "credentials" in patch.model_fields_set:
                 credentials = parse_credentials(before.provider, patch.credentials)
                 summary = _summary(credentials)
                 changes["provider_number_id"] = _provider_number_id(before.provider, credentials, account_id)
+                changes["waba_id"] = _waba_id(before.provider, credentials, account_id)
                 if credentials is not None and not secret_written:
                     name = self._secrets.name_for_account(business_id, account_id)
                     self._secrets.put(name, credentials.model_dump(), self._tags(before))
                     secret_written = True
             after = before.model_copy(
-                update={**changes, "credentials": summary, "updated_at": _after(before.updated_at, self._clock())}
+                update={
+                    **changes,
+                    **proof,
+                    "credentials": summary,
+                    "updated_at": later_than(before.updated_at, self._clock()),
+                }
             )
             after = Account.model_validate(after.model_dump())
             try:
                 self._accounts.update(before, after, business)
             except ConcurrentModificationError:
                 continue
-            self._count_quality_change(before, after)
+            count_quality_change(self._metrics, before, after)
+            if self._on_change is not None:
+                self._on_change(before, after)
             # Limits and status shape the sender mapping (concurrency, enabled); a half-provisioned account heals.
             if not after.delivery_ready or after.limits != before.limits or after.status != before.status:
                 return self._provision(after)
             return after
         raise ConcurrentModificationError("too many concurrent changes to this account; retry")
-
-    def _count_quality_change(self, before: Account, after: Account) -> None:
-        """AccountQualityRed: an account turned RED (it stops sending; an alarm watches the metric)."""
-        turned_red = after.quality_rating == QualityRating.RED and before.quality_rating != QualityRating.RED
-        if self._metrics is not None and turned_red:
-            self._metrics.add("AccountQualityRed", 1, account_id=after.id)
 
     def delete(self, business_id: str, account_id: str) -> None:
         for _ in range(MAX_ATTEMPTS):
@@ -292,6 +365,8 @@ class AccountService:
                 self._provisioner.teardown(account)
             if account.provider != Provider.SANDBOX:
                 self._secrets.delete(self._secrets.name_for_account(business_id, account_id))
+            if self._templates is not None:
+                self._templates.delete_all(business_id, account_id)
             return
         raise ConcurrentModificationError("too many concurrent changes to this business's accounts; retry")
 

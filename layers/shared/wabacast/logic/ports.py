@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from wabacast.domain.health import AccountSnapshot
+from wabacast.domain.health import AccountSnapshot, AccountTemplate
 from wabacast.domain.models import (
     Account,
     ApiKey,
@@ -100,6 +100,19 @@ class MetricsSink(Protocol):
     def add(
         self, name: str, value: float, *, account_id: str | None, unit: str = "Count", **dimensions: str
     ) -> None: ...
+
+
+class TemplateStore(Protocol):
+    """An account's synced templates, one per (name, language) (wabacast.adapters.dynamodb.templates)."""
+
+    def get(self, business_id: str, account_id: str, name: str, language: str) -> AccountTemplate | None: ...
+    def all(self, business_id: str, account_id: str) -> list[AccountTemplate]: ...
+    def replace(self, business_id: str, put: Sequence[AccountTemplate], remove: Sequence[AccountTemplate]) -> None: ...
+    # False when the stored template is newer than `template.updated_at` (nothing written).
+    def record_status(self, business_id: str, template: AccountTemplate) -> bool: ...
+    def delete_all(self, business_id: str, account_id: str) -> None: ...
+    # Last: a method named `list` hides the builtin from the annotations after it.
+    def list(self, business_id: str, account_id: str, limit: int, next_token: str | None) -> Page[AccountTemplate]: ...
 
 
 class AccountReader(Protocol):

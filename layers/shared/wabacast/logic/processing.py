@@ -15,9 +15,11 @@ from wabacast.domain.jobs import JobStatus
 from wabacast.domain.models import Page, Queue, QueueCounters, QueueRun, QueueStatus, RunStatus, counters_since
 from wabacast.domain.recurrence import Recurrence
 from wabacast.domain.schedules import ScheduleAction, ScheduledEvent
-from wabacast.errors import ConflictError, NotFoundError
+from wabacast.errors import ConflictError, NotFoundError, TemplateNotApprovedError
+from wabacast.logic.accounts import later_than
 from wabacast.logic.delivery_ports import CounterStore, JobStore, QueueLifecycle
 from wabacast.logic.ports import QueueStore
+from wabacast.logic.queues import TemplateCatalogue, synced_category
 from wabacast.logic.scheduling import ScheduleKeeper, expired, next_window_at
 from wabacast.pricing import PriceTable, default_price_table, format_micros
 
@@ -26,6 +28,14 @@ LOGGER = logging.getLogger(__name__)
 _SAME_OCCURRENCE = timedelta(seconds=1)
 
 RETRY_FAILED_LIMIT = 1000
+# A queue's template category may be corrected (from its synced template) only while it has not started.
+_NOT_STARTABLE = (
+    QueueStatus.PROCESSING,
+    QueueStatus.PAUSED,
+    QueueStatus.COMPLETED,
+    QueueStatus.CANCELLED,
+    QueueStatus.FAILED,
+)
 
 
 class PlannerTrigger(Protocol):
@@ -100,8 +110,11 @@ class ProcessingService:
         clock: Clock = utc_now,
         schedules: ScheduleKeeper | None = None,
         prices: PriceTable | None = None,
+        templates: TemplateCatalogue | None = None,
     ) -> None:
         self._queues = queues
+        # The accounts' synced templates (decision 29); None: no template is known, every one may start.
+        self._templates = templates
         self._prices = prices
         self._lifecycle = lifecycle
         self._jobs = jobs
@@ -113,7 +126,7 @@ class ProcessingService:
     # Requests ------------------------------------------------------------------------------------------------
     def process(self, business_id: str, queue_id: str) -> Progress:
         """Start now, or wait for the start (startAt) or the first occurrence (recurrence) as SCHEDULED."""
-        queue = self._queue(business_id, queue_id)
+        queue = self._checked_template(self._queue(business_id, queue_id))
         now = self._clock()
         waiting = (QueueStatus.DRAFT, QueueStatus.SCHEDULED)
         if expired(queue.schedule, now):
@@ -392,6 +405,30 @@ class ProcessingService:
         return "expired"
 
     # Helpers -------------------------------------------------------------------------------------------------
+    def _checked_template(self, queue: Queue) -> Queue:
+        """A template the account's sync knows must be APPROVED to start (409 with its status); its synced category
+        replaces the queue's stated one (opt-out scopes and pricing follow it). Unknown templates start as before."""
+        if self._templates is None or queue.status not in (QueueStatus.DRAFT, QueueStatus.SCHEDULED):
+            return queue
+        template = queue.template
+        known = self._templates.get(queue.business_id, queue.account_id, template.name, template.language)
+        if known is None:
+            return queue
+        if not known.usable:
+            raise TemplateNotApprovedError(
+                f"template: {template.name} ({template.language}) is {known.status.value} for account "
+                f"{queue.account_id}; only APPROVED templates can be sent",
+                template_status=known.status.value,
+            )
+        with_category = synced_category(self._templates, template, queue.business_id, queue.account_id)
+        if with_category == template:
+            return queue
+        after = queue.model_copy(
+            update={"template": with_category, "updated_at": later_than(queue.updated_at, self._clock())}
+        )
+        self._queues.replace(queue, after, forbidden=_NOT_STARTABLE)
+        return after
+
     def _wake(self, business_id: str, queue_id: str) -> None:
         if self._trigger is not None:
             self._trigger.start(business_id, queue_id)

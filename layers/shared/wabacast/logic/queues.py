@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict
 
 from wabacast.clock import Clock, utc_now
+from wabacast.domain.health import AccountTemplate
 from wabacast.domain.models import (
     QUEUE_STATUSES_FINISHED,
     Account,
@@ -27,7 +28,7 @@ from wabacast.domain.models import (
 from wabacast.domain.recurrence import InvalidRecurrence, Recurrence
 from wabacast.errors import ConflictError, InvalidInputError, NotFoundError
 from wabacast.ids import new_id
-from wabacast.logic.accounts import _after
+from wabacast.logic.accounts import later_than as _after
 from wabacast.logic.ports import AccountStore, BusinessStore, QueueStore
 
 # Editing is refused while the planner works on the queue, and once it has finished.
@@ -82,6 +83,25 @@ class ScheduleHooks(Protocol):
     def removed(self, queue_id: str) -> None: ...
 
 
+class TemplateCatalogue(Protocol):
+    """An account's synced templates (wabacast.adapters.dynamodb.templates)."""
+
+    def get(self, business_id: str, account_id: str, name: str, language: str) -> AccountTemplate | None: ...
+
+
+def synced_category(
+    catalogue: TemplateCatalogue | None, template: Template, business_id: str, account_id: str
+) -> Template:
+    """The template with the category the provider gave it, when a sync (or a template webhook) knows it: the
+    queue's stated category only stands for templates wabacast has not seen (decision 29)."""
+    if catalogue is None:
+        return template
+    known = catalogue.get(business_id, account_id, template.name, template.language)
+    if known is None or known.category is None or known.category == template.category:
+        return template
+    return template.model_copy(update={"category": known.category})
+
+
 class QueueService:
     def __init__(
         self,
@@ -90,12 +110,15 @@ class QueueService:
         queues: QueueStore,
         clock: Clock = utc_now,
         schedule_hooks: ScheduleHooks | None = None,
+        templates: TemplateCatalogue | None = None,
     ) -> None:
         self._businesses = businesses
         self._accounts = accounts
         self._queues = queues
         self._clock = clock
         self._hooks = schedule_hooks
+        # The accounts' synced templates (decision 29): a known template's category wins over the one stated.
+        self._templates = templates
 
     def list(
         self,
@@ -118,13 +141,14 @@ class QueueService:
         business = self._business(business_id)
         account = self._sending_account(business, draft.account_id)
         self._check_template(draft.template, account)
+        template = synced_category(self._templates, draft.template, account.business_id, account.id)
         now = self._clock()
         queue = Queue(
             id=new_id("q"),
             business_id=business_id,
             name=draft.name,
             account_id=account.id,
-            template=draft.template,
+            template=template,
             variables=draft.variables,
             audience=draft.audience,
             priority=draft.priority,
@@ -149,6 +173,9 @@ class QueueService:
             account = self._sending_account(business, patch.account_id if "account_id" in sent else before.account_id)
             changes["account_id"] = account.id
             self._check_template(changes.get("template", before.template), account)
+            changes["template"] = synced_category(
+                self._templates, changes.get("template", before.template), business_id, account.id
+            )
         if "schedule" in sent:
             changes["schedule"] = self._schedule(patch.schedule or ScheduleDraft(), business)
         changes["updated_at"] = _after(before.updated_at, self._clock())

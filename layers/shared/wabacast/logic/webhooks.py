@@ -23,6 +23,7 @@ from typing import Any, NoReturn, Protocol
 from pydantic import ValidationError
 
 from wabacast.clock import Clock, utc_now
+from wabacast.domain.health import AccountUpdate, QualityUpdate, TemplateStatusUpdate
 from wabacast.domain.jobs import ErrorClass, Job, JobMove, JobStatus
 from wabacast.domain.models import MetaCredentials, Provider, Queue, QueueStatus, TwilioCredentials
 from wabacast.domain.receipts import Receipt, ReceiptStatus, apply_receipt, parse_job_reference
@@ -40,8 +41,10 @@ from wabacast.logic.replies import ReplyKeywordHandler
 from wabacast.logic.scheduling import ScheduleKeeper
 from wabacast.pricing import MICROS_PER_UNIT, PriceTable, default_price_table
 from wabacast.providers.webhooks import (
+    MetaAccountEvent,
     MetaNotification,
     TwilioCallback,
+    meta_account_event,
     meta_inbound_text,
     meta_inbound_time,
     meta_receipt,
@@ -62,6 +65,22 @@ class WebhookDirectory(Protocol):
     def webhook_account(self, route: str, key: str) -> WebhookAccount | None:
         """One GetItem: the account registered under (route, key), e.g. ("meta", phone number id)."""
         ...
+
+
+class WabaDirectory(Protocol):
+    def accounts_of_waba(self, waba_id: str) -> list[WebhookAccount]:
+        """One Query: every account registered with this WABA id."""
+        ...
+
+
+class AccountHealth(Protocol):
+    """wabacast.logic.account_health.AccountHealthService, as the webhooks use it."""
+
+    def apply_quality(self, update: QualityUpdate, *, among: Sequence[WebhookAccount] | None = None) -> int: ...
+    def apply_template_status(
+        self, update: TemplateStatusUpdate, *, among: Sequence[WebhookAccount] | None = None
+    ) -> int: ...
+    def apply_account_update(self, update: AccountUpdate, *, among: Sequence[WebhookAccount] | None = None) -> int: ...
 
 
 class WebhookSecrets(Protocol):
@@ -95,6 +114,8 @@ class WebhookResult:
     ignored: int = 0
     inbound: int = 0
     events: int = 0
+    # Accounts (or their templates) an account event changed.
+    health_changes: int = 0
     moves: list[JobMove] = field(default_factory=list)
 
 
@@ -113,8 +134,13 @@ class WebhookService:
         clock: Clock = utc_now,
         prices: PriceTable | None = None,
         schedules: ScheduleKeeper | None = None,
+        wabas: WabaDirectory | None = None,
+        health: AccountHealth | None = None,
     ) -> None:
         self._directory = directory
+        # Meta's account fields name the WABA: its accounts (lookup items) and what acts on the events.
+        self._wabas = wabas
+        self._health = health
         self._secrets = secrets
         self._jobs = jobs
         self._lifecycle = lifecycle
@@ -160,7 +186,18 @@ class WebhookService:
                 # Only the account's own app secret can vouch for its payload.
                 self._refused(META_ROUTE)
             accounts[number_id] = account
-        if not accounts and not stack_secret:
+        waba_accounts: dict[str, list[WebhookAccount]] = {}
+        for waba_id in sorted(notification.account_event_waba_ids()):
+            registered = self._wabas.accounts_of_waba(waba_id) if self._wabas is not None else []
+            if stack_secret:
+                waba_accounts[waba_id] = registered
+                continue
+            # Without the stack's secret, the event acts only for the accounts whose own app secret signed it.
+            vouched = [account for account in registered if self._meta_secret_valid(account, raw_body, signature)]
+            if not vouched:
+                self._refused(META_ROUTE)
+            waba_accounts[waba_id] = vouched
+        if not accounts and not waba_accounts and not stack_secret:
             self._refused(META_ROUTE)
 
         result = WebhookResult()
@@ -170,10 +207,13 @@ class WebhookService:
                 value = change.value
                 account = accounts.get(value.metadata.phone_number_id) if value.metadata else None
                 if change.field != "messages":
-                    # account_update, phone_number_quality_update, message_template_status_update: acknowledged
-                    # and counted here; acting on them is the account-health capability's job.
+                    # account_update, phone_number_quality_update, message_template_status_update: counted, and
+                    # acted on by account health (decision 29); other fields are only counted.
                     result.events += 1
                     self._metrics.add("WebhookAccountEvents", 1, account_id=None, field=change.field[:64])
+                    event = meta_account_event(entry, change)
+                    if event is not None and self._health is not None:
+                        result.health_changes += self._act(event, waba_accounts.get(entry.id, []))
                     continue
                 if value.messages and account is not None:
                     # Stop/start keywords act on the opt-outs; every message is kept for the account (30 days).
@@ -202,6 +242,14 @@ class WebhookService:
                     receipts.append((status.biz_opaque_callback_data, receipt))
                 self._record(account, receipts, result)
         return result
+
+    def _act(self, event: MetaAccountEvent, among: list[WebhookAccount]) -> int:
+        assert self._health is not None
+        if isinstance(event, QualityUpdate):
+            return self._health.apply_quality(event, among=among)
+        if isinstance(event, TemplateStatusUpdate):
+            return self._health.apply_template_status(event, among=among)
+        return self._health.apply_account_update(event, among=among)
 
     def _parse_meta(self, raw_body: bytes) -> MetaNotification:
         try:

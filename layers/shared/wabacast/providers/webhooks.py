@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wabacast.domain.health import AccountUpdate, QualityUpdate, TemplateStatus, TemplateStatusUpdate
 from wabacast.domain.jobs import JobError
+from wabacast.domain.models import MessagingTier
 from wabacast.domain.receipts import Receipt, ReceiptPricing, ReceiptStatus
 from wabacast.pricing import twilio_price_micros
 from wabacast.providers.errors import classify
@@ -117,6 +119,11 @@ class MetaMetadata(_Tolerant):
     phone_number_id: str = Field(min_length=1)
 
 
+class MetaBanInfo(_Tolerant):
+    waba_ban_state: list[str] | str | None = None
+    waba_ban_date: str | None = None
+
+
 class MetaChangeValue(_Tolerant):
     messaging_product: str | None = None
     metadata: MetaMetadata | None = None
@@ -127,7 +134,11 @@ class MetaChangeValue(_Tolerant):
     current_limit: str | None = None
     message_template_id: int | str | None = None
     message_template_name: str | None = None
+    message_template_language: str | None = None
     reason: str | None = None
+    display_phone_number: str | None = None
+    phone_number: str | int | None = None
+    ban_info: MetaBanInfo | None = None
 
 
 class MetaChange(_Tolerant):
@@ -136,7 +147,9 @@ class MetaChange(_Tolerant):
 
 
 class MetaEntry(_Tolerant):
+    # The WABA id (what the account fields name the account by).
     id: str
+    time: int | None = None
     changes: list[MetaChange] = Field(default_factory=list)
 
 
@@ -151,6 +164,64 @@ class MetaNotification(_Tolerant):
             for change in entry.changes
             if change.value.metadata is not None
         }
+
+    def account_event_waba_ids(self) -> set[str]:
+        """The WABAs named by account fields (quality, template status, account update): what finds the key that
+        checks their signature when there is no stack-wide app secret."""
+        return {entry.id for entry in self.entry for change in entry.changes if change.field in META_ACCOUNT_FIELDS}
+
+
+META_QUALITY_FIELD = "phone_number_quality_update"
+META_TEMPLATE_FIELD = "message_template_status_update"
+META_ACCOUNT_FIELD = "account_update"
+META_ACCOUNT_FIELDS = frozenset({META_QUALITY_FIELD, META_TEMPLATE_FIELD, META_ACCOUNT_FIELD})
+
+MetaAccountEvent = QualityUpdate | TemplateStatusUpdate | AccountUpdate
+
+
+def meta_account_event(entry: MetaEntry, change: MetaChange) -> MetaAccountEvent | None:
+    """The health update an account field means; None for other fields, or one too incomplete to act on."""
+    value = change.value
+    at = _epoch(str(entry.time)) if entry.time is not None else None
+    if change.field == META_QUALITY_FIELD:
+        if not value.display_phone_number or not value.event:
+            return None
+        tier = value.current_limit if value.current_limit in MessagingTier.__members__ else None
+        return QualityUpdate(
+            waba_id=entry.id,
+            display_phone_number=value.display_phone_number,
+            event=value.event,
+            messaging_tier=MessagingTier(tier) if tier else None,
+            occurred_at=at,
+        )
+    if change.field == META_TEMPLATE_FIELD:
+        if not value.message_template_name or not value.message_template_language or not value.event:
+            return None
+        event = value.event.upper()
+        status = TemplateStatus(event) if event in TemplateStatus.__members__ else TemplateStatus.UNKNOWN
+        return TemplateStatusUpdate(
+            waba_id=entry.id,
+            name=value.message_template_name,
+            language=value.message_template_language,
+            status=status,
+            provider_template_id=str(value.message_template_id) if value.message_template_id is not None else None,
+            reason=value.reason if value.reason and value.reason.upper() != "NONE" else None,
+            occurred_at=at,
+        )
+    if change.field == META_ACCOUNT_FIELD:
+        if not value.event:
+            return None
+        ban_state = value.ban_info.waba_ban_state if value.ban_info else None
+        if isinstance(ban_state, list):
+            ban_state = ban_state[0] if ban_state else None
+        return AccountUpdate(
+            waba_id=entry.id,
+            event=value.event,
+            phone_number=str(value.phone_number) if value.phone_number is not None else None,
+            ban_state=ban_state,
+            occurred_at=at,
+        )
+    return None
 
 
 _META_STATUSES = {

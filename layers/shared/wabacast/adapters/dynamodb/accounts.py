@@ -17,6 +17,7 @@ from wabacast.adapters.dynamodb.base import (
     TableGateway,
     TransactionCancelledError,
     business_pk,
+    from_attributes,
     to_attributes,
 )
 from wabacast.adapters.dynamodb.businesses import BUSINESS_SK
@@ -41,6 +42,12 @@ _WEBHOOK_SK = "#ACCOUNT"
 def webhook_route_pk(route: str, key: str) -> str:
     """The item naming the account behind a webhook: ("meta", phone number id) or ("twilio", account id)."""
     return f"WEBHOOK#{route}#{key}"
+
+
+def waba_pk(waba_id: str) -> str:
+    """The lookup of a Meta WABA's accounts (Meta's account webhooks name the WABA, not a phone number id): one
+    item per account, SK `ACCOUNT#<account id>`. Not unique: a WABA holds many numbers."""
+    return f"WABA#{waba_id}"
 
 
 def webhook_route_of(account: Account) -> tuple[str, str] | None:
@@ -144,6 +151,7 @@ class AccountRepository:
             {"Put": {"Item": self._claim_item(account), "ConditionExpression": "attribute_not_exists(PK)"}},
             self._webhook_put(account),
             pointers.operation(),
+            self._waba_put(account),
         ]
         self._run(operations, claim_index=1, webhook_index=2)
 
@@ -177,6 +185,9 @@ class AccountRepository:
             operations.append(self._webhook_delete(before))
             webhook_index = len(operations)
             operations.append(self._webhook_put(after))
+        if after.waba_id != before.waba_id:
+            operations.append(self._waba_delete(before))
+            operations.append(self._waba_put(after))
         pointers = _BusinessPointerUpdate(after.business_id)
         self._repoint(pointers, after, business)
         operations.append(pointers.operation())
@@ -207,6 +218,7 @@ class AccountRepository:
             },
             self._webhook_delete(account),
             pointers.operation(),
+            self._waba_delete(account),
         ]
         self._run(operations, claim_index=None)
 
@@ -221,6 +233,21 @@ class AccountRepository:
         if item is None:
             return None
         return WebhookAccount(item["business_id"], item["account_id"], Provider(item["provider"]))
+
+    def accounts_of_waba(self, waba_id: str) -> builtins.list[WebhookAccount]:
+        """Every account registered with this Meta WABA id (any business: the id is not proof of anything until
+        the account's own credentials verified a signature or a sync). One Query."""
+        response = self._table.client.query(
+            TableName=self._table.table_name,
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": {"S": waba_pk(waba_id)}},
+            ConsistentRead=True,
+        )
+        found = []
+        for raw in response.get("Items", []):
+            item = from_attributes(raw)
+            found.append(WebhookAccount(item["business_id"], item["account_id"], Provider(item["provider"])))
+        return found
 
     def mark_delivery_ready(self, account: Account) -> None:
         self._table.client.update_item(
@@ -262,6 +289,10 @@ class AccountRepository:
             return sum(1 for operation in operations[:index] if operation is not None)
 
         claim_index, webhook_index = position(claim_index), position(webhook_index)
+        if len(sent) == 1 and "Put" in sent[0]:
+            # The account item alone (most updates, every sync): a conditional PutItem costs half a transaction.
+            self._put_alone(sent[0]["Put"])
+            return
         try:
             self._table.transact(sent)
         except TransactionCancelledError as cancelled:
@@ -274,6 +305,14 @@ class AccountRepository:
                 raise ConflictError(
                     "phoneNumber is already registered to a WhatsApp account", field="phoneNumber"
                 ) from None
+            raise ConcurrentModificationError(
+                "the account or its business changed while this request ran; retry it"
+            ) from None
+
+    def _put_alone(self, put: dict[str, Any]) -> None:
+        try:
+            self._table.client.put_item(TableName=self._table.table_name, **put)
+        except self._table.client.exceptions.ConditionalCheckFailedException:
             raise ConcurrentModificationError(
                 "the account or its business changed while this request ran; retry it"
             ) from None
@@ -323,6 +362,26 @@ class AccountRepository:
                 "ExpressionAttributeValues": {":account": {"S": account.id}},
             }
         }
+
+    @staticmethod
+    def _waba_put(account: Account) -> dict[str, Any] | None:
+        if account.waba_id is None:
+            return None
+        item = {
+            PARTITION_KEY: waba_pk(account.waba_id),
+            SORT_KEY: f"{ACCOUNT_PREFIX}{account.id}",
+            "type": "WabaAccount",
+            "business_id": account.business_id,
+            "account_id": account.id,
+            "provider": account.provider.value,
+        }
+        return {"Put": {"Item": to_attributes(item)}}
+
+    @staticmethod
+    def _waba_delete(account: Account) -> dict[str, Any] | None:
+        if account.waba_id is None:
+            return None
+        return {"Delete": {"Key": _key(waba_pk(account.waba_id), f"{ACCOUNT_PREFIX}{account.id}")}}
 
     @staticmethod
     def _webhook_delete(account: Account) -> dict[str, Any] | None:
