@@ -40,7 +40,7 @@ def _settings() -> Settings:
 @cache
 def _account_health() -> AccountSync:
     # Imported here, not at the top: the handler module stays importable (and testable) on its own.
-    from wabacast.account_health_wiring import build_account_health  # type: ignore[import-not-found,unused-ignore]
+    from wabacast.account_health_wiring import build_account_health
 
     service: AccountSync = build_account_health(_settings())
     return service
