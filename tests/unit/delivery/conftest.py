@@ -162,6 +162,7 @@ class DeliveryWorld:
             trigger=None,
             clock=self.clock,
             schedules=ScheduleKeeper(schedules),
+            limits=self.rates,
         )
 
     def records(self, account: Account | None = None, limit: int | None = None) -> list[InboundRecord]:
