@@ -14,6 +14,7 @@ from wabacast.adapters.dynamodb import AccountRepository, BusinessRepository, Co
 from wabacast.adapters.dynamodb.inbound import InboundRepository
 from wabacast.adapters.dynamodb.jobs import DynamoJobStore
 from wabacast.adapters.dynamodb.lifecycle import QueueLifecycleStore
+from wabacast.adapters.dynamodb.ratelimit import RateLimiter
 from wabacast.adapters.lambda_trigger import LambdaPlannerTrigger
 from wabacast.adapters.metrics import EmfMetrics
 from wabacast.adapters.scheduler import EventBridgeSchedules, SchedulerTarget
@@ -60,7 +61,13 @@ def build_services(settings: Settings) -> Services:
         else None
     )
     processing = ProcessingService(
-        queues, QueueLifecycleStore(table), jobs, jobs, trigger, schedules=ScheduleKeeper(_schedules(settings))
+        queues,
+        QueueLifecycleStore(table),
+        jobs,
+        jobs,
+        trigger,
+        schedules=ScheduleKeeper(_schedules(settings)),
+        limits=RateLimiter(table),
     )
     metrics = EmfMetrics(namespace=settings.metrics_namespace, service=settings.metrics_service)
     inbound = InboundRepository(table)

@@ -390,7 +390,7 @@ def test_slots_spread_a_batch_over_the_account_rate(world: DeliveryWorld) -> Non
     world.sender().send_batch(world.account.id, records)
     # THEN each waits its slot, 0.1 s apart (the first goes at once)
     assert sorted(world.sleeps) == pytest.approx([0.1, 0.2, 0.3, 0.4])
-    assert world.rates.calls_made[0].count == 5
+    assert len(world.rates.calls_made[0].recipients) == 5
 
 
 # Failures of our own -----------------------------------------------------------------------------------------------

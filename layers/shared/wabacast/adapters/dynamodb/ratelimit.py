@@ -21,6 +21,7 @@ import random
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from wabacast.adapters.dynamodb.base import Item, TableGateway
 from wabacast.domain.delivery import Reservation
@@ -89,7 +90,7 @@ class RateLimiter:
             last_slot = start + (len(granted) - 1) * interval
             if opened:
                 count = count.add(last_slot + SEND_MARGIN_S, len(opened), now)
-            values = {
+            values: dict[str, Any] = {
                 ":tat": {"N": repr(start + len(granted) * interval)},
                 ":from": {"N": str(count.first_bucket)},
                 ":recent": {"L": [{"N": str(n)} for n in count.counts]},
