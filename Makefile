@@ -18,7 +18,7 @@ CDK_APP := --app "$(BIN)/python infra/app.py"
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test lint typecheck unit integration infra-test e2e synth deploy destroy bootstrap layer check-approval clean
+.PHONY: run demo test lint typecheck unit integration infra-test e2e synth deploy destroy bootstrap layer check-approval clean
 
 # One stamp per extra set, rebuilt only when pyproject.toml changes, so a second `make run` starts in seconds.
 $(BIN)/python:
@@ -39,6 +39,11 @@ $(VENV)/.stamp-infra: pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.stamp-local
 	$(BIN)/python -m wabacast_local --port $(PORT)
+
+# With `make run` going in another terminal: a campaign of MESSAGES sandbox messages, followed to the end.
+MESSAGES ?= 1000
+demo: $(VENV)/.stamp-local
+	$(BIN)/python -m wabacast_local.demo --messages $(MESSAGES)
 
 test: $(VENV)/.stamp-test lint typecheck
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests

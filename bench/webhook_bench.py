@@ -6,9 +6,9 @@ It creates a business, a Meta account and a queue through the services the API u
 (as the sender leaves them), then posts signed Meta status webhooks to the API handler as API Gateway would, in
 the order Meta usually sends them: for every job `sent`, `delivered`, `read`, then every `delivered` again
 (a retried delivery). It prints, as JSON:
-  - handler time per request (one status each): p50 / p99 / mean, in ms, for each kind of status, measured around
-    `lambda_handler` in this process, as wall time and as the process's CPU time (moto's DynamoDB included in both:
-    in AWS the DynamoDB calls are network round trips instead, a few ms each);
+  - handler time per request (`--batch` statuses each, default 1): p50 / p99 / mean, in ms, for each kind of
+    status, measured around `lambda_handler` in this process, as wall time and as the process's CPU time (moto's
+    DynamoDB included in both: in AWS the DynamoDB calls are network round trips instead, a few ms each);
   - DynamoDB write and read request units per status, by DynamoDB's rules (bench/capacity.py: moto does not meter),
     for each kind of status, and the AWS calls per status by operation.
 The figures measure this machine and moto; the write units are what AWS would bill for the same requests.
@@ -114,7 +114,7 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def run(jobs: int) -> dict[str, Any]:
+def run(jobs: int, batch: int = 1) -> dict[str, Any]:
     from wabacast.adapters.dynamodb.base import TableGateway
     from wabacast.adapters.dynamodb.jobs import job_to_item
     from wabacast.bootstrap import create_resources
@@ -178,7 +178,7 @@ def run(jobs: int) -> dict[str, Any]:
     ]
     table.batch_write([job_to_item(job) for job in sent])
 
-    def payload(job: Job, status: str) -> bytes:
+    def payload(group: list[Job], status: str) -> bytes:
         entry = {
             "id": "209876543210",
             "changes": [
@@ -196,6 +196,7 @@ def run(jobs: int) -> dict[str, Any]:
                                 "biz_opaque_callback_data": job_reference(job.queue_id, job.id),
                                 "pricing": {"billable": True, "pricing_model": "PMP", "category": "marketing"},
                             }
+                            for job in group
                         ],
                     },
                 }
@@ -207,7 +208,7 @@ def run(jobs: int) -> dict[str, Any]:
     meter = CapacityMeter().install()
     botocore.client.BaseClient._make_api_call = _counting_call  # type: ignore[attr-defined]
     # One request first: the handler's cold work (services, the account secret through the cache) is not a status's.
-    warm_up = payload(sent[0], "sent")
+    warm_up = payload([sent[0]], "sent")
     api.lambda_handler(_event(warm_up, meta_signature(warm_up, APP_SECRET)), _Context())
     results: dict[str, Any] = {}
     try:
@@ -217,8 +218,8 @@ def run(jobs: int) -> dict[str, Any]:
             _calls.clear()
             timings: list[float] = []
             cpu: list[float] = []
-            for job in sent:
-                body = payload(job, status)
+            for start in range(0, len(sent), batch):
+                body = payload(sent[start : start + batch], status)
                 event = _event(body, meta_signature(body, APP_SECRET))
                 started, started_cpu = time.perf_counter(), time.process_time()
                 response = api.lambda_handler(event, _Context())
@@ -228,7 +229,8 @@ def run(jobs: int) -> dict[str, Any]:
                     raise RuntimeError(f"{phase}: {response}")
             report = meter.snapshot()
             results[phase] = {
-                "statuses": len(timings),
+                "statuses": len(sent),
+                "requests": len(timings),
                 "handlerMs": {
                     "p50": round(_percentile(timings, 0.50), 2),
                     "p99": round(_percentile(timings, 0.99), 2),
@@ -240,10 +242,10 @@ def run(jobs: int) -> dict[str, Any]:
                     "p99": round(_percentile(cpu, 0.99), 2),
                     "mean": round(statistics.fmean(cpu), 2),
                 },
-                "wruPerStatus": round(report.wru / len(timings), 3),
-                "rruPerStatus": round(report.rru / len(timings), 3),
+                "wruPerStatus": round(report.wru / len(sent), 3),
+                "rruPerStatus": round(report.rru / len(sent), 3),
                 "awsCallsPerStatus": {
-                    f"{service}:{operation}": round(count / len(timings), 3)
+                    f"{service}:{operation}": round(count / len(sent), 3)
                     for (service, operation), count in sorted(_calls.items())
                 },
             }
@@ -258,6 +260,9 @@ def run(jobs: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=300, help="sent jobs; each gets sent, delivered, read, delivered")
+    parser.add_argument(
+        "--batch", type=int, default=1, help="statuses per notification (Meta batches statuses due together)"
+    )
     args = parser.parse_args()
     os.environ.update(ENVIRONMENT)
     os.environ.pop("AWS_ENDPOINT_URL", None)
@@ -266,7 +271,7 @@ def main() -> None:
 
     install_all()
     with mock_aws():
-        print(json.dumps({"jobs": args.jobs, **run(args.jobs)}, indent=2))
+        print(json.dumps({"jobs": args.jobs, "statusesPerRequest": args.batch, **run(args.jobs, args.batch)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
+from infra.capabilities.account_sync import AccountSync, AccountSyncSettings
 from infra.capabilities.api import Api, ApiSettings
 from infra.capabilities.console import Console
 from infra.capabilities.data import DataStore
@@ -25,7 +26,8 @@ class WabacastStack(cdk.Stack):
     """Everything wabacast runs on.
 
     `layer_dir` is the folder built by infra/build_layer.py (it holds `python/`); `functions_dir` holds one folder
-    per code asset (`api/`, `planner/`, `sender/`, `scheduler/`). Tests pass small temporary folders for both.
+    per code asset (`api/`, `planner/`, `sender/`, `scheduler/`: the scheduler and the account sync). Tests pass
+    small temporary folders for both.
     `console_dir` is the web console's folder (console/).
     `delivery_settings` defaults to the production values with the provider URLs and the sender's reserved
     concurrency from the CDK context (`sandboxBaseUrl`, `metaBaseUrl`, `senderReservedConcurrency`);
@@ -46,6 +48,7 @@ class WabacastStack(cdk.Stack):
         delivery_settings: DeliverySettings | None = None,
         scheduling_settings: SchedulingSettings | None = None,
         monitoring_settings: MonitoringSettings | None = None,
+        account_sync_settings: AccountSyncSettings | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -68,6 +71,15 @@ class WabacastStack(cdk.Stack):
             data=self.data,
             delivery=self.delivery,
             settings=scheduling_settings,
+        )
+        self.account_sync = AccountSync(
+            self,
+            "AccountSync",
+            runtime=self.runtime,
+            data=self.data,
+            delivery=self.delivery,
+            scheduling=self.scheduling,
+            settings=account_sync_settings,
         )
         # The console's distribution first: the API's CORS names its origin; its files come last, with the API's URL.
         self.console = Console(
@@ -92,6 +104,7 @@ class WabacastStack(cdk.Stack):
             delivery=self.delivery,
             scheduling=self.scheduling,
             api=self.api,
+            account_sync=self.account_sync,
             settings=monitoring_settings or MonitoringSettings.from_context(self.node),
         )
 
@@ -144,6 +157,13 @@ class WabacastStack(cdk.Stack):
             "SchedulerFunctionName",
             value=self.scheduling.function.function_name,
             description="The scheduler (starts a scheduled or recurring queue when its schedule fires)",
+        )
+        cdk.CfnOutput(
+            self,
+            "AccountSyncFunctionName",
+            value=self.account_sync.function.function_name,
+            description="The account sync (every 15 minutes, EventBridge Scheduler): every account's quality, tier "
+            "and templates read from its provider",
         )
         cdk.CfnOutput(
             self,

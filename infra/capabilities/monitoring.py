@@ -24,6 +24,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct, Node
 
+from infra.capabilities.account_sync import AccountSync
 from infra.capabilities.api import Api
 from infra.capabilities.delivery import Delivery
 from infra.capabilities.names import METRICS_NAMESPACE, Names
@@ -47,6 +48,7 @@ ALARM_NAME_SUFFIXES = {
     "PlannerHeartbeatAlarm": "planner-heartbeat",
     "Api5xxAlarm": "api-5xx",
     "AccountQualityRedAlarm": "account-quality-red",
+    "AccountSyncFailedAlarm": "account-sync-failed",
 }
 
 
@@ -60,6 +62,9 @@ class MonitoringSettings:
     error_rate_minutes: int = 5
     # The planner ticks every minute: this many minutes without a tick (or without any data) is an alarm.
     heartbeat_missing_minutes: int = 3
+    # The account sync runs every 15 minutes: an account (or the pass itself) failing in this many passes in a row
+    # is an alarm; one failed read (a provider's hiccup) is not.
+    account_sync_failed_passes: int = 2
 
     def __post_init__(self) -> None:
         if self.alarm_email is not None and not _EMAIL.match(self.alarm_email):
@@ -85,6 +90,7 @@ class Monitoring(Construct):
         delivery: Delivery,
         scheduling: Scheduling,
         api: Api,
+        account_sync: AccountSync,
         settings: MonitoringSettings,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -99,6 +105,7 @@ class Monitoring(Construct):
             "sender": delivery.sender,
             "dead-letter consumer": delivery.dead_letter_function,
             "scheduler": scheduling.function,
+            "account sync": account_sync.function,
         }
 
         # --- the topic -----------------------------------------------------------------------------------------
@@ -239,6 +246,25 @@ class Monitoring(Construct):
             threshold=1,
         )
 
+        sync_period = cdk.Duration.minutes(account_sync.settings.interval_minutes)
+        self._alarm(
+            "AccountSyncFailedAlarm",
+            f"The account sync could not read an account from its provider (or the pass itself failed) in "
+            f"{settings.account_sync_failed_passes} passes in a row: that account's quality, tier and templates are "
+            "not being kept up to date. The pass's log names the accounts and the provider's error codes.",
+            cloudwatch.MathExpression(
+                expression="FILL(accountsFailed, 0) + FILL(passErrors, 0)",
+                using_metrics={
+                    "accountsFailed": self.metric("AccountSyncFailed", period=sync_period),
+                    "passErrors": account_sync.function.metric_errors(period=sync_period),
+                },
+                period=sync_period,
+                label="accounts not synced + failed passes",
+            ),
+            threshold=1,
+            evaluation_periods=settings.account_sync_failed_passes,
+        )
+
         # --- dashboard -----------------------------------------------------------------------------------------
         self.dashboard_name = cdk.Fn.join("-", [names.prefix, cdk.Aws.REGION])
         self.dashboard = cloudwatch.Dashboard(
@@ -246,7 +272,7 @@ class Monitoring(Construct):
             "Dashboard",
             dashboard_name=self.dashboard_name,
             default_interval=cdk.Duration.hours(3),
-            widgets=self._widgets(delivery, scheduling, api),
+            widgets=self._widgets(delivery, scheduling, api, account_sync),
         )
 
     # Metrics -----------------------------------------------------------------------------------------------------
@@ -307,7 +333,9 @@ class Monitoring(Construct):
         return alarm
 
     # Dashboard ---------------------------------------------------------------------------------------------------
-    def _widgets(self, delivery: Delivery, scheduling: Scheduling, api: Api) -> list[list[cloudwatch.IWidget]]:
+    def _widgets(
+        self, delivery: Delivery, scheduling: Scheduling, api: Api, account_sync: AccountSync
+    ) -> list[list[cloudwatch.IWidget]]:
         functions = self.functions
         alarm_status = cloudwatch.AlarmStatusWidget(
             title="Alarms", alarms=list(self.alarms.values()), width=24, height=3
@@ -425,6 +453,25 @@ class Monitoring(Construct):
             ],
             width=12,
         )
+        sync_period = cdk.Duration.minutes(account_sync.settings.interval_minutes)
+        account_sync_widget = cloudwatch.GraphWidget(
+            title=(
+                f"Account sync: accounts synced and not synced per pass ({account_sync.settings.interval_minutes} min)"
+            ),
+            left=[
+                self.metric("AccountsSynced", period=sync_period, label="synced"),
+                self.metric("AccountSyncFailed", period=sync_period, label="not synced"),
+            ],
+            right=[
+                cloudwatch.MathExpression(
+                    expression=self.per_account_search("AccountSyncFailed", "Sum", sync_period),
+                    label="",
+                    period=sync_period,
+                )
+            ],
+            width=24,
+            period=sync_period,
+        )
         return [
             [alarm_status],
             [sends, failures_by_class],
@@ -433,4 +480,5 @@ class Monitoring(Construct):
             [lambda_errors, lambda_throttles, lambda_concurrency],
             [api_errors, api_latency],
             [status_webhooks, cost],
+            [account_sync_widget],
         ]

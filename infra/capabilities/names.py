@@ -127,6 +127,7 @@ def nag_arn(service: str, resource: str) -> str:
 SCHEDULE_GROUP_NAME_PATTERN = re.compile(r"^[0-9A-Za-z._-]{1,64}$")
 FUNCTION_NAME_MAX_LENGTH = 64
 SCHEDULER_FUNCTION_SUFFIX = "-scheduler"
+ACCOUNT_SYNC_FUNCTION_SUFFIX = "-account-sync"
 
 
 def schedule_group_name(stack: cdk.Stack) -> str:
@@ -154,7 +155,17 @@ def schedule_group_arn(stack: cdk.Stack) -> str:
 def scheduler_function_name(stack: cdk.Stack) -> str:
     """The scheduler function's name, `<stack name>-scheduler`: fixed, so the function can be given its own ARN
     (the target of the schedules it moves) without a reference to itself."""
-    name = f"{stack.stack_name}{SCHEDULER_FUNCTION_SUFFIX}"
+    return _function_name(stack, SCHEDULER_FUNCTION_SUFFIX)
+
+
+def account_sync_function_name(stack: cdk.Stack) -> str:
+    """The account sync's name, `<stack name>-account-sync` (Wabacast-prod-account-sync): the environment's, and
+    easy to find when invoking a pass by hand (docs/operations.md)."""
+    return _function_name(stack, ACCOUNT_SYNC_FUNCTION_SUFFIX)
+
+
+def _function_name(stack: cdk.Stack, suffix: str) -> str:
+    name = f"{stack.stack_name}{suffix}"
     if len(name) > FUNCTION_NAME_MAX_LENGTH:
         raise ValueError(f"The function name {name!r} is longer than Lambda's {FUNCTION_NAME_MAX_LENGTH} characters")
     return name

@@ -4,6 +4,9 @@
     planner tick     rate(1 minute) --{"source": "wabacast.tick"}--> planner tick (infra/capabilities/delivery.py)
     queue starts     one at() schedule per scheduled queue start  --> scheduler function
     recurrences      one cron() schedule per recurring queue      --> scheduler function
+    limit resumes    one at() schedule per queue a provider limit paused (Twilio 63038), made by the sender or the
+                     status webhooks (the API)                    --> scheduler function
+    account sync     rate(15 minutes)                             --> account sync (infra/capabilities/account_sync.py)
   every schedule     retry policy, then the schedule dead-letter queue; invoked through the one invoke role
 
 The tick is part of the stack. The queue schedules are not: the API creates, moves and deletes them at run time
@@ -48,7 +51,9 @@ SCHEDULER_SERVICE = "scheduler.amazonaws.com"
 # What the planner's schedule sends; the planner tells a tick from an API start by it.
 TICK_INPUT = {"source": "wabacast.tick"}
 # What the API and the scheduler function do with the queue schedules (Create/Update/Delete/GetSchedule are
-# authorized against arn:...:schedule/<group>/<name>).
+# authorized against arn:...:schedule/<group>/<name>). The sender only makes a queue's limit resume (create, or
+# update when it exists).
+SENDER_SCHEDULE_ACTIONS = ("scheduler:CreateSchedule", "scheduler:UpdateSchedule")
 SCHEDULE_ACTIONS = (
     "scheduler:CreateSchedule",
     "scheduler:DeleteSchedule",
@@ -222,6 +227,19 @@ class Scheduling(Construct):
         # The role's policy must exist before the first tick tries to use it (the role itself is referenced).
         self.tick_schedule.node.add_dependency(invoke_policy)
 
+        # --- the sender: a provider limit that resets by itself (Twilio's daily limit) resumes its queue then ----
+        # The scheduler function is the schedules' target, as for the API's.
+        for variable, value in self.environment.items():
+            delivery.sender.add_environment(variable, value)
+        self._grant_schedules(
+            delivery.sender,
+            SENDER_SCHEDULE_ACTIONS,
+            "One one-time EventBridge Scheduler schedule per queue a provider limit paused, named after the queue "
+            "and made at run time (it resumes the queue when the limit resets), so the names cannot be known at "
+            "deploy time. Create and update only; the wildcard is limited to the schedules of this stack's schedule "
+            "group in this account and region.",
+        )
+
     def _schedule_environment(self, *, target_arn: str) -> dict[str, str]:
         """What the code needs to create a queue schedule: the group, its target, the role Scheduler invokes the
         target with, and the dead-letter queue."""
@@ -240,11 +258,20 @@ class Scheduling(Construct):
     def grant_schedule_management(self, function: lambda_.Function) -> None:
         """Create, update, read and delete the schedules of the stack's group (no other group), and pass the invoke
         role (no other role) to EventBridge Scheduler (no other service)."""
+        self._grant_schedules(
+            function,
+            SCHEDULE_ACTIONS,
+            "One EventBridge Scheduler schedule per scheduled queue start and per recurring queue, named after the "
+            "queue and created, moved and deleted at run time, so the names cannot be known at deploy time. The "
+            "wildcard is limited to the schedules of this stack's schedule group in this account and region.",
+        )
+
+    def _grant_schedules(self, function: lambda_.Function, actions: tuple[str, ...], reason: str) -> None:
         stack = cdk.Stack.of(self)
         function.add_to_role_policy(
             iam.PolicyStatement(
                 sid="ManageQueueSchedules",
-                actions=list(SCHEDULE_ACTIONS),
+                actions=list(actions),
                 resources=[schedules_arn_pattern(stack)],
             )
         )
@@ -258,9 +285,5 @@ class Scheduling(Construct):
         )
         assert function.role is not None
         acknowledge(
-            function.role,
-            wildcard_resource_rule(nag_arn("scheduler", f"schedule/{self.group_name}/*")),
-            "One EventBridge Scheduler schedule per scheduled queue start and per recurring queue, named after the "
-            "queue and created, moved and deleted at run time, so the names cannot be known at deploy time. The "
-            "wildcard is limited to the schedules of this stack's schedule group in this account and region.",
+            function.role, wildcard_resource_rule(nag_arn("scheduler", f"schedule/{self.group_name}/*")), reason
         )

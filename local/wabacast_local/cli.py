@@ -94,6 +94,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="how often the planner runs; the cloud schedule is rate(1 minute) (default: %(default)s)",
     )
     delivery.add_argument(
+        "--account-sync-seconds",
+        type=_positive_float,
+        default=900.0,
+        metavar="SECONDS",
+        help="how often every account is read from its provider (quality, tier, templates); the cloud schedule is "
+        "rate(15 minutes) (default: %(default)s)",
+    )
+    delivery.add_argument(
         "--feed-window",
         type=_positive_float,
         default=5.0,
@@ -272,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         functions_dir=args.functions_dir or default_functions_dir(),
         console_dir=args.console_dir or default_console_dir(),
         planner_tick_seconds=args.planner_tick,
+        account_sync_seconds=args.account_sync_seconds,
         feed_window_seconds=args.feed_window,
         show_metrics=args.show_metrics,
         sandbox=SandboxSettings(

@@ -140,3 +140,101 @@ class LocalLambdaFunction:
         except (TypeError, ValueError) as error:
             LOGGER.exception("function %s returned a result that is not JSON", self.name)
             raise FunctionError(f"{self.name} returned a result that is not JSON") from error
+
+
+class ScalingLambdaFunction:
+    """A function that concurrent callers invoke synchronously (API Gateway): as Lambda scales out, each concurrent
+    request runs in an execution environment of its own.
+
+    An environment is a fresh import of the handler file under a module name of its own, so its module-level state
+    (the API's resolver, which holds the current event, its services and clients) belongs to it alone; the shared
+    code (`wabacast`) is imported once. A request takes an idle environment, or a new one when all are busy, up to
+    `max_environments`; beyond that it waits (where Lambda would throttle at the function's concurrency limit).
+    """
+
+    def __init__(
+        self,
+        config: FunctionConfig,
+        handler_file: Path,
+        *,
+        max_environments: int,
+        handler_name: str = "lambda_handler",
+    ) -> None:
+        self.config = config
+        self._handler_file = handler_file
+        self._handler_name = handler_name
+        self._max_environments = max(1, max_environments)
+        self._condition = threading.Condition()
+        isolate_resolver_events()
+        # The first environment is made now: an import error shows at startup, not on the first request.
+        self._idle: list[LocalLambdaFunction] = [self._new_environment(0)]
+        self._created = 1
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def environments(self) -> int:
+        with self._condition:
+            return self._created
+
+    def invoke(self, event: Any) -> Any:
+        environment = self._take()
+        try:
+            return environment.invoke(event)
+        finally:
+            with self._condition:
+                self._idle.append(environment)
+                self._condition.notify()
+
+    def _take(self) -> LocalLambdaFunction:
+        with self._condition:
+            while not self._idle and self._created >= self._max_environments:
+                self._condition.wait()
+            if self._idle:
+                return self._idle.pop()
+            index = self._created
+            self._created += 1
+        # Imported outside the lock: a cold start does not hold up requests that find an idle environment.
+        try:
+            return self._new_environment(index)
+        except BaseException:
+            with self._condition:
+                self._created -= 1
+                self._condition.notify()
+            raise
+
+    def _new_environment(self, index: int) -> LocalLambdaFunction:
+        module_owner = self.config.name if index == 0 else f"{self.config.name}-environment-{index}"
+        return LocalLambdaFunction(self.config, load_handler(self._handler_file, module_owner, self._handler_name))
+
+
+_isolation_lock = threading.Lock()
+_isolated = False
+
+
+def isolate_resolver_events() -> None:
+    """Keep the event a Powertools resolver is resolving per thread.
+
+    Powertools keeps it on a class attribute (`BaseRouter.current_event`), shared by every resolver in the process:
+    right in Lambda, which never runs two events in one process, wrong here, where execution environments are
+    threads of one process. Each thread gets its own event (read through `resolver.current_event`, which the
+    resolver, its middlewares and wabacast's routes use). Installed once; idempotent.
+    """
+    global _isolated
+    with _isolation_lock:
+        if _isolated:
+            return
+        from aws_lambda_powertools.event_handler.api_gateway import APIGatewayHttpResolver
+
+        state = threading.local()
+        original_to_proxy_event = APIGatewayHttpResolver._to_proxy_event
+
+        def to_proxy_event(self: APIGatewayHttpResolver, event: dict[str, Any]) -> Any:
+            state.event = original_to_proxy_event(self, event)
+            return state.event
+
+        APIGatewayHttpResolver._to_proxy_event = to_proxy_event  # type: ignore[method-assign,assignment]
+        APIGatewayHttpResolver.current_event = property(lambda _: state.event)  # type: ignore[assignment]
+        _isolated = True

@@ -25,6 +25,13 @@ Chaos settings (constructor arguments, `configure(...)`, or `POST /config` with 
   before their delivered.
 - `access_token`: when set, only `Authorization: Bearer <access_token>` is accepted; otherwise any bearer token.
 
+Graph reads (wabacast_local.sandbox_graph): `GET /{version}/{id}?fields=...` answers a phone number's health and
+`GET /{version}/{id}/message_templates` its WABA's template catalogue (sandbox accounts use their id for both);
+`GET|POST /numbers/{id}` and `GET|POST /templates` read and change them, and a change posts Meta's signed
+`phone_number_quality_update` / `message_template_status_update` where the status callbacks go. Sends are priced
+(in their status callbacks) in the catalogue category of their template, marketing for one it does not know; a
+catalogue template PAUSED or DISABLED is refused with 132015 / 132016.
+
 Inspection: `GET /callbacks[?messageId=...&limit=...]` lists the callbacks posted (or lost) with the answers
 received, and a summary; `GET /messages[?phoneNumberId=...&limit=...]` lists accepted messages (only accepted ones),
 `DELETE /messages` forgets them and resets the counters, `GET /stats` shows the counters, `GET /config` the
@@ -50,8 +57,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from wabacast_local.sandbox_callbacks import CallbackChaos, CallbackDispatcher, CallbackTarget, plan_callbacks
+from wabacast_local.sandbox_graph import Notification, SandboxGraph, SandboxGraphError
 
 SEND_PATH = re.compile(r"^/(?P<version>v[0-9]+\.[0-9]+)/(?P<phone_number_id>[A-Za-z0-9_.-]{1,128})/messages/?$")
+GRAPH_NODE_PATH = re.compile(r"^/(?P<version>v[0-9]+\.[0-9]+)/(?P<node_id>[A-Za-z0-9_.-]{1,128})/?$")
+TEMPLATES_PATH = re.compile(r"^/(?P<version>v[0-9]+\.[0-9]+)/(?P<waba_id>[A-Za-z0-9_.-]{1,128})/message_templates/?$")
+NUMBER_CONTROL_PATH = re.compile(r"^/numbers/(?P<phone_number_id>[A-Za-z0-9_.-]{1,128})/?$")
 TO_PATTERN = re.compile(r"^\+?[0-9]{7,15}$")
 TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")
@@ -336,6 +347,16 @@ def meta_error_body(
     return status, {"error": error}
 
 
+def authorization_problem(config: SandboxConfig, authorization: str | None) -> str | None:
+    """Why a Graph call's Authorization header is refused (Meta code 190), or None."""
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    if not authorization or not authorization.startswith("Bearer ") or not token:
+        return "Missing or malformed Authorization: Bearer <access token> header"
+    if config.access_token is not None and token != config.access_token:
+        return "The access token is not valid for this phone number"
+    return None
+
+
 @dataclass(frozen=True)
 class SendOutcome:
     status: int
@@ -369,6 +390,8 @@ class SandboxState:
         self._records: deque[dict[str, Any]] = deque(maxlen=max_records)
         self._windows: dict[str, deque[float]] = {}
         self._counters: Counter[str] = Counter()
+        # Phone numbers' health and template catalogues (the Graph reads); its own lock.
+        self.graph = SandboxGraph()
 
     @staticmethod
     def _new_random(seed: int | None) -> random.Random:
@@ -453,11 +476,9 @@ class SandboxState:
             status, body = meta_error_body(code, details, fbtrace_id=f"Sbx{id_bits:024x}"[:27])
             return SendOutcome(status, body, delay_s)
 
-        token = (authorization or "").removeprefix("Bearer ").strip()
-        if not authorization or not authorization.startswith("Bearer ") or not token:
-            return error(190, "Missing or malformed Authorization: Bearer <access token> header")
-        if config.access_token is not None and token != config.access_token:
-            return error(190, "The access token is not valid for this phone number")
+        refused = authorization_problem(config, authorization)
+        if refused is not None:
+            return error(190, refused)
         try:
             body = json.loads(raw_body.decode("utf-8")) if raw_body else None
         except (UnicodeDecodeError, json.JSONDecodeError):
@@ -470,6 +491,13 @@ class SandboxState:
         forced = config.recipient_errors.get(digits)
         if forced is not None:
             return error(forced, f"Sandbox: recipient {digits} is configured to fail with {forced}")
+        template = body["template"]
+        # Sandbox accounts use their id as the WABA id too: the number's own catalogue prices and checks the send.
+        category, template_error = self.graph.send_check(
+            phone_number_id, template["name"], template["language"]["code"]
+        )
+        if template_error is not None:
+            return error(template_error, f"Sandbox: template {template['name']!r} is not sendable in its state")
         if not self._take_slot(config, phone_number_id):
             self._counters["throttled"] += 1
             return error(RATE_LIMIT_CODE, f"Throughput of {config.throughput_per_number:g} msg/s per number exceeded")
@@ -482,7 +510,6 @@ class SandboxState:
             self._release_slot(phone_number_id)
             return error(config.failure_code, "Sandbox: injected failure (failure_rate)")
         message_id = f"wamid.SBX{id_bits:024X}"
-        template = body["template"]
         parameters = [
             dict(parameter)
             for component in template.get("components", [])
@@ -496,6 +523,8 @@ class SandboxState:
             "apiVersion": version,
             "template": template["name"],
             "language": template["language"]["code"],
+            # Meta's pricing category of the template: the status callbacks bill the message with it.
+            "category": category,
             "parameters": parameters,
             "variables": _variables_of(parameters),
             # Echoed in the status callbacks as biz_opaque_callback_data, as Meta does.
@@ -610,8 +639,48 @@ class _SandboxHandler(BaseHTTPRequestHandler):
             self._send_json(200, sandbox.state.stats())
         elif parts.path == "/config":
             self._send_json(200, sandbox.state.config.to_json())
+        elif parts.path == "/templates":
+            waba_id = (query.get("wabaId") or [""])[0]
+            if not waba_id:
+                self._send_json(400, {"error": {"message": "GET /templates needs ?wabaId=<account id>", "code": 100}})
+                return
+            templates = sandbox.state.graph.templates(waba_id)
+            self._send_json(200, {"templates": [template.to_json(waba_id) for template in templates]})
+        elif (number := NUMBER_CONTROL_PATH.match(parts.path)) is not None:
+            phone_number_id = number["phone_number_id"]
+            self._send_json(200, sandbox.state.graph.number(phone_number_id).to_json(phone_number_id))
         else:
+            self._graph_read(parts.path, query)
+
+    def _graph_read(self, path: str, query: dict[str, list[str]]) -> None:
+        """The Graph API reads: a phone number node, or a WABA's message templates (wabacast_local.sandbox_graph)."""
+        graph = self.server.sandbox.state.graph
+        templates = TEMPLATES_PATH.match(path)
+        node = GRAPH_NODE_PATH.match(path) if templates is None else None
+        if templates is None and node is None:
             self._not_found()
+            return
+        authorization = self.headers.get("Authorization")
+        refused = authorization_problem(self.server.sandbox.state.config, authorization)
+        if refused is not None:
+            status, body = meta_error_body(190, refused)
+            self._send_json(status, body)
+            return
+        if node is not None:
+            fields = (query.get("fields") or [""])[0]
+            self._send_json(200, graph.phone_node(node["node_id"], fields or None))
+            return
+        assert templates is not None
+        host = self.headers.get("Host") or f"127.0.0.1:{self.server.server_port}"
+        token = (authorization or "").removeprefix("Bearer ").strip()
+        status, body = graph.template_page(
+            templates["waba_id"],
+            limit=(query.get("limit") or [""])[0] or None,
+            after=(query.get("after") or [""])[0] or None,
+            next_base=f"http://{host}{path}",
+            access_token=token or None,
+        )
+        self._send_json(status, body)
 
     def do_DELETE(self) -> None:
         self._read_body()
@@ -635,6 +704,9 @@ class _SandboxHandler(BaseHTTPRequestHandler):
         if path == "/config":
             self._configure(raw)
             return
+        if path == "/templates" or NUMBER_CONTROL_PATH.match(path):
+            self._control(path, raw)
+            return
         match = SEND_PATH.match(path)
         if match is None:
             self._not_found()
@@ -648,6 +720,25 @@ class _SandboxHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self._send_json(outcome.status, outcome.body)
+
+    def _control(self, path: str, raw: bytes) -> None:
+        """POST /numbers/{id} or POST /templates: change what the Graph reads answer; posts the account webhook."""
+        sandbox = self.server.sandbox
+        try:
+            changes = json.loads(raw.decode("utf-8")) if raw else {}
+            if not isinstance(changes, dict):
+                raise SandboxGraphError(f"POST {path} takes a JSON object")
+            number = NUMBER_CONTROL_PATH.match(path)
+            if number is not None:
+                answer = sandbox.update_number(number["phone_number_id"], changes)
+            else:
+                answer = sandbox.put_template(changes)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            self._send_json(400, {"error": {"message": "The request body is not valid JSON", "code": 100}})
+        except SandboxGraphError as error:
+            self._send_json(400, {"error": {"message": str(error), "code": 100}})
+        else:
+            self._send_json(200, answer)
 
     def _configure(self, raw: bytes) -> None:
         try:
@@ -786,6 +877,25 @@ class SandboxServer:
 
     def stats(self) -> dict[str, Any]:
         return self.state.stats()
+
+    def update_number(self, phone_number_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change a number's quality, status, tier, throughput or display number (camelCase keys, as POST
+        /numbers/{id}); posts `phone_number_quality_update` when callbacks are on and the change is one."""
+        number, notification = self.state.graph.update_number(phone_number_id, changes, int(time.time()))
+        self._post_account_notification(notification)
+        return number.to_json(phone_number_id)
+
+    def put_template(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Add or change a template of a WABA's catalogue (as POST /templates); posts
+        `message_template_status_update` when callbacks are on and its status is new or changed."""
+        waba_id, template, notification = self.state.graph.put_template(changes, int(time.time()))
+        self._post_account_notification(notification)
+        return template.to_json(waba_id)
+
+    def _post_account_notification(self, notification: Notification | None) -> None:
+        target = self.state.config.callback_target()
+        if notification is not None and target is not None:
+            self.callbacks.schedule_notification(notification.field, notification.body, target)
 
     def wait_or_stopped(self, seconds: float) -> bool:
         """Sleep up to `seconds`; True when the server is stopping meanwhile."""

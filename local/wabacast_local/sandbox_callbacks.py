@@ -7,7 +7,8 @@ signs it: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body, key: th
 Chaos, as real webhooks behave: a delay before delivered and before read (ranges), loss (a callback never posted),
 duplicates (posted twice) and reordering (read posted before delivered). Planning is a pure function of a random
 source, so tests inject one. Posting happens on a few worker threads fed by a timer queue, never on the send's
-request thread; a callback whose answer is not 2xx is tried again a few times, as Meta retries.
+request thread; statuses of one number that fall due together share a notification (as Meta batches them); a
+callback whose answer is not 2xx is tried again a few times, as Meta retries.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ RETRY_DELAY_S = 1.0
 POST_TIMEOUT_S = 30.0
 MAX_ANSWER_CHARS = 500
 STOP_GRACE_S = 3.0
+# Statuses of one phone number that fall due together go out in one notification, up to this many (Meta batches
+# too; a receiver must handle several statuses, of several messages or of one, in one request).
+MAX_STATUSES_PER_POST = 25
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,17 @@ def display_phone_number(phone_number_id: str) -> str:
 
 def status_notification(message: dict[str, Any], status: str, timestamp: int) -> dict[str, Any]:
     """Meta's webhook notification for one status of one sandbox message (a record of SandboxState.messages)."""
+    return statuses_notification([(message, status)], timestamp)
+
+
+def statuses_notification(items: list[tuple[dict[str, Any], str]], timestamp: int) -> dict[str, Any]:
+    """One notification carrying several statuses of one phone number's messages, as Meta batches them when they
+    fall due together (`statuses[]` holds one entry per status, in order)."""
+    phone_number_id = str(items[0][0]["phoneNumberId"])
+    return _notification(phone_number_id, [_status_entry(message, status, timestamp) for message, status in items])
+
+
+def _status_entry(message: dict[str, Any], status: str, timestamp: int) -> dict[str, Any]:
     phone_number_id = str(message["phoneNumberId"])
     entry: dict[str, Any] = {
         "id": str(message["id"]),
@@ -120,13 +135,19 @@ def status_notification(message: dict[str, Any], status: str, timestamp: int) ->
     if message.get("callbackData"):
         entry["biz_opaque_callback_data"] = message["callbackData"]
     if status in (STATUS_SENT, STATUS_DELIVERED):
-        # As Meta sends them on sent and delivered; the sandbox bills every template as a marketing message.
+        # As Meta sends them on sent and delivered, billed in the category of the template sent (the sandbox's
+        # catalogue; marketing for a template it does not know).
+        category = str(message.get("category") or "marketing")
         entry["conversation"] = {
             "id": hashlib.sha256(f"{phone_number_id}/{message['to']}".encode()).hexdigest()[:32],
             "expiration_timestamp": str(timestamp + 24 * 3600),
-            "origin": {"type": "marketing"},
+            "origin": {"type": category},
         }
-        entry["pricing"] = {"billable": True, "pricing_model": "PMP", "category": "marketing", "type": "regular"}
+        entry["pricing"] = {"billable": True, "pricing_model": "PMP", "category": category, "type": "regular"}
+    return entry
+
+
+def _notification(phone_number_id: str, statuses: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "object": "whatsapp_business_account",
         "entry": [
@@ -140,7 +161,7 @@ def status_notification(message: dict[str, Any], status: str, timestamp: int) ->
                                 "display_phone_number": display_phone_number(phone_number_id),
                                 "phone_number_id": phone_number_id,
                             },
-                            "statuses": [entry],
+                            "statuses": statuses,
                         },
                         "field": "messages",
                     }
@@ -148,6 +169,10 @@ def status_notification(message: dict[str, Any], status: str, timestamp: int) ->
             }
         ],
     }
+
+
+def _number(due: _Due) -> str:
+    return str(due.message["phoneNumberId"])
 
 
 def sign(raw_body: bytes, app_secret: str) -> str:
@@ -170,6 +195,8 @@ class _Due:
     duplicate: bool
     attempt: int
     target: CallbackTarget
+    # An account notification posted as it is (quality, template status); None: the message's status callback.
+    payload: dict[str, Any] | None = None
 
 
 class CallbackDispatcher:
@@ -179,12 +206,14 @@ class CallbackDispatcher:
         self,
         *,
         workers: int = 4,
+        max_batch: int = MAX_STATUSES_PER_POST,
         max_log: int = 200_000,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         post: Callable[[str, bytes, dict[str, str]], tuple[int, str]] | None = None,
     ) -> None:
         self._workers = workers
+        self._max_batch = max(1, max_batch)
         self._clock = clock
         self._wall_clock = wall_clock
         self._post = post
@@ -248,6 +277,19 @@ class CallbackDispatcher:
                 )
             self._condition.notify_all()
 
+    def schedule_notification(self, field: str, body: dict[str, Any], target: CallbackTarget) -> None:
+        """Post an account notification (`phone_number_quality_update`, `message_template_status_update`) now,
+        signed and retried like the status callbacks; logged with `status` = its field and no message id."""
+        with self._condition:
+            if self._stopping:
+                return
+            self._counters["scheduled"] += 1
+            message = {"id": None, "callbackData": None}
+            heapq.heappush(
+                self._heap, _Due(self._clock(), next(self._order), message, field, False, 1, target, dict(body))
+            )
+            self._condition.notify_all()
+
     def pending(self) -> int:
         with self._condition:
             return len(self._heap) + self._in_flight
@@ -255,9 +297,9 @@ class CallbackDispatcher:
     def run_due(self) -> int:
         """Post what is due now on the calling thread (for tests with an injected clock); returns how many."""
         done = 0
-        while (due := self._take_due(block=False)) is not None:
-            self._deliver(due)
-            done += 1
+        while (batch := self._take_due(block=False)) is not None:
+            self._deliver(batch)
+            done += len(batch)
         return done
 
     # -- inspection -------------------------------------------------------------------------------------------
@@ -272,7 +314,17 @@ class CallbackDispatcher:
         with self._condition:
             counters = dict(self._counters)
             pending = len(self._heap) + self._in_flight
-        keys = ("scheduled", "posted", "acknowledged", "refused", "unreachable", "retried", "lost", "droppedAtStop")
+        keys = (
+            "scheduled",
+            "posted",
+            "requests",
+            "acknowledged",
+            "refused",
+            "unreachable",
+            "retried",
+            "lost",
+            "droppedAtStop",
+        )
         return {**{key: counters.get(key, 0) for key in keys}, "pending": pending}
 
     def clear(self) -> None:
@@ -281,67 +333,94 @@ class CallbackDispatcher:
             self._counters.clear()
 
     # -- workers ----------------------------------------------------------------------------------------------
-    def _take_due(self, *, block: bool) -> _Due | None:
+    def _take_due(self, *, block: bool) -> list[_Due] | None:
+        """The callbacks due now for the first due one's webhook and phone number (at most `max_batch`), posted
+        together as Meta batches statuses that fall due at once."""
         with self._condition:
             while True:
                 if self._stopping:
                     return None
                 now = self._clock()
                 if self._heap and self._heap[0].at <= now:
-                    self._in_flight += 1
-                    return heapq.heappop(self._heap)
+                    first = heapq.heappop(self._heap)
+                    batch, kept = [first], []
+                    # An account notification (a payload of its own) goes alone.
+                    limit = 1 if first.payload is not None else self._max_batch
+                    while self._heap and self._heap[0].at <= now and len(batch) < limit:
+                        due = heapq.heappop(self._heap)
+                        if due.payload is None and due.target == first.target and _number(due) == _number(first):
+                            batch.append(due)
+                        else:
+                            kept.append(due)
+                    for due in kept:
+                        heapq.heappush(self._heap, due)
+                    self._in_flight += len(batch)
+                    return batch
                 if not block:
                     return None
                 self._condition.wait(timeout=min(self._heap[0].at - now, 0.5) if self._heap else 0.5)
 
     def _work(self) -> None:
-        while (due := self._take_due(block=True)) is not None:
-            self._deliver(due)
+        while (batch := self._take_due(block=True)) is not None:
+            self._deliver(batch)
 
-    def _deliver(self, due: _Due) -> None:
+    def _deliver(self, batch: list[_Due]) -> None:
         try:
-            self._post_once(due)
+            self._post_once(batch)
         finally:
             with self._condition:
-                self._in_flight -= 1
+                self._in_flight -= len(batch)
 
-    def _post_once(self, due: _Due) -> None:
+    def _post_once(self, batch: list[_Due]) -> None:
         timestamp = int(self._wall_clock())
-        raw = json.dumps(status_notification(due.message, due.status, timestamp), separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(raw, due.target.app_secret)}
-        entry: dict[str, Any] = {
-            "messageId": due.message["id"],
-            "reference": due.message.get("callbackData"),
-            "status": due.status,
-            "duplicate": due.duplicate,
-            "attempt": due.attempt,
-            "postedAt": timestamp,
-        }
+        first = batch[0]
+        notification = (
+            first.payload
+            if first.payload is not None
+            else statuses_notification([(due.message, due.status) for due in batch], timestamp)
+        )
+        raw = json.dumps(notification, separators=(",", ":")).encode()
+        target = batch[0].target
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(raw, target.app_secret)}
         try:
-            status_code, answer = self._send(due.target.url, raw, headers)
+            status_code, answer = self._send(target.url, raw, headers)
         except httpx.HTTPError as error:
             status_code, answer = 0, f"{type(error).__name__}: {error}"
-        entry["httpStatus"] = status_code
-        entry["answer"] = answer[:MAX_ANSWER_CHARS]
         acknowledged = 200 <= status_code < 300
-        entry["outcome"] = "acknowledged" if acknowledged else ("unreachable" if status_code == 0 else "refused")
+        outcome = "acknowledged" if acknowledged else ("unreachable" if status_code == 0 else "refused")
         with self._condition:
-            self._counters["posted"] += 1
-            self._counters[entry["outcome"]] += 1
-            self._log.append(entry)
-            if not acknowledged and due.attempt < MAX_POST_ATTEMPTS and not self._stopping:
-                self._counters["retried"] += 1
-                retry = _Due(
-                    self._clock() + RETRY_DELAY_S * due.attempt,
-                    next(self._order),
-                    due.message,
-                    due.status,
-                    due.duplicate,
-                    due.attempt + 1,
-                    due.target,
+            self._counters["posted"] += len(batch)
+            self._counters[outcome] += len(batch)
+            self._counters["requests"] += 1
+            for due in batch:
+                self._log.append(
+                    {
+                        "messageId": due.message["id"],
+                        "reference": due.message.get("callbackData"),
+                        "status": due.status,
+                        "duplicate": due.duplicate,
+                        "attempt": due.attempt,
+                        "postedAt": timestamp,
+                        "batchSize": len(batch),
+                        "httpStatus": status_code,
+                        "answer": answer[:MAX_ANSWER_CHARS],
+                        "outcome": outcome,
+                    }
                 )
-                heapq.heappush(self._heap, retry)
-                self._condition.notify_all()
+                if not acknowledged and due.attempt < MAX_POST_ATTEMPTS and not self._stopping:
+                    self._counters["retried"] += 1
+                    retry = _Due(
+                        self._clock() + RETRY_DELAY_S * due.attempt,
+                        next(self._order),
+                        due.message,
+                        due.status,
+                        due.duplicate,
+                        due.attempt + 1,
+                        due.target,
+                        due.payload,
+                    )
+                    heapq.heappush(self._heap, retry)
+            self._condition.notify_all()
 
     def _send(self, url: str, raw: bytes, headers: dict[str, str]) -> tuple[int, str]:
         if self._post is not None:

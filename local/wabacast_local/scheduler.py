@@ -1,8 +1,10 @@
-"""Plays EventBridge Scheduler's recurring schedule of the planner (moto stores schedules but never fires them).
+"""Plays EventBridge Scheduler's recurring schedules of the stack (moto stores schedules but never fires them).
 
-In the cloud a `rate(1 minute)` schedule invokes the planner with `{"source": "wabacast.tick"}`. Locally a ticker
-thread invokes the same handler every `interval_s` (1 s by default, so a started queue moves at once; the API's
-immediate planner start is a Lambda invoke that the local settings leave out). Differences, on purpose:
+In the cloud a `rate(1 minute)` schedule invokes the planner with `{"source": "wabacast.tick"}`, and a
+`rate(15 minutes)` one the account sync with `{"source": "wabacast.account-sync"}`. Locally a ticker thread per
+schedule invokes the same handler every `interval_s` (the planner every 1 s by default, so a started queue moves at
+once; the API's immediate planner start is a Lambda invoke that the local settings leave out; the account sync
+every 900 s as in the cloud, `--account-sync-seconds` to shorten it). Differences, on purpose:
 
   - ticks never overlap: a tick that runs longer than the interval delays the next one (the cloud fires on time
     and the planner's per-account lease keeps overlapping ticks apart);
@@ -24,6 +26,7 @@ from wabacast_local.lambda_runtime import FunctionError, Handler, LocalLambdaFun
 LOGGER = logging.getLogger(__name__)
 
 TICK_EVENT: dict[str, Any] = {"source": "wabacast.tick"}
+ACCOUNT_SYNC_EVENT: dict[str, Any] = {"source": "wabacast.account-sync"}
 
 
 class _ShutdownAwareContext:

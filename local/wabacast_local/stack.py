@@ -33,10 +33,10 @@ from wabacast_local.event_sources import (
 )
 from wabacast_local.http_api import HttpApi, LambdaAuthorizer, LambdaInvoker, Route
 from wabacast_local.http_server import HttpApiServer
-from wabacast_local.lambda_runtime import LOCAL_ACCOUNT_ID, FunctionConfig, LocalLambdaFunction
+from wabacast_local.lambda_runtime import LOCAL_ACCOUNT_ID, FunctionConfig, LocalLambdaFunction, ScalingLambdaFunction
 from wabacast_local.moto_fixes import install_all as install_moto_fixes
 from wabacast_local.sandbox_provider import SandboxCallbacks, SandboxProvider, SandboxSettings, SandboxStartupError
-from wabacast_local.scheduler import TICK_EVENT, ScheduleTicker
+from wabacast_local.scheduler import ACCOUNT_SYNC_EVENT, TICK_EVENT, ScheduleTicker
 from wabacast_local.scheduler_emulator import SchedulerEmulator
 from wabacast_local.seed import create_demo_business
 from wabacast_local.state import StateFile
@@ -94,6 +94,8 @@ class LocalStackConfig:
     max_rate_wait_seconds: float = 20.0
     # Cloud: the planner's schedule is rate(1 minute).
     planner_tick_seconds: float = 1.0
+    # Cloud: the account sync's schedule is rate(15 minutes); the same here unless told (--account-sync-seconds).
+    account_sync_seconds: float = 900.0
     # How often the runner looks for new account queues to map (the cloud maps them when the API creates them).
     queue_discovery_seconds: float = 2.0
     # EventBridge Scheduler: the group the functions create their schedules in, the dead-letter queue they give
@@ -101,6 +103,9 @@ class LocalStackConfig:
     schedule_group_name: str = "wabacast-local"
     schedule_dlq_name: str = "wabacast-schedules-dlq"
     scheduler_poll_seconds: float = 0.5
+    # Concurrent API requests (status webhooks above all) each get an execution environment of their own, as Lambda
+    # scales out, up to this many; so a burst of webhooks does not hold up a console's or a client's request.
+    api_environments: int = 6
     # Print the functions' EMF metric lines (CloudWatch turns them into metrics; locally they are only noise).
     show_metrics: bool = False
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
@@ -143,6 +148,7 @@ PLAN_WORKER_CONCURRENCY = 4
 # The function the API's schedules target, and the role they pass. Locally nothing assumes the role; both only need
 # to be well formed (the emulator finds the function by the name in the ARN).
 SCHEDULER_FUNCTION_NAME = "wabacast-scheduler"
+ACCOUNT_SYNC_FUNCTION_NAME = "wabacast-account-sync"
 WEBHOOK_SECRET_NAME = "wabacast/local-webhooks"  # noqa: S105 - the secret's name, not its value
 SCHEDULER_ROLE_NAME = "wabacast-scheduler-invoke"
 
@@ -265,6 +271,7 @@ class LocalStack:
         http_api = self._build_http_api(api_code_root)
         planner, plan_worker, sender, dead_letter = self._load_delivery_functions()
         scheduler_function = self._load_scheduler_function()
+        account_sync = self._load_account_sync_function()
         server = self._start(
             HttpApiServer(http_api, self.config.host, self.config.port, console=ConsoleSite(self.config.console_dir))
         )
@@ -304,7 +311,17 @@ class LocalStack:
                 quiet_idle_ticks_of=os.environ.get("POWERTOOLS_SERVICE_NAME", "wabacast"),
             )
         )
-        # The schedules the functions create (queue starts, recurrences) fire from here on.
+        # Every account read from its provider (the sandbox's emulation for sandbox accounts), as the cloud's
+        # rate(15 minutes) schedule does; the first pass runs one interval after the start, as in the cloud.
+        self._start(
+            ScheduleTicker(
+                account_sync,
+                interval_s=self.config.account_sync_seconds,
+                event=ACCOUNT_SYNC_EVENT,
+                name="account-sync-schedule",
+            )
+        )
+        # The schedules the functions create (queue starts, recurrences, limit resumes) fire from here on.
         targets = [planner, plan_worker, sender, dead_letter, scheduler_function]
         self._start(
             SchedulerEmulator(
@@ -357,9 +374,10 @@ class LocalStack:
     def _build_http_api(self, api_code_root: Path) -> HttpApi:
         """The API and authorizer functions (sizes as in infra/capabilities/api.py) behind the cloud's routes."""
         region = self.config.region
-        api_function = LocalLambdaFunction.from_file(
+        api_function = ScalingLambdaFunction(
             FunctionConfig(name="wabacast-api", timeout_seconds=29, memory_limit_in_mb=1024, region=region),
             api_code_root / "handler.py",
+            max_environments=self.config.api_environments,
         )
         authorizer_function = LocalLambdaFunction.from_file(
             FunctionConfig(name="wabacast-authorizer", timeout_seconds=10, memory_limit_in_mb=512, region=region),
@@ -396,6 +414,16 @@ class LocalStack:
                 name=SCHEDULER_FUNCTION_NAME, timeout_seconds=60, memory_limit_in_mb=256, region=self.config.region
             ),
             self.config.functions_dir / "scheduler" / "handler.py",
+        )
+
+    def _load_account_sync_function(self) -> LocalLambdaFunction:
+        """functions/scheduler/account_sync.py: the periodic account sync (sizes as in
+        infra/capabilities/account_sync.py)."""
+        return LocalLambdaFunction.from_file(
+            FunctionConfig(
+                name=ACCOUNT_SYNC_FUNCTION_NAME, timeout_seconds=300, memory_limit_in_mb=512, region=self.config.region
+            ),
+            self.config.functions_dir / "scheduler" / "account_sync.py",
         )
 
     def _load_delivery_functions(

@@ -8,6 +8,7 @@ A stack of its own (not the session one): it is started with callback chaos sett
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.local_stack_process import LocalStackProcess
+from wabacast_local import demo
 
 pytestmark = pytest.mark.e2e
 
@@ -135,3 +137,23 @@ def _reads_before_delivered(log: list[dict[str, Any]]) -> int:
         elif entry["status"] == "delivered" and entry["messageId"] in read:
             overtaken += 1
     return overtaken
+
+
+def test_the_demo_campaign_ends_with_delivered_and_read_counts_and_a_cost(callbacks_stack, capsys):
+    stack, _ = callbacks_stack
+    # GIVEN the running stack (with callbacks on)
+    # WHEN `make demo` runs a campaign of 60 messages on it
+    exit_code = demo.main(["--messages", "60", "--state-dir", str(stack.state_file.parent), "--timeout", "240"])
+    # THEN it ends once the queue completed and every callback was posted, with the counts and a cost
+    output = capsys.readouterr().out
+    assert exit_code == 0, output
+    final = output.strip().splitlines()[-1]
+    match = re.search(
+        r"COMPLETED .*: 60 messages, sent 60, delivered (\d+), read (\d+), failed 0; cost ([0-9.]+) USD", final
+    )
+    assert match, final
+    delivered, read, cost = int(match[1]), int(match[2]), float(match[3])
+    # 5 % of statuses are lost in this stack's chaos: a message can lose both its delivered and its read
+    assert 50 <= delivered <= 60
+    assert 0 < read <= delivered
+    assert cost > 0

@@ -33,7 +33,7 @@ STUB_MODULES = {
     "api": ("handler.py", "authorizer.py"),
     "planner": ("handler.py", "worker.py"),
     "sender": ("handler.py", "dead_letter.py"),
-    "scheduler": ("handler.py",),
+    "scheduler": ("handler.py", "account_sync.py"),
 }
 
 
@@ -97,4 +97,5 @@ def function_ids(stack: WabacastStack) -> dict[str, str]:
         "sender": logical_id(stack, stack.delivery.sender),
         "dead_letter": logical_id(stack, stack.delivery.dead_letter_function),
         "scheduler": logical_id(stack, stack.scheduling.function),
+        "account_sync": logical_id(stack, stack.account_sync.function),
     }

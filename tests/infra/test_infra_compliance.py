@@ -30,6 +30,7 @@ FUNCTIONS = (
     "Wabacast-dev/Delivery/SenderFunction",
     "Wabacast-dev/Delivery/DeadLetterFunction",
     "Wabacast-dev/Scheduling/SchedulerFunction",
+    "Wabacast-dev/AccountSync/AccountSyncFunction",
 )
 # CDK's BucketDeployment function is a singleton at stack level, named after a fixed UUID and its memory size.
 CONSOLE_DEPLOYMENT_FUNCTION = "Wabacast-dev/Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C256MiB"
@@ -55,6 +56,9 @@ EXPECTED_ACKNOWLEDGMENTS = {
     (f"AwsSolutions-IAM5[Resource::{DEAD_LETTER_QUEUES}]", "Wabacast-dev/Delivery/DeadLetterFunctionRole"),
     (f"AwsSolutions-IAM5[Resource::{SCHEDULES}]", "Wabacast-dev/Api/ApiFunctionRole"),
     (f"AwsSolutions-IAM5[Resource::{SCHEDULES}]", "Wabacast-dev/Scheduling/SchedulerFunctionRole"),
+    # The sender makes the resume of a queue a provider limit paused; the account sync reads account secrets.
+    (f"AwsSolutions-IAM5[Resource::{SCHEDULES}]", "Wabacast-dev/Delivery/SenderFunctionRole"),
+    (f"AwsSolutions-IAM5[Resource::{SECRETS}]", "Wabacast-dev/AccountSync/AccountSyncFunctionRole"),
     # The schedules' dead-letter queue is a dead-letter queue itself.
     ("AwsSolutions-SQS3", "Wabacast-dev/Scheduling/ScheduleDeadLetterQueue"),
     # The console: its distribution, and CDK's BucketDeployment function.

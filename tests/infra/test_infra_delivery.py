@@ -135,6 +135,14 @@ def test_delivery_function_handler_timeout_memory_and_environment(
     if name == "sender":
         # The API's URL, for Twilio status callbacks (infra/capabilities/webhooks.py; test_infra_webhooks).
         assert variables.pop("PUBLIC_BASE_URL")
+        # The schedule settings, for a limit's resume (infra/capabilities/scheduling.py; test_infra_scheduling).
+        for schedule_variable in (
+            "SCHEDULE_GROUP_NAME",
+            "SCHEDULER_TARGET_ARN",
+            "SCHEDULER_ROLE_ARN",
+            "SCHEDULE_DLQ_ARN",
+        ):
+            assert variables.pop(schedule_variable)
     assert variables == {**POWERTOOLS, "TABLE_NAME": {"Ref": "Table"}, **environment}
 
 
@@ -276,9 +284,10 @@ def test_only_the_api_the_scheduler_and_the_schedules_may_invoke_a_function(
     ]
 
     # THEN the API and the scheduler may start the planner (the queue was processed, or its schedule fired), and
-    # the schedules' invoke role may invoke the planner (the tick) and the scheduler (the queue schedules), each
-    # unqualified and with no other action; API Gateway invokes the API and authorizer through resource policies,
-    # nothing invokes sender or DLQ consumer (their event source mappings use the function's own role)
+    # the schedules' invoke role may invoke the planner (the tick), the scheduler (the queue schedules) and the
+    # account sync (its schedule), each unqualified and with no other action; API Gateway invokes the API and
+    # authorizer through resource policies, nothing invokes sender or DLQ consumer (their event source mappings use
+    # the function's own role)
     role_of = {name: resources[function_ids[name]]["Properties"]["Role"]["Fn::GetAtt"][0] for name in function_ids}
     planner, scheduler = get_att_arn(function_ids["planner"]), get_att_arn(function_ids["scheduler"])
     assert sorted(json.dumps([role_id, s["Resource"]]) for role_id, s in invoking) == sorted(
@@ -287,6 +296,7 @@ def test_only_the_api_the_scheduler_and_the_schedules_may_invoke_a_function(
             [role_of["api"], planner],
             [role_of["scheduler"], planner],
             [logical_id(stack, stack.scheduling.invoke_role), [planner, scheduler]],
+            [logical_id(stack, stack.scheduling.invoke_role), get_att_arn(function_ids["account_sync"])],
         )
     )
     assert all(actions_of(s) == {"lambda:InvokeFunction"} for _, s in invoking)

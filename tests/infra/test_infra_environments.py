@@ -134,11 +134,13 @@ def test_the_sender_has_the_default_reserved_concurrency(
     resources: dict[str, dict[str, Any]], function_ids: dict[str, str]
 ) -> None:
     # GIVEN the stack built without senderReservedConcurrency
-    # WHEN / THEN the sender reserves the documented default; no other function reserves anything
+    # WHEN / THEN the sender reserves the documented default, the account sync 1 (one pass at a time); no other
+    # function reserves anything
     assert DEFAULT_SENDER_RESERVED_CONCURRENCY == 100
+    expected = {"sender": 100, "account_sync": 1}
     for role, function_id in function_ids.items():
         reserved = resources[function_id]["Properties"].get("ReservedConcurrentExecutions")
-        assert reserved == (100 if role == "sender" else None), role
+        assert reserved == expected.get(role), role
 
 
 def test_the_sender_reserved_concurrency_comes_from_the_context(prod: WabacastStack) -> None:

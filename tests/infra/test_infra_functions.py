@@ -15,7 +15,7 @@ from infra.stack import WabacastStack
 
 Resources = dict[str, dict[str, Any]]
 
-FUNCTIONS = ("api", "authorizer", "planner", "plan_worker", "sender", "dead_letter", "scheduler")
+FUNCTIONS = ("api", "authorizer", "planner", "plan_worker", "sender", "dead_letter", "scheduler", "account_sync")
 TABLE_ARN = get_att_arn("Table")
 TABLE_INDEX_ARNS = [{"Fn::Join": ["", [TABLE_ARN, f"/index/{name}"]]} for name in ("GSI1", "GSI2")]
 TABLE_READ_WRITE_ACTIONS = {
@@ -70,14 +70,15 @@ def test_function_runs_python_312_on_arm64_with_tracing_the_layer_and_powertools
     assert POWERTOOLS.items() <= properties["Environment"]["Variables"].items()
 
 
-def test_the_stack_has_exactly_these_seven_functions_and_cdks_console_deployment(
+def test_the_stack_has_exactly_these_eight_functions_and_cdks_console_deployment(
     resources: Resources, function_ids: dict[str, str], stack: WabacastStack
 ) -> None:
     # GIVEN / WHEN every function of the synthesized stack
     functions = of_type(resources, "AWS::Lambda::Function")
     others = {logical_id: f for logical_id, f in functions.items() if logical_id not in function_ids.values()}
 
-    # THEN they are the API, authorizer, planner tick, plan worker, sender, dead-letter and scheduler functions,
+    # THEN they are the API, authorizer, planner tick, plan worker, sender, dead-letter, scheduler and account sync
+    # functions,
     # each its own resource, and CDK's BucketDeployment function, which copies the console's files at deploy time
     assert set(function_ids.values()) <= set(functions)
     assert len(set(function_ids.values())) == len(FUNCTIONS)
@@ -258,7 +259,9 @@ def test_authorizer_can_only_look_up_items_in_the_table(resources: Resources, fu
         assert actions_on(statements, service) == []
 
 
-@pytest.mark.parametrize("name", ["authorizer", "planner", "plan_worker", "sender", "dead_letter", "scheduler"])
+@pytest.mark.parametrize(
+    "name", ["authorizer", "planner", "plan_worker", "sender", "dead_letter", "scheduler", "account_sync"]
+)
 def test_only_xray_uses_a_wildcard_resource(resources: Resources, function_ids: dict[str, str], name: str) -> None:
     # GIVEN every statement of the function's role
     statements = statements_for(resources, function_ids, name)

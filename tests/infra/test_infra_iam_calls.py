@@ -13,6 +13,7 @@ FUNCTIONS; add its event source to POLLED_BY_MAPPINGS if a mapping polls SQS wit
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import io
 import json
 import zipfile
@@ -45,7 +46,20 @@ from wabacast.settings import Settings
 from wabacast_local.moto_fixes import install_all as install_moto_fixes
 from wabacast_local.sandbox import SandboxServer
 
-FUNCTIONS = ("api", "authorizer", "planner", "plan_worker", "sender", "dead_letter", "scheduler")
+# The account sync's service (wabacast.account_health_wiring, AccountHealthService) lands on its own: until it
+# does, the account sync's flow cannot run, and its checks are skipped (never passed without a recording).
+ACCOUNT_HEALTH_MISSING = importlib.util.find_spec("wabacast.account_health_wiring") is None
+FUNCTIONS = ("api", "authorizer", "planner", "plan_worker", "sender", "dead_letter", "scheduler", "account_sync")
+CHECKED = [
+    pytest.param(
+        function,
+        marks=pytest.mark.skipif(
+            function == "account_sync" and ACCOUNT_HEALTH_MISSING,
+            reason="wabacast.account_health_wiring is not there yet: the account sync's flow cannot run",
+        ),
+    )
+    for function in FUNCTIONS
+]
 # What Lambda's SQS event source mapping does with the function's role (Lambda developer guide, "Amazon SQS
 # execution role permissions"): the handlers never make these calls, the mapping does.
 MAPPING_POLL_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
@@ -72,6 +86,13 @@ GRANTED_TO_ONE_FUNCTION_BEYOND_THE_FLOWS = {
         "scheduler:UpdateSchedule": "the schedule permissions the API has (ScheduleKeeper)",
         "scheduler:GetSchedule": "the schedule permissions the API has (ScheduleKeeper)",
         "iam:PassRole": "the invoke role, passed when a schedule is made (ScheduleKeeper)",
+    },
+    "sender": {
+        # A queue paused by Twilio's daily limit (63038) gets a one-time schedule that resumes it; the flow meets no
+        # such limit (tests/unit/delivery/test_limit_resume.py covers it).
+        "scheduler:CreateSchedule": "a limit's resume (FailureFates)",
+        "scheduler:UpdateSchedule": "a limit's resume when the queue's exists already (FailureFates)",
+        "iam:PassRole": "the invoke role, passed when the resume is made",
     },
 }
 TRUST_POLICY = {"Version": "2012-10-17", "Statement": []}
@@ -199,6 +220,13 @@ def _delivery(recorder: AwsCallRecorder, monkeypatch: pytest.MonkeyPatch) -> Non
             FakeLambdaContext(),
         )
         assert fired["outcome"] == "started", fired
+        if not ACCOUNT_HEALTH_MISSING:
+            # One pass of the account sync over the business's accounts (the Meta one's secret read as the sender
+            # reads it; its provider calls go to the sandbox).
+            account_sync = load_function_module("scheduler", "account_sync")
+            recorder.wrap(patch, "account_sync", account_sync)
+            report = account_sync.lambda_handler({"source": "wabacast.account-sync"}, FakeLambdaContext())
+            assert report["accounts_synced"] + report["accounts_failed"] >= 1, report
 
 
 @pytest.fixture(scope="module")
@@ -215,10 +243,11 @@ def recorded() -> AwsCallRecorder:
 
 def test_the_flows_exercise_every_function(recorded: AwsCallRecorder) -> None:
     # GIVEN / WHEN the recorded flows  THEN each function made AWS calls (a flow that stopped early shows here)
-    assert {function for function in FUNCTIONS if recorded.calls[function]} == set(FUNCTIONS)
+    expected = {f for f in FUNCTIONS if not (f == "account_sync" and ACCOUNT_HEALTH_MISSING)}
+    assert {function for function in FUNCTIONS if recorded.calls[function]} == expected
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", CHECKED)
 def test_the_role_allows_every_call_the_function_makes(
     recorded: AwsCallRecorder, template: Template, function_ids: dict[str, str], function: str
 ) -> None:
@@ -231,7 +260,7 @@ def test_the_role_allows_every_call_the_function_makes(
     assert missing == [], f"{function} calls AWS without permission for: {missing}"
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", CHECKED)
 def test_the_role_grants_no_action_of_another_service_than_those_it_calls(
     recorded: AwsCallRecorder,
     template: Template,

@@ -148,7 +148,8 @@ def test_lambda_throttles_alarm_covers_every_function(
     metrics = _queried(alarms["lambda-throttles"])
     # WHEN listing the functions whose throttles it adds up
     throttled = {metric["Dimensions"][0]["Value"]["Ref"] for key, metric in metrics.items() if key != "expression"}
-    # THEN they are the seven functions of the stack (the scheduler's included), each a Throttles metric
+    # THEN they are the eight functions of the stack (the scheduler's and the account sync's included), each a
+    # Throttles metric
     assert throttled == set(function_ids.values())
     assert {metric["MetricName"] for key, metric in metrics.items() if key != "expression"} == {"Throttles"}
 

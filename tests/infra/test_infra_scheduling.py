@@ -97,16 +97,20 @@ def test_the_group_name_comes_from_the_stack_name_and_refuses_what_scheduler_ref
 # --- the planner tick --------------------------------------------------------------------------------------------
 
 
-def test_the_only_schedule_of_the_stack_is_the_tick_in_the_group_targeting_the_planner(
+def test_the_stack_s_schedules_are_the_tick_targeting_the_planner_and_the_account_sync(
     resources: Resources, function_ids: dict[str, str], group_id: str, tick_id: str
 ) -> None:
-    # GIVEN / WHEN the stack's only schedule (queue schedules are created at run time, not by the stack)
-    found_id, schedule = only(resources, "AWS::Scheduler::Schedule")
-    properties = schedule["Properties"]
+    # GIVEN / WHEN the stack's schedules (queue schedules are created at run time, not by the stack)
+    schedules = of_type(resources, "AWS::Scheduler::Schedule")
+    properties = schedules[tick_id]["Properties"]
     target = properties["Target"]
 
-    # THEN it is the tick, in the stack's group, every minute on the minute, enabled
-    assert found_id == tick_id
+    # THEN they are the tick and the account sync (tests/infra/test_infra_account_sync.py), both in the group
+    assert sorted(s["Properties"]["Target"]["Arn"]["Fn::GetAtt"][0] for s in schedules.values()) == sorted(
+        [function_ids["planner"], function_ids["account_sync"]]
+    )
+    assert {json.dumps(s["Properties"]["GroupName"]) for s in schedules.values()} == {json.dumps({"Ref": group_id})}
+    # AND the tick runs every minute on the minute, enabled
     assert properties["GroupName"] == {"Ref": group_id}
     assert properties["ScheduleExpression"] == "rate(1 minute)"
     assert properties["FlexibleTimeWindow"] == {"Mode": "OFF"}
@@ -134,7 +138,7 @@ def test_the_tick_waits_for_the_invoke_role_policy(resources: Resources, tick_id
     (policy_id,) = [
         pid
         for pid, p in of_type(resources, "AWS::IAM::Policy").items()
-        if {"Ref": invoke_role_id} in p["Properties"]["Roles"]
+        if {"Ref": invoke_role_id} in p["Properties"]["Roles"] and pid.startswith("SchedulingScheduleInvokePolicy")
     ]
 
     # WHEN / THEN the tick is created after it, so the first tick is not denied
@@ -197,7 +201,7 @@ def test_the_invoke_role_may_only_invoke_the_planner_and_the_scheduler_and_dead_
     # GIVEN / WHEN every statement of the invoke role
     statements = statements_of(resources, invoke_role_id)
 
-    # THEN it may invoke the two targets (unqualified: no "<function>:*", no other function) and send to the
+    # THEN it may invoke the three targets (unqualified: no "<function>:*", no other function) and send to the
     # dead-letter queue, nothing else
     assert sorted((sorted(actions_of(s)), json.dumps(s["Resource"])) for s in statements) == sorted(
         [
@@ -205,6 +209,7 @@ def test_the_invoke_role_may_only_invoke_the_planner_and_the_scheduler_and_dead_
                 ["lambda:InvokeFunction"],
                 json.dumps([get_att_arn(function_ids["planner"]), get_att_arn(function_ids["scheduler"])]),
             ),
+            (["lambda:InvokeFunction"], json.dumps(get_att_arn(function_ids["account_sync"]))),
             (["sqs:SendMessage"], json.dumps(get_att_arn(dead_letter_queue_id))),
         ]
     )
@@ -252,6 +257,30 @@ def test_the_scheduler_function_environment(
         "SCHEDULER_ROLE_ARN": get_att_arn(invoke_role_id),
         "SCHEDULE_DLQ_ARN": get_att_arn(dead_letter_queue_id),
     }
+
+
+def test_the_sender_gets_the_schedule_settings_and_may_only_create_or_update_schedules_of_the_group(
+    resources: Resources, function_ids: dict[str, str], group_id: str, invoke_role_id: str, dead_letter_queue_id: str
+) -> None:
+    # GIVEN / WHEN the sender's environment and EventBridge Scheduler permissions
+    variables = variables_of(resources, function_ids["sender"])
+    statements = statements_of(resources, role_of(resources, function_ids["sender"]))
+
+    # THEN it makes a paused queue's resume (Twilio's daily limit) like the API makes its schedules
+    assert {name: variables[name] for name in SCHEDULE_VARIABLES} == {
+        "SCHEDULE_GROUP_NAME": {"Ref": group_id},
+        "SCHEDULER_TARGET_ARN": get_att_arn(function_ids["scheduler"]),
+        "SCHEDULER_ROLE_ARN": get_att_arn(invoke_role_id),
+        "SCHEDULE_DLQ_ARN": get_att_arn(dead_letter_queue_id),
+    }
+    # AND it may create or update the group's schedules, never read or delete them, and pass only the invoke role
+    scheduler = actions_on(statements, "scheduler")
+    assert [(actions_of(s), s["Resource"]) for s in scheduler] == [
+        ({"scheduler:CreateSchedule", "scheduler:UpdateSchedule"}, SCHEDULES_ARN_PATTERN)
+    ]
+    iam = actions_on(statements, "iam")
+    assert [(actions_of(s), s["Resource"]) for s in iam] == [({"iam:PassRole"}, get_att_arn(invoke_role_id))]
+    assert iam[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
 
 
 def test_the_api_gets_the_same_schedule_settings_with_the_scheduler_as_target(
@@ -340,7 +369,7 @@ def test_pass_role_only_for_the_invoke_role_and_only_to_scheduler(
 
 def test_no_other_role_manages_schedules_or_passes_a_role(resources: Resources, function_ids: dict[str, str]) -> None:
     # GIVEN every role of the stack
-    managing = {role_of(resources, function_ids[name]) for name in ("api", "scheduler")}
+    managing = {role_of(resources, function_ids[name]) for name in ("api", "scheduler", "sender")}
 
     # WHEN collecting the roles with a scheduler or iam action
     found = {
@@ -350,7 +379,8 @@ def test_no_other_role_manages_schedules_or_passes_a_role(resources: Resources, 
         if any(action.split(":")[0] in {"scheduler", "iam"} for action in as_list(statement["Action"]))
     }
 
-    # THEN they are the API's and the scheduler function's, nothing else (the invoke role only invokes)
+    # THEN they are the API's, the scheduler function's and the sender's (a limit's resume), nothing else (the invoke
+    # role only invokes)
     assert found == managing
 
 
@@ -402,7 +432,7 @@ def test_settings_reach_the_tick_and_the_scheduler_function(stub_inputs: tuple[P
     resources = Template.from_stack(stack).to_json()["Resources"]
 
     # WHEN reading the tick and the scheduler function
-    _, tick = only(resources, "AWS::Scheduler::Schedule")
+    tick = resources[str(stack.resolve(stack.scheduling.tick_schedule.logical_id))]
     function = resources[logical_id(stack, stack.scheduling.function)]["Properties"]
 
     # THEN they follow the settings, and the names follow the stack

@@ -346,8 +346,8 @@ def concurrent_sandboxes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let threads stand in for concurrent Lambda sandboxes sharing one (moto) AWS.
 
     - Powertools keeps the event being resolved on a class attribute shared by every resolver in the process,
-      so concurrent threads would read each other's bodies and paths. Lambda never runs two events in one
-      process: here each thread keeps its own event.
+      and the route being called in the resolver's context, so concurrent threads would read each other's bodies,
+      paths and routes. Lambda never runs two events in one process: here each thread keeps its own.
     - moto applies a request in several Python steps (a transaction checks its conditions, then writes), while
       AWS applies each request atomically: here each AWS request runs alone. Requests of different threads still
       interleave between calls, which is where the application's races are.
@@ -361,6 +361,17 @@ def concurrent_sandboxes(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(APIGatewayHttpResolver, "_to_proxy_event", to_proxy_event)
     monkeypatch.setattr(APIGatewayHttpResolver, "current_event", property(lambda _: state.event), raising=False)
+
+    # The resolver's request context (the route being called) is per resolver, and here threads share one resolver.
+    def thread_context(_: APIGatewayHttpResolver) -> dict[str, Any]:
+        if not hasattr(state, "context"):
+            state.context = {}
+        return state.context  # type: ignore[no-any-return]
+
+    def set_thread_context(_: APIGatewayHttpResolver, value: dict[str, Any]) -> None:
+        state.context = value
+
+    monkeypatch.setattr(APIGatewayHttpResolver, "context", property(thread_context, set_thread_context), raising=False)
 
     aws_lock = threading.RLock()
     original_process_request = BotocoreStubber.process_request

@@ -555,6 +555,7 @@ class FakeContactStore(_Scripted):
         # (business id, tag) -> phone numbers carrying it (the membership items)
         self.members: dict[tuple[str, str], set[str]] = {}
         self.opt_outs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.opt_ins: dict[tuple[str, str], datetime] = {}
         # Every save_many call as (contact, old tags) pairs, to check what the logic passed.
         self.saved: list[list[tuple[Contact, list[str]]]] = []
 
@@ -648,6 +649,16 @@ class FakeContactStore(_Scripted):
             if (business_id, phone) in self.opt_outs
             and OptOut.model_validate(self.opt_outs[(business_id, phone)], context=_STORAGE).covers(category)
         }
+
+    def record_opt_in(self, business_id: str, phone_number: str, at: datetime) -> None:
+        self._enter("record_opt_in")
+        known = self.opt_ins.get((business_id, phone_number))
+        if known is None or known < at:
+            self.opt_ins[(business_id, phone_number)] = at
+
+    def last_opt_in(self, business_id: str, phone_number: str) -> datetime | None:
+        self._enter("last_opt_in")
+        return self.opt_ins.get((business_id, phone_number))
 
     def remove_opt_out(self, business_id: str, phone_number: str) -> None:
         self._enter("remove_opt_out")

@@ -17,7 +17,6 @@ from wabacast.adapters.dynamodb.lifecycle import QueueLifecycleStore
 from wabacast.adapters.dynamodb.ratelimit import RateLimiter
 from wabacast.adapters.lambda_trigger import LambdaPlannerTrigger
 from wabacast.adapters.metrics import EmfMetrics
-from wabacast.adapters.scheduler import EventBridgeSchedules, SchedulerTarget
 from wabacast.adapters.secrets import SecretsManagerStore
 from wabacast.adapters.webhook_secrets import WebhookSecretsReader
 from wabacast.logic.accounts import AccountService
@@ -30,7 +29,7 @@ from wabacast.logic.scheduling import ScheduleKeeper
 from wabacast.logic.webhooks import WebhookService
 from wabacast.providers.factory import powertools_secret_getter
 from wabacast.settings import Settings
-from wabacast.wiring import account_queues, table_gateway
+from wabacast.wiring import account_queues, queue_schedules, table_gateway
 
 
 @dataclass(frozen=True)
@@ -60,14 +59,9 @@ def build_services(settings: Settings) -> Services:
         if settings.planner_function_name
         else None
     )
+    schedules = ScheduleKeeper(queue_schedules(settings))
     processing = ProcessingService(
-        queues,
-        QueueLifecycleStore(table),
-        jobs,
-        jobs,
-        trigger,
-        schedules=ScheduleKeeper(_schedules(settings)),
-        limits=RateLimiter(table),
+        queues, QueueLifecycleStore(table), jobs, jobs, trigger, schedules=schedules, limits=RateLimiter(table)
     )
     metrics = EmfMetrics(namespace=settings.metrics_namespace, service=settings.metrics_service)
     inbound = InboundRepository(table)
@@ -80,6 +74,7 @@ def build_services(settings: Settings) -> Services:
         inbound=inbound,
         replies=ReplyKeywordHandler(businesses, contacts, metrics),
         metrics=metrics,
+        schedules=schedules,
     )
     account_service = AccountService(
         businesses,
@@ -101,15 +96,3 @@ def build_services(settings: Settings) -> Services:
         contacts=ContactService(contacts),
         processing=processing,
     )
-
-
-def _schedules(settings: Settings) -> EventBridgeSchedules | None:
-    if not (settings.schedule_group_name and settings.scheduler_target_arn and settings.scheduler_role_arn):
-        return None
-    target = SchedulerTarget(
-        group_name=settings.schedule_group_name,
-        function_arn=settings.scheduler_target_arn,
-        role_arn=settings.scheduler_role_arn,
-        dead_letter_arn=settings.schedule_dlq_arn,
-    )
-    return EventBridgeSchedules(boto3.client("scheduler", region_name=settings.region), target)

@@ -19,10 +19,11 @@ from wabacast.adapters.metrics import EmfMetrics
 from wabacast.adapters.secrets import SecretsManagerStore
 from wabacast.adapters.sqs import AccountQueues, SqsPlanDispatch
 from wabacast.logic.planner import Planner, PlannerConfig
+from wabacast.logic.scheduling import ScheduleKeeper
 from wabacast.logic.sender import Sender
 from wabacast.providers.factory import ProviderFactory, SecretsManagerVersions
 from wabacast.settings import Settings
-from wabacast.wiring import account_queues, table_gateway
+from wabacast.wiring import account_queues, queue_schedules, table_gateway
 
 if TYPE_CHECKING:
     import httpx
@@ -85,5 +86,6 @@ def build_delivery(settings: Settings, http_client: httpx.Client | None = None) 
         metrics=metrics,
         secret_name=secrets.name_for_account,
         max_rate_wait_s=settings.max_rate_wait_s,
+        schedules=ScheduleKeeper(queue_schedules(settings)),
     )
     return Delivery(planner=planner, sender=sender, jobs=jobs, metrics=metrics, queues=feeds, lifecycle=lifecycle)

@@ -34,6 +34,11 @@ class Settings(BaseModel):
     # supports for at least a year: v24.0 until 2028-02-18 (Meta's versions changelog, checked 2026-11-29).
     meta_base_url: str = "https://graph.facebook.com"
     meta_api_version: str = Field(default=DEFAULT_META_API_VERSION, pattern=r"^v[0-9]+\.[0-9]+$")
+    # Twilio's REST hosts, read by the account sync (IncomingPhoneNumbers, WhatsApp Senders, Content API); tests point
+    # them at a local fake server. Sends go through Twilio's client, which has its own defaults.
+    twilio_api_base_url: str = "https://api.twilio.com"
+    twilio_messaging_base_url: str = "https://messaging.twilio.com"
+    twilio_content_base_url: str = "https://content.twilio.com"
     # Per provider call (connect and read each); a read timeout is an unknown outcome, never resent.
     provider_timeout_s: float = Field(default=10.0, gt=0, le=60)
 
@@ -87,6 +92,9 @@ class Settings(BaseModel):
             allow_sandbox_accounts=(env.get("ALLOW_SANDBOX_ACCOUNTS") or "").strip().lower() == "true",
             meta_base_url=env.get("META_BASE_URL") or "https://graph.facebook.com",
             meta_api_version=env.get("META_API_VERSION") or DEFAULT_META_API_VERSION,
+            twilio_api_base_url=env.get("TWILIO_API_BASE_URL") or "https://api.twilio.com",
+            twilio_messaging_base_url=env.get("TWILIO_MESSAGING_BASE_URL") or "https://messaging.twilio.com",
+            twilio_content_base_url=env.get("TWILIO_CONTENT_BASE_URL") or "https://content.twilio.com",
             provider_timeout_s=float(env.get("PROVIDER_TIMEOUT_S") or 10.0),
             queue_name_prefix=env.get("QUEUE_NAME_PREFIX", "wabacast"),
             sender_function_arn=env.get("SENDER_FUNCTION_ARN") or None,

@@ -17,6 +17,7 @@ from wabacast.logic.businesses import BusinessService
 from wabacast.settings import Settings
 
 if TYPE_CHECKING:
+    from wabacast.adapters.scheduler import EventBridgeSchedules
     from wabacast.adapters.sqs import AccountQueues
 
 
@@ -27,6 +28,22 @@ def table_gateway(settings: Settings) -> TableGateway:
 def build_business_service(settings: Settings) -> BusinessService:
     """What the authorizer needs: key lookups only."""
     return BusinessService(BusinessRepository(table_gateway(settings)))
+
+
+def queue_schedules(settings: Settings) -> EventBridgeSchedules | None:
+    """The queues' EventBridge Scheduler schedules (the API's, the scheduler's, and the sender's and webhooks'
+    resume-after-a-limit ones); None when the stack gave no group, target and role (tests, one-process tools)."""
+    if not (settings.schedule_group_name and settings.scheduler_target_arn and settings.scheduler_role_arn):
+        return None
+    from wabacast.adapters.scheduler import EventBridgeSchedules, SchedulerTarget
+
+    target = SchedulerTarget(
+        group_name=settings.schedule_group_name,
+        function_arn=settings.scheduler_target_arn,
+        role_arn=settings.scheduler_role_arn,
+        dead_letter_arn=settings.schedule_dlq_arn,
+    )
+    return EventBridgeSchedules(boto3.client("scheduler", region_name=settings.region), target)
 
 
 def account_queues(settings: Settings) -> AccountQueues:

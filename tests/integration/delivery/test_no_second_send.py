@@ -72,6 +72,32 @@ def test_a_second_copy_of_a_job_in_sqs_is_acknowledged_without_sending(business:
     assert pipeline.progress(queue["id"])["counters"]["sent"] == 1
 
 
+def test_two_copies_of_a_job_in_one_batch_send_once(business: ApiClient, pipeline: Pipeline) -> None:
+    # GIVEN a job whose SQS message is there twice (a planner re-fed it while its first message still waited)
+    account = sandbox_account(business, phone(1))
+    queue = new_queue(business, [phone(100)])
+    process(business, queue["id"])
+    pipeline.tick()
+    original = pipeline.receive(account["id"])
+    assert len(original) == 1
+    pipeline.sqs.send_message(
+        QueueUrl=pipeline.queue_url(account["id"]),
+        MessageBody=original[0]["Body"],
+        MessageGroupId="another-group",
+        MessageDeduplicationId="another-copy",
+    )
+    (copy,) = pipeline.receive(account["id"])
+
+    # WHEN one sender batch holds both copies (DynamoDB refuses a BatchGetItem naming a key twice)
+    invocation = pipeline.invoke_sender(account["id"], [*original, copy])
+
+    # THEN the batch succeeds: one message went out, and both copies are acknowledged
+    assert invocation.error is None
+    assert invocation.failures == set()
+    assert pipeline.recipients_messaged() == {phone(100): 1}
+    assert pipeline.progress(queue["id"])["counters"]["sent"] == 1
+
+
 def test_a_sender_dying_after_the_provider_accepted_leaves_the_jobs_failed_unknown_never_resent(
     business: ApiClient, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import random
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import botocore.client
 import pytest
 
 from tests.integration.conftest import create_account, phone
@@ -293,6 +295,46 @@ def test_a_thousand_statuses_out_of_order_and_duplicated_leave_exact_counters(wo
     assert tally.sent == -expected_failed  # the jobs were written SENT without counting them
     assert expected_failed > 0
     assert expected_delivered > expected_read > 0
+
+
+def test_statuses_of_many_jobs_in_one_notification_share_one_transaction(
+    world: WebhookWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN 20 sent jobs, and one notification carrying a delivered status for each, then a read for the first
+    account = meta_account(world, 1, NUMBER_A, SECRET_A)
+    queue_id = queue_for(world, account["id"])
+    jobs = world.sent_jobs(queue_id, account["id"], 20)
+    statuses = [
+        meta_status("meta/status_delivered.json", job, NUMBER_A)["entry"][0]["changes"][0]["value"]["statuses"][0]
+        for job in jobs
+    ]
+    statuses.append(
+        meta_status("meta/status_read.json", jobs[0], NUMBER_A)["entry"][0]["changes"][0]["value"]["statuses"][0]
+    )
+    envelope = fixture("meta/status_delivered.json")
+    envelope["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = NUMBER_A
+    envelope["entry"][0]["changes"][0]["value"]["statuses"] = statuses
+    operations: list[str] = []
+    real_call = botocore.client.BaseClient._make_api_call
+
+    def counting_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        operations.append(operation)
+        return real_call(client, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting_call)
+
+    # WHEN Meta posts it
+    response = world.webhooks.meta(envelope, SECRET_A)
+
+    # THEN all 21 statuses are applied with two transactions (the 20 deliveries with one counter-shard write, then
+    # the first job's read, which may not share a transaction with that job's delivery), not 21
+    assert response.status == 200, response.body
+    assert response.body["applied"] == 21
+    assert operations.count("TransactWriteItems") == 2, operations
+    counters = world.tally(queue_id).counters
+    assert (counters.delivered, counters.read) == (20, 1)
+    assert world.job(jobs[0]).delivery == DeliveryState.READ
+    assert {world.job(job).delivery for job in jobs[1:]} == {DeliveryState.DELIVERED}
 
 
 def test_concurrent_duplicates_count_once(world: WebhookWorld, concurrent_sandboxes: None) -> None:

@@ -147,7 +147,7 @@ def test_the_inbound_listing_pages_and_is_only_for_the_accounts_business(world: 
 WRITES = {"PutItem", "DeleteItem", "UpdateItem", "BatchWriteItem", "TransactWriteItems"}
 
 
-def test_an_inbound_message_costs_its_own_item_and_at_most_one_opt_out_write(
+def test_an_inbound_message_costs_its_own_item_one_opt_out_write_and_a_start_its_time(
     world: WebhookWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a Twilio account, and every DynamoDB call recorded
@@ -170,10 +170,32 @@ def test_an_inbound_message_costs_its_own_item_and_at_most_one_opt_out_write(
         assert response.status == 200, response.body
         writes.append([call for call in calls if call in WRITES])
 
-    # THEN each writes its own item, and a keyword one opt-out item (a repeat fails its condition, no second record)
+    # THEN each writes its own item, and a keyword one opt-out item (a repeat fails its condition, no second record);
+    # a start also records when it was written (a small item of its own, so a late STOP written before it is told)
     assert writes == [
         ["BatchWriteItem"],
         ["PutItem", "BatchWriteItem"],
         ["PutItem", "BatchWriteItem"],
-        ["DeleteItem", "BatchWriteItem"],
+        ["PutItem", "DeleteItem", "BatchWriteItem"],
     ]
+
+
+def test_a_meta_stop_retried_after_a_later_alta_opts_nobody_out(world: WebhookWorld) -> None:
+    # GIVEN a person who wrote STOP, then ALTA a minute later; Meta delivered the ALTA first (the STOP's webhook
+    # failed and was retried)
+    meta_account(world, 1, NUMBER_ID, SECRET)
+    assert world.webhooks.meta(meta_text("ALTA", "wamid.alta", 1764406960), SECRET).status == 200
+
+    # WHEN the STOP arrives, twice
+    first = world.webhooks.meta(meta_text("STOP", "wamid.stop", 1764406900), SECRET)
+    second = world.webhooks.meta(meta_text("STOP", "wamid.stop", 1764406900), SECRET)
+
+    # THEN the person is not opted out: what they wrote last stands
+    assert (first.status, second.status) == (200, 200)
+    assert SENDER not in opt_outs(world)
+
+    # WHEN they write STOP again, after the ALTA
+    world.webhooks.meta(meta_text("STOP", "wamid.stop2", 1764407020), SECRET)
+
+    # THEN that one opts them out
+    assert opt_outs(world)[SENDER]["source"] == "stop_reply"

@@ -135,7 +135,13 @@ class DeliveryWorld:
         chosen = account or self.account
         return self.planner(**config).plan_account(chosen.business_id, chosen.id, PLENTY)
 
-    def sender(self, *, max_rate_wait_s: float = 20.0, sleep: Callable[[float], None] | None = None) -> Sender:
+    def sender(
+        self,
+        *,
+        max_rate_wait_s: float = 20.0,
+        sleep: Callable[[float], None] | None = None,
+        schedules: FakeSchedules | None = None,
+    ) -> Sender:
         return Sender(
             lifecycle=self.lifecycle,
             jobs=self.jobs,
@@ -151,6 +157,7 @@ class DeliveryWorld:
             clock=self.clock,
             wall_time=self.wall,
             sleep=sleep or self.sleeps.append,
+            schedules=ScheduleKeeper(schedules),
         )
 
     def processing(self, schedules: FakeSchedules | None = None) -> ProcessingService:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from wabacast_local.lambda_runtime import FunctionConfig, FunctionError, LocalLambdaFunction, load_handler
+from wabacast_local.lambda_runtime import (
+    FunctionConfig,
+    FunctionError,
+    LocalLambdaFunction,
+    ScalingLambdaFunction,
+    load_handler,
+)
 
 
 def write_handler(directory, source, file_name="handler.py"):
@@ -158,3 +167,83 @@ def test_invocations_of_one_function_never_overlap():
 
     # THEN they ran one after the other, as in one execution environment
     assert most_at_once == 1
+
+
+SLOW_HANDLER = """
+import time
+STATE = {"calls": 0}
+def lambda_handler(event, context):
+    STATE["calls"] += 1
+    time.sleep(event["sleep"])
+    return {"module": __name__, "calls": STATE["calls"]}
+"""
+
+
+def test_concurrent_requests_run_in_environments_of_their_own_up_to_the_limit(tmp_path):
+    # GIVEN a function allowed two execution environments, whose handler takes 0.3 s
+    path = write_handler(tmp_path / "api", SLOW_HANDLER)
+    function = ScalingLambdaFunction(FunctionConfig(name="api", timeout_seconds=5), path, max_environments=2)
+
+    # WHEN four requests arrive at once
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: function.invoke({"sleep": 0.3}), range(4)))
+
+    # THEN two environments (two imports of the handler, each with its own module state) served them, two each
+    assert function.environments == 2
+    modules = Counter(result["module"] for result in results)
+    assert len(modules) == 2
+    assert sorted(modules.values()) == [2, 2]
+    assert sorted(result["calls"] for result in results) == [1, 1, 2, 2]
+
+
+def test_a_lone_caller_reuses_one_environment(tmp_path):
+    # GIVEN a function allowed six environments
+    path = write_handler(tmp_path / "api", SLOW_HANDLER)
+    function = ScalingLambdaFunction(FunctionConfig(name="api", timeout_seconds=5), path, max_environments=6)
+    # WHEN requests come one after another
+    results = [function.invoke({"sleep": 0}) for _ in range(3)]
+    # THEN one warm environment served them all
+    assert function.environments == 1
+    assert [result["calls"] for result in results] == [1, 2, 3]
+
+
+RESOLVER_HANDLER = """
+import time
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+app = APIGatewayHttpResolver()
+
+@app.get("/items/<item>")
+def get_item(item):
+    time.sleep(0.2)  # another environment resolves its own event meanwhile
+    return {"item": item, "path": app.current_event.path}
+
+def lambda_handler(event, context):
+    return app.resolve(event, context)
+"""
+
+
+def http_event(path):
+    return {
+        "version": "2.0",
+        "routeKey": "GET /items/{item}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {},
+        "requestContext": {"http": {"method": "GET", "path": path}, "stage": "$default", "requestId": path},
+        "isBase64Encoded": False,
+    }
+
+
+def test_concurrent_environments_each_resolve_their_own_event(tmp_path):
+    # GIVEN an API function of Powertools resolvers (which keep the current event on a class attribute)
+    path = write_handler(tmp_path / "api", RESOLVER_HANDLER)
+    function = ScalingLambdaFunction(FunctionConfig(name="api", timeout_seconds=5), path, max_environments=4)
+
+    # WHEN four requests for different paths are resolved at the same time
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda item: function.invoke(http_event(f"/items/{item}")), "abcd"))
+
+    # THEN each answered from its own event
+    bodies = [json.loads(result["body"]) for result in results]
+    assert [(body["item"], body["path"]) for body in bodies] == [(item, f"/items/{item}") for item in "abcd"]

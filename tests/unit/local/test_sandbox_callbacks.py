@@ -185,7 +185,7 @@ def test_the_dispatcher_posts_each_callback_when_due_signed_and_logs_the_answer(
         posted.append((url, raw, headers))
         return next(answers)
 
-    dispatcher = CallbackDispatcher(clock=clock, wall_clock=lambda: 1_764_406_800.0, post=post)
+    dispatcher = CallbackDispatcher(clock=clock, wall_clock=lambda: 1_764_406_800.0, post=post, max_batch=1)
     plan = CallbackPlan(
         posts=[PlannedCallback("sent", 0.1), PlannedCallback("delivered", 1.0), PlannedCallback("read", 2.0)],
         lost=["read"],
@@ -212,6 +212,7 @@ def test_the_dispatcher_posts_each_callback_when_due_signed_and_logs_the_answer(
     assert summary == {
         "scheduled": 3,
         "posted": 4,
+        "requests": 4,
         "acknowledged": 3,
         "refused": 1,
         "unreachable": 0,
@@ -266,3 +267,38 @@ def test_the_cli_reads_callback_ranges_and_shares() -> None:
     # AND a reversed range is refused
     with pytest.raises(SystemExit):
         parse_args(["--sandbox-read-delay-ms", "900-100"])
+
+
+def test_statuses_of_one_number_due_together_share_a_notification() -> None:
+    # GIVEN 30 messages of one number and one of another, all with a sent status due at 0.1 s
+    clock = ManualClock()
+    posted: list[tuple[str, bytes, dict[str, str]]] = []
+
+    def post(url: str, raw: bytes, headers: dict[str, str]) -> tuple[int, str]:
+        posted.append((url, raw, headers))
+        return 200, "{}"
+
+    dispatcher = CallbackDispatcher(clock=clock, wall_clock=lambda: 1_764_406_800.0, post=post)
+    target = CallbackTarget("http://api/api/webhooks/meta", "secret")
+    plan = CallbackPlan(posts=[PlannedCallback("sent", 0.1)], lost=[])
+    for index in range(30):
+        dispatcher.schedule({**MESSAGE, "id": f"wamid.{index}"}, plan, target)
+    dispatcher.schedule({**MESSAGE, "id": "wamid.other", "phoneNumberId": "other-number"}, plan, target)
+
+    # WHEN they fall due
+    clock.now = 1.0
+    assert dispatcher.run_due() == 31
+
+    # THEN they went out in three signed notifications: 25 and 5 statuses of the first number, 1 of the other, each
+    # status exactly once
+    bodies = [json.loads(raw) for _, raw, _ in posted]
+    sizes = sorted(len(body["entry"][0]["changes"][0]["value"]["statuses"]) for body in bodies)
+    assert sizes == [1, 5, 25]
+    for body in bodies:
+        value = body["entry"][0]["changes"][0]["value"]
+        assert value["metadata"]["phone_number_id"] in {MESSAGE["phoneNumberId"], "other-number"}
+    ids = [status["id"] for body in bodies for status in body["entry"][0]["changes"][0]["value"]["statuses"]]
+    assert sorted(ids) == sorted([f"wamid.{index}" for index in range(30)] + ["wamid.other"])
+    assert all(meta_signature_valid(raw, headers["X-Hub-Signature-256"], "secret") for _, raw, headers in posted)
+    assert dispatcher.summary()["requests"] == 3
+    assert dispatcher.summary()["acknowledged"] == 31

@@ -91,6 +91,14 @@ def test_cli_defaults():
     assert args.authorizer_cache_ttl == 0
 
 
+def test_the_account_sync_runs_every_15_minutes_unless_told():
+    # GIVEN / WHEN the command line without and with the flag
+    default = parse_args([])
+    shortened = parse_args(["--account-sync-seconds", "10"])
+    # THEN the cloud's interval, or the one asked for
+    assert (default.account_sync_seconds, shortened.account_sync_seconds) == (900.0, 10.0)
+
+
 def test_banner_has_a_ready_to_paste_curl(tmp_path):
     endpoints = StackEndpoints(
         api_url="http://localhost:3000",

@@ -173,3 +173,56 @@ def test_a_long_reply_is_conversation_and_reads_no_keywords() -> None:
     assert acted.action is None
     assert businesses.reads == 0
     assert contacts.opt_outs == {}
+
+
+def test_a_stop_delivered_after_a_later_start_opts_nobody_out() -> None:
+    # GIVEN a number that wrote STOP at :01 and ALTA at :05, the ALTA handled first (the STOP's webhook was retried)
+    replies, contacts, _ = handler()
+    replies.act([message("ALTA", 1, second=5)])
+
+    # WHEN the STOP arrives, and again (providers repeat a webhook)
+    replies.act([message("STOP", 1, second=1)])
+    replies.act([message("STOP", 1, second=1)])
+
+    # THEN the later ALTA stands: the number is not opted out
+    assert contacts.get_opt_out(BIZ, phone(1)) is None
+
+
+def test_a_stop_written_after_the_last_start_still_opts_out_once() -> None:
+    # GIVEN a number that wrote ALTA at :01
+    replies, contacts, _ = handler()
+    replies.act([message("ALTA", 1, second=1)])
+
+    # WHEN its STOP of :05 arrives, twice
+    replies.act([message("STOP", 1, second=5)])
+    replies.act([message("STOP", 1, second=5)])
+
+    # THEN it is opted out, at the STOP's time, once
+    opt_out = contacts.get_opt_out(BIZ, phone(1))
+    assert opt_out is not None
+    assert opt_out.created_at == NOW.replace(second=5)
+
+
+def test_a_start_delivered_after_a_later_stop_leaves_the_opt_out() -> None:
+    # GIVEN a number that wrote ALTA at :01 and STOP at :05, the STOP handled first
+    replies, contacts, _ = handler()
+    replies.act([message("STOP", 1, second=5)])
+
+    # WHEN the older ALTA arrives
+    replies.act([message("ALTA", 1, second=1)])
+
+    # THEN the later STOP stands
+    assert contacts.get_opt_out(BIZ, phone(1)) is not None
+
+
+def test_the_last_start_is_remembered_not_an_older_one_delivered_late() -> None:
+    # GIVEN a number that wrote ALTA at :09, then a retried ALTA of :02 arrives
+    replies, contacts, _ = handler()
+    replies.act([message("ALTA", 1, second=9)])
+    replies.act([message("ALTA", 1, second=2)])
+
+    # WHEN a STOP of :05 arrives
+    replies.act([message("STOP", 1, second=5)])
+
+    # THEN the ALTA of :09 still outranks it
+    assert contacts.get_opt_out(BIZ, phone(1)) is None

@@ -59,6 +59,7 @@ TERMINAL_JOB_STATUSES = frozenset({JobStatus.SENT, JobStatus.FAILED, JobStatus.O
 # The allowed moves. PENDING -> PENDING is a hand-back (a sender found the queue paused or the account unable to
 # send): the job waits for the planner to feed it again. SENDING -> PENDING is a delayed re-feed (the provider
 # said "not now, try again in hours": RETRY_LATER): the planner feeds it again once its `not_before` has passed.
+# SENT -> PENDING is the same delayed re-feed when the provider says so later, in a status webhook.
 ALLOWED_MOVES: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.PENDING: frozenset(
         {JobStatus.PENDING, JobStatus.SENDING, JobStatus.FAILED, JobStatus.OPTED_OUT, JobStatus.SKIPPED}
@@ -70,8 +71,9 @@ ALLOWED_MOVES: dict[JobStatus, frozenset[JobStatus]] = {
     # retry-failed; FAILED -> SENT: the provider reports a job failed as UNKNOWN_OUTCOME as sent after all;
     # FAILED -> FAILED: a delivery receipt after a late failure (wabacast.domain.receipts).
     JobStatus.FAILED: frozenset({JobStatus.PENDING, JobStatus.SENT, JobStatus.FAILED}),
-    # Status receipts: SENT -> SENT records delivery progress, SENT -> FAILED a failure the provider reported late.
-    JobStatus.SENT: frozenset({JobStatus.SENT, JobStatus.FAILED}),
+    # Status receipts: SENT -> SENT records delivery progress, SENT -> FAILED a failure the provider reported late,
+    # SENT -> PENDING a late "not now" (RETRY_LATER: a delayed re-feed).
+    JobStatus.SENT: frozenset({JobStatus.SENT, JobStatus.FAILED, JobStatus.PENDING}),
     JobStatus.OPTED_OUT: frozenset(),
     JobStatus.SKIPPED: frozenset(),
 }

@@ -1,9 +1,10 @@
 """What EventBridge Scheduler holds for a queue: its schedules' names and the event each one delivers.
 
-A queue has up to three schedules, all in the stack's schedule group and all targeting the scheduler function:
+A queue has up to four schedules, all in the stack's schedule group and all targeting the scheduler function:
   <queueId>-start   at(startAt), one-time: a scheduled queue starts (deleted by Scheduler after it fires);
   <queueId>-recur   cron(...) in the queue's time zone: each occurrence starts a fresh run of a recurring queue;
-  <queueId>-end     at(endAt), one-time: a queue waiting for its start or its next run expires.
+  <queueId>-end     at(endAt), one-time: a queue waiting for its start or its next run expires;
+  <queueId>-resume  at(when a provider's limit resets), one-time: a queue the limit paused (Twilio 63038) resumes.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ class ScheduleAction(StrEnum):
     START = "start"
     OCCURRENCE = "occurrence"
     EXPIRE = "expire"
+    RESUME = "resume"
 
 
 SCHEDULE_SUFFIXES: dict[ScheduleAction, str] = {
     ScheduleAction.START: "start",
     ScheduleAction.OCCURRENCE: "recur",
     ScheduleAction.EXPIRE: "end",
+    ScheduleAction.RESUME: "resume",
 }
 # EventBridge Scheduler fills this in with the occurrence's time (ISO 8601, UTC) when it invokes the target.
 SCHEDULED_TIME_PLACEHOLDER = "<aws.scheduler.scheduled-time>"

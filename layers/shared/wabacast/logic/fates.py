@@ -2,9 +2,11 @@
 at send time) and the status webhooks (errors the provider reports later), so both give a failure the same fate.
 
 `failure_move(job, queue, error, now=...)` is the job's move (pure): retry through SQS, a delayed re-feed by the
-planner (RETRY_LATER), or FAILED. `FailureFates.apply(job, queue, error, provider=...)` does the rest, once the
-move is written: an opt-out (scope `all` or `marketing`), or the queue paused with the reason (and, for a limit
-that lifts by itself, when it does).
+planner (RETRY_LATER), or FAILED. A status webhook's failure takes `deferral(job, error, now=...)` the same way
+(wabacast.logic.webhooks), so a late "not now" is a delayed re-feed too, not a failure.
+`FailureFates.apply(job, queue, error, provider=...)` does the rest, once the move is written: an opt-out (scope
+`all` or `marketing`), or the queue paused with the reason (and, for a limit that lifts by itself, when it does,
+with a one-time schedule that resumes the queue then: ScheduleAction.RESUME).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Protocol
 from wabacast.clock import Clock, utc_now
 from wabacast.domain.jobs import ErrorClass, Job, JobError, JobMove, JobStatus
 from wabacast.domain.models import OptOut, OptOutScope, OptOutSource, Queue, QueueStatus
+from wabacast.logic.scheduling import ScheduleKeeper
 from wabacast.providers.errors import resets_after
 
 # Meta's per-user marketing limit lifts after some hours (Meta does not say when): each delayed re-feed waits
@@ -58,6 +61,24 @@ class FailureMove:
         return self.move.job.status == JobStatus.PENDING
 
 
+def deferral(job: Job, error: JobError, *, now: datetime) -> JobMove | None:
+    """The delayed re-feed of a job the provider refused for now (RETRY_LATER: Meta's per-user marketing limit,
+    never for +1 numbers, which the error table already classifies PERMANENT), while it has re-feeds left; None
+    otherwise. From SENDING (the send's answer) or from SENT (a status webhook): the refused message is done with,
+    so its provider message id goes, and the next send's receipts are the job's."""
+    if error.error_class != ErrorClass.RETRY_LATER or job.deferrals >= len(MARKETING_LIMIT_DELAYS):
+        return None
+    return job.move(
+        JobStatus.PENDING,
+        now=now,
+        last_error=error,
+        not_before=now + MARKETING_LIMIT_DELAYS[job.deferrals],
+        deferrals=job.deferrals + 1,
+        refeed=False,
+        provider_message_id=None,
+    )
+
+
 def failure_move(
     job: Job, queue: Queue, error: JobError, *, now: datetime, backoff: Callable[[int], int]
 ) -> FailureMove:
@@ -65,28 +86,27 @@ def failure_move(
     seconds before SQS hands a retryable one out again."""
     if error.error_class == ErrorClass.RETRYABLE and job.attempts < queue.max_attempts:
         return FailureMove(job.move(JobStatus.RETRY, now=now, last_error=error), backoff(job.attempts))
-    if error.error_class == ErrorClass.RETRY_LATER and job.deferrals < len(MARKETING_LIMIT_DELAYS):
-        not_before = now + MARKETING_LIMIT_DELAYS[job.deferrals]
-        return FailureMove(
-            job.move(
-                JobStatus.PENDING,
-                now=now,
-                last_error=error,
-                not_before=not_before,
-                deferrals=job.deferrals + 1,
-                refeed=False,
-            )
-        )
+    deferred = deferral(job, error, now=now)
+    if deferred is not None:
+        return FailureMove(deferred)
     return FailureMove(job.move(JobStatus.FAILED, now=now, last_error=error))
 
 
 class FailureFates:
     """The side effects of a failure, applied after the job's move was written."""
 
-    def __init__(self, *, contacts: OptOutWriter, lifecycle: QueuePauser, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        *,
+        contacts: OptOutWriter,
+        lifecycle: QueuePauser,
+        clock: Clock = utc_now,
+        schedules: ScheduleKeeper | None = None,
+    ) -> None:
         self._contacts = contacts
         self._lifecycle = lifecycle
         self._clock = clock
+        self._schedules = schedules or ScheduleKeeper(None)
 
     def apply(self, job: Job, queue: Queue | None, error: JobError, *, provider: str) -> None:
         """`provider`: the sending account's provider ("meta", "twilio", "sandbox"), for rows that say more than
@@ -111,7 +131,7 @@ class FailureFates:
             if lifts is not None:
                 # Said first, so the 500-character cut never drops it.
                 reason = f"until {(now + lifts).isoformat(timespec='minutes')} (limit resets): {reason}"
-            self._lifecycle.transition(
+            paused = self._lifecycle.transition(
                 queue,
                 allowed_from=(QueueStatus.PROCESSING,),
                 to=QueueStatus.PAUSED,
@@ -119,3 +139,7 @@ class FailureFates:
                 reason=reason[:500],
                 register=False,
             )
+            # Only the sender (or webhook) that paused it: the others found it paused already. The pause's own time
+            # plus the limit's: the scheduler function checks a firing against it (ProcessingService.on_schedule).
+            if paused and lifts is not None:
+                self._schedules.resume_at(queue, now + lifts)

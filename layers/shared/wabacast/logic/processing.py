@@ -177,8 +177,11 @@ class ProcessingService:
             self._require(queue, (QueueStatus.PAUSED,))
             self._schedules.arrange_waiting(queue, now)
             self._move(queue, (QueueStatus.PAUSED,), QueueStatus.SCHEDULED, register=None)
+            self._schedules.resumed(queue.id)
             return self.progress(business_id, queue_id)
         self._move(queue, (QueueStatus.PAUSED,), QueueStatus.PROCESSING, register=True)
+        # Resumed before a provider limit's reset: its own resume must not fire later (e.g. after a new pause).
+        self._schedules.resumed(queue.id)
         if schedule.recurring and not expired(schedule, now):
             self._schedules.arrange_recurrence(queue, now)
         self._wake(business_id, queue_id)
@@ -326,6 +329,8 @@ class ProcessingService:
             return self._scheduled_start(queue, event.scheduled_time)
         if event.action == ScheduleAction.OCCURRENCE:
             return self._occurrence(queue, event.scheduled_time)
+        if event.action == ScheduleAction.RESUME:
+            return self._limit_reset(queue, event.scheduled_time)
         return self._expire(queue)
 
     def _scheduled_start(self, queue: Queue, scheduled_time: datetime) -> str:
@@ -375,6 +380,26 @@ class ProcessingService:
             return "ignored: the queue changed meanwhile"
         self._wake(queue.business_id, queue.id)
         return f"run {run.number} started"
+
+    def _limit_reset(self, queue: Queue, scheduled_time: datetime) -> str:
+        """A provider's limit that paused the queue has reset (wabacast.logic.fates): back to sending. Only the pause
+        the schedule was made for: a queue paused by request (it remembers what it was paused from), or paused again
+        after the schedule was made, stays as it is."""
+        if queue.status != QueueStatus.PAUSED or queue.paused_from is not None:
+            return f"ignored: the queue is {queue.status.value}" + (" (paused by request)" if queue.paused_from else "")
+        if queue.updated_at > scheduled_time + _SAME_OCCURRENCE:
+            return "ignored: the queue was paused again after this resume was arranged"
+        if not self._lifecycle.transition(
+            queue,
+            allowed_from=(QueueStatus.PAUSED,),
+            to=QueueStatus.PROCESSING,
+            now=self._clock(),
+            register=True,
+            unchanged_since=queue.updated_at,
+        ):
+            return "ignored: the queue changed meanwhile"
+        self._wake(queue.business_id, queue.id)
+        return "resumed: the provider's limit has reset"
 
     def _expire(self, queue: Queue) -> str:
         if queue.status == QueueStatus.PROCESSING:

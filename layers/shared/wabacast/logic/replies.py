@@ -1,18 +1,28 @@
 """Replies: stop and start keywords act on the business's opt-outs, and an account's inbound messages are listed.
 
 Cost per inbound message (docs/architecture.md): its own item, plus at most one opt-out write (a conditional Put
-for a stop keyword, a conditional Delete for a start keyword). The business is read once per request for its
-keywords; nothing shared is written, so a burst of replies spreads over the senders' own opt-out items.
+for a stop keyword, a Delete for a start keyword, which also records its own time: see below). The business is
+read once per request for its keywords; nothing shared is written, so a burst of replies spreads over the senders'
+own opt-out items.
 
 A stop keyword records an opt-out of scope `all`, source `stop_reply`. A start keyword removes the business's
 opt-out for that number whatever its source: the person asked, in writing, to hear from the business again,
 which outweighs an earlier stop (a reply, a provider's 131050, or an API call made on their behalf).
+
+Order is the messages' own (Meta's `timestamp`; Twilio sends none, so the time it reached us), not the order the
+webhooks arrive in: providers retry a webhook for days, so a STOP can arrive after the START written after it.
+A start keyword's time is remembered (ReplyOptOuts.record_opt_in); a stop older than it opts nobody out, and a
+start older than the opt-out it finds leaves it. A stop is written first and checked after, so a start handled
+at the same moment by another request is still seen (one read per stop keyword, one write and one read per
+start keyword; a superseded stop costs one more write, its removal).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Protocol
 
 from wabacast.clock import Clock, utc_now
@@ -33,6 +43,14 @@ class ReplyOptOuts(OptOutWriter, Protocol):
     def remove_opt_out(self, business_id: str, phone_number: str) -> None:
         """NotFoundError when the number has no opt-out."""
         ...
+
+    def get_opt_out(self, business_id: str, phone_number: str) -> OptOut | None: ...
+
+    def record_opt_in(self, business_id: str, phone_number: str, at: datetime) -> None:
+        """Keep the latest time the number asked to hear from the business again."""
+        ...
+
+    def last_opt_in(self, business_id: str, phone_number: str) -> datetime | None: ...
 
 
 class InboundReader(Protocol):
@@ -93,14 +111,30 @@ class ReplyKeywordHandler:
                 created_at=message.received_at,
             ),
         )
+        # Checked after the write: a start handled meanwhile by another request has been recorded by now.
+        opted_in = self._contacts.last_opt_in(message.business_id, message.from_number)
+        if opted_in is not None and opted_in > message.received_at:
+            # Written before a start that was handled first (a late or retried webhook): the start stands.
+            if created:
+                with contextlib.suppress(NotFoundError):
+                    self._contacts.remove_opt_out(message.business_id, message.from_number)
+            self._metrics.add("ReplyOptOutsSuperseded", 1, account_id=message.account_id)
+            return
         if created:
             self._metrics.add("ReplyOptOuts", 1, account_id=message.account_id)
 
     def _opt_in(self, message: InboundMessage) -> None:
+        # Remembered first: a stop written before this start but handled after it must find it.
+        self._contacts.record_opt_in(message.business_id, message.from_number, message.received_at)
+        current = self._contacts.get_opt_out(message.business_id, message.from_number)
+        if current is None:
+            return  # not opted out: nothing to undo
+        if current.created_at > message.received_at:
+            return  # an opt-out made after this start (a late webhook of the start): it stands
         try:
             self._contacts.remove_opt_out(message.business_id, message.from_number)
         except NotFoundError:
-            return  # not opted out: nothing to undo
+            return
         self._metrics.add("ReplyOptIns", 1, account_id=message.account_id)
 
 

@@ -94,6 +94,16 @@ class ScheduleKeeper:
         else:
             self._schedules.delete(queue.id, ScheduleAction.EXPIRE)
 
+    def resume_at(self, queue: Queue, at: datetime) -> None:
+        """A queue paused by a provider limit that lifts by itself resumes at `at` (once)."""
+        if self._schedules is not None:
+            self._schedules.put_once(queue.business_id, queue.id, ScheduleAction.RESUME, at)
+
+    def resumed(self, queue_id: str) -> None:
+        """The queue left the pause (by request, or cancelled): the limit's resume has no more use."""
+        if self._schedules is not None:
+            self._schedules.delete(queue_id, ScheduleAction.RESUME)
+
     def started(self, queue: Queue) -> None:
         """The queue started sending now: its start trigger has no more use."""
         if self._schedules is not None:

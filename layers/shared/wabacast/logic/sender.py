@@ -31,7 +31,7 @@ from wabacast.domain.receipts import job_reference
 from wabacast.logic.delivery_ports import JobStore, ProviderPort, QueueLifecycle, RatePort
 from wabacast.logic.fates import OPT_OUT_SCOPE_OF_CLASS, FailureFates, failure_move
 from wabacast.logic.ports import AccountStore, BusinessStore, ContactStore, MetricsSink
-from wabacast.logic.scheduling import expired, window_open
+from wabacast.logic.scheduling import ScheduleKeeper, expired, window_open
 from wabacast.providers.base import OutboundMessage, ProviderError
 
 # Seconds before SQS hands a retryable job out again: grows per attempt, capped.
@@ -92,6 +92,7 @@ class Sender:
         clock: Clock = utc_now,
         wall_time: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        schedules: ScheduleKeeper | None = None,
     ) -> None:
         self._lifecycle = lifecycle
         self._jobs = jobs
@@ -107,7 +108,7 @@ class Sender:
         self._clock = clock
         self._wall_time = wall_time
         self._sleep = sleep
-        self._fates = FailureFates(contacts=contacts, lifecycle=lifecycle, clock=clock)
+        self._fates = FailureFates(contacts=contacts, lifecycle=lifecycle, clock=clock, schedules=schedules)
 
     def send_batch(self, account_id: str, records: Sequence[InboundRecord]) -> BatchResult:
         """`account_id`: the account whose SQS queue the batch came from (the sending account)."""

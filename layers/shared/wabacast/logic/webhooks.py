@@ -6,8 +6,9 @@ phone number ids of a Meta payload). A request that cannot be verified changes n
 (WebhookUnknownMessages), never an error, because the providers retry errors for days.
 
 Cost per receipt (decision 26): the job is found from the reference the send gave the provider, with one
-consistent GetItem (no lookup item, no index); a receipt that changes nothing writes nothing; one that does writes
-the job and one counter shard in one transaction (wabacast.adapters.dynamodb.jobs settle).
+consistent read (no lookup item, no index); a receipt that changes nothing writes nothing; one that does writes
+the job and one counter shard in one transaction (wabacast.adapters.dynamodb.jobs settle). The receipts of one
+notification that change different jobs of a queue share that transaction and its one counter-shard write.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from typing import Any, NoReturn, Protocol
 from pydantic import ValidationError
 
 from wabacast.clock import Clock, utc_now
-from wabacast.domain.jobs import Job, JobMove
-from wabacast.domain.models import MetaCredentials, Provider, Queue, TwilioCredentials
+from wabacast.domain.jobs import ErrorClass, Job, JobMove, JobStatus
+from wabacast.domain.models import MetaCredentials, Provider, Queue, QueueStatus, TwilioCredentials
 from wabacast.domain.receipts import Receipt, ReceiptStatus, apply_receipt, parse_job_reference
 from wabacast.domain.webhooks import (
     META_ROUTE,
@@ -33,9 +34,10 @@ from wabacast.domain.webhooks import (
     WebhookAccount,
 )
 from wabacast.errors import InvalidInputError, InvalidSignatureError
-from wabacast.logic.fates import FailureFates, OptOutWriter, QueuePauser
+from wabacast.logic.fates import FailureFates, OptOutWriter, QueuePauser, deferral
 from wabacast.logic.ports import MetricsSink
 from wabacast.logic.replies import ReplyKeywordHandler
+from wabacast.logic.scheduling import ScheduleKeeper
 from wabacast.pricing import MICROS_PER_UNIT, PriceTable, default_price_table
 from wabacast.providers.webhooks import (
     MetaNotification,
@@ -51,6 +53,9 @@ from wabacast.providers.webhooks import (
 
 # A receipt whose job changed between its read and its write is read again and decided again, this many times.
 MAX_RECEIPT_ATTEMPTS = 5
+# A late "not now" (RETRY_LATER) re-feeds the job only while the planner still feeds its queue (now, or on resume);
+# a queue that completed, was cancelled or is gone cannot send it again, so the job fails with the error instead.
+DEFERRABLE_QUEUE_STATUSES = frozenset({QueueStatus.PROCESSING, QueueStatus.PAUSED})
 
 
 class WebhookDirectory(Protocol):
@@ -107,13 +112,14 @@ class WebhookService:
         metrics: MetricsSink,
         clock: Clock = utc_now,
         prices: PriceTable | None = None,
+        schedules: ScheduleKeeper | None = None,
     ) -> None:
         self._directory = directory
         self._secrets = secrets
         self._jobs = jobs
         self._lifecycle = lifecycle
         self._contacts = contacts
-        self._fates = FailureFates(contacts=contacts, lifecycle=lifecycle, clock=clock)
+        self._fates = FailureFates(contacts=contacts, lifecycle=lifecycle, clock=clock, schedules=schedules)
         self._inbound = inbound
         self._replies = replies
         self._metrics = metrics
@@ -273,8 +279,12 @@ class WebhookService:
     def _record(
         self, account: WebhookAccount | None, receipts: list[tuple[str | None, Receipt]], result: WebhookResult
     ) -> None:
+        """Apply a notification's receipts. Receipts of different jobs are written together (one transaction per
+        queue and 25 jobs, with one counter-shard ADD: jobs.settle); a job's second receipt in the same
+        notification waits for the next round, since one transaction may not touch an item twice."""
         refs = {ref for reference, _ in receipts if (ref := parse_job_reference(reference)) is not None}
         jobs = self._jobs.get_jobs(sorted(refs)) if refs and account is not None else {}
+        known: list[tuple[str, Receipt]] = []
         for reference, receipt in receipts:
             self._metrics.add("StatusesReceived", 1, account_id=account.account_id if account else None)
             ref = parse_job_reference(reference)
@@ -288,40 +298,90 @@ class WebhookService:
                 result.unknown += 1
                 self._metrics.add("WebhookUnknownMessages", 1, account_id=account.account_id if account else None)
                 continue
-            moved = self._apply(job, receipt, result, provider=account.provider.value)
-            if moved is not None:
-                jobs[moved.id] = moved
+            known.append((job.id, receipt))
+        if account is None:
+            return
+        provider = account.provider.value
+        while known:
+            this_round: dict[str, Receipt] = {}
+            later: list[tuple[str, Receipt]] = []
+            for job_id, receipt in known:
+                if job_id in this_round:
+                    later.append((job_id, receipt))
+                else:
+                    this_round[job_id] = receipt
+            moves: list[tuple[JobMove, Receipt]] = []
+            for job_id, receipt in this_round.items():
+                move = self._decide(jobs[job_id], receipt)
+                if move is None:
+                    self._unchanged(jobs[job_id], result)
+                else:
+                    moves.append((move, receipt))
+            written = {move.job.id for move in self._jobs.settle([move for move, _ in moves])} if moves else set()
+            for move, receipt in moves:
+                if move.job.id in written:
+                    self._applied(move, receipt, result, provider=provider)
+                    jobs[move.job.id] = move.job
+                else:
+                    # The job changed between its read and the write: read it again and decide again, alone.
+                    fresh = self._jobs.get_jobs([(move.job.queue_id, move.job.id)]).get(move.job.id)
+                    moved = self._apply(fresh, receipt, result, provider=provider)
+                    if moved is not None:
+                        jobs[moved.id] = moved
+            known = later
 
-    def _apply(self, job: Job, receipt: Receipt, result: WebhookResult, *, provider: str) -> Job | None:
+    def _decide(self, job: Job, receipt: Receipt) -> JobMove | None:
+        move = apply_receipt(
+            job, receipt, now=self._clock(), prices=self._prices, category=self._category(job, receipt)
+        )
+        return self._deferred_instead(move) if move is not None else None
+
+    def _unchanged(self, job: Job, result: WebhookResult) -> None:
+        result.unchanged += 1
+        self._metrics.add("WebhookDuplicates", 1, account_id=job.account_id)
+
+    def _applied(self, move: JobMove, receipt: Receipt, result: WebhookResult, *, provider: str) -> None:
+        result.applied += 1
+        result.moves.append(move)
+        self._metrics.add("WebhookReceipts", 1, account_id=move.job.account_id, status=receipt.status.value)
+        if move.job.cost_micros is not None and move.before.cost_micros is None:
+            # In the table's currency (a float for the dashboard only; stored amounts are micro-units).
+            self._metrics.add(
+                "MessageCost", move.job.cost_micros / MICROS_PER_UNIT, account_id=move.job.account_id, unit="None"
+            )
+        if move.job.status == JobStatus.PENDING:
+            self._metrics.add("MessagesDeferred", 1, account_id=move.job.account_id)
+        elif receipt.status == ReceiptStatus.FAILED and move.error is not None:
+            self._after_failure(move, provider)
+
+    def _apply(self, job: Job | None, receipt: Receipt, result: WebhookResult, *, provider: str) -> Job | None:
         """Apply one receipt to its job, deciding again from a fresh read when the job changed meanwhile."""
-        current: Job | None = job
+        current = job
         for _ in range(MAX_RECEIPT_ATTEMPTS):
             if current is None:
                 return None
-            move = apply_receipt(
-                current, receipt, now=self._clock(), prices=self._prices, category=self._category(current, receipt)
-            )
+            move = self._decide(current, receipt)
             if move is None:
-                result.unchanged += 1
-                self._metrics.add("WebhookDuplicates", 1, account_id=current.account_id)
+                self._unchanged(current, result)
                 return current
             if self._jobs.settle([move]):
-                result.applied += 1
-                result.moves.append(move)
-                self._metrics.add("WebhookReceipts", 1, account_id=current.account_id, status=receipt.status.value)
-                if move.job.cost_micros is not None and move.before.cost_micros is None:
-                    # In the table's currency (a float for the dashboard only; stored amounts are micro-units).
-                    self._metrics.add(
-                        "MessageCost",
-                        move.job.cost_micros / MICROS_PER_UNIT,
-                        account_id=current.account_id,
-                        unit="None",
-                    )
-                if receipt.status == ReceiptStatus.FAILED and move.error is not None:
-                    self._after_failure(move, provider)
+                self._applied(move, receipt, result, provider=provider)
                 return move.job
             current = self._jobs.get_jobs([(current.queue_id, current.id)]).get(current.id)
-        raise RuntimeError(f"job {job.id}: its receipt kept meeting concurrent changes")
+        raise RuntimeError(f"job {current.id if current else '?'}: its receipt kept meeting concurrent changes")
+
+    def _deferred_instead(self, move: JobMove) -> JobMove:
+        """A late failure the provider means as "not now" (RETRY_LATER) gets the fate it gets at send time: the
+        delayed re-feed (decision 27), while the job has re-feeds left and its queue is still fed. Anything else is
+        `move` as it is. The queue is read only for such an error."""
+        error = move.error
+        if move.job.status != JobStatus.FAILED or error is None or error.error_class != ErrorClass.RETRY_LATER:
+            return move
+        job = move.before
+        queue = self._lifecycle.read_queue(job.business_id, job.queue_id)
+        if queue is None or queue.status not in DEFERRABLE_QUEUE_STATUSES:
+            return move
+        return deferral(job, error, now=move.job.updated_at) or move
 
     def _category(self, job: Job, receipt: Receipt) -> str | None:
         """The queue's template category, read only for a receipt the table must price without a category of its

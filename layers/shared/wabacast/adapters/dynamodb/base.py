@@ -163,7 +163,9 @@ class TableGateway:
         """BatchGetItem in chunks of 100, retrying unprocessed keys; `attributes` limits what is returned (DynamoDB
         bills the whole item either way). Eventually consistent reads cost half."""
         results: list[Item] = []
-        pending = [{PARTITION_KEY: {"S": pk}, SORT_KEY: {"S": sk}} for pk, sk in keys]
+        # DynamoDB refuses a request naming one key twice (ValidationException): e.g. a sender batch holding two SQS
+        # messages of one job. Each key is asked once, in first-seen order.
+        pending = [{PARTITION_KEY: {"S": pk}, SORT_KEY: {"S": sk}} for pk, sk in dict.fromkeys(keys)]
         for start in range(0, len(pending), BATCH_GET_SIZE):
             request: dict[str, Any] = {
                 self.table_name: {

@@ -4,22 +4,30 @@ A contact lives at BIZ#<business>/CONTACT#<phone>. Each tag it carries has a mem
 BIZ#<business>#TAG#<tag>/<phone>, so "contacts with tag X" is a Query. Memberships are written beside the
 contact (not atomically with it): a listing by tag re-reads the contacts and drops stale memberships, and a
 retried upsert repairs them.
+
+An opt-out is BIZ#<business>/OPTOUT#<phone>. The last time a number asked to hear from the business again (a
+start keyword) is BIZ#<business>/OPTIN#<phone>, kept OPT_IN_MEMORY_DAYS (TTL expiresAt): long enough for any
+provider's webhook retries, so a stop written before it and delivered after it is recognized as older.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from wabacast.adapters.dynamodb.base import Item, TableGateway, business_pk, to_attributes
 from wabacast.domain.models import Contact, OptOut, OptOutScope, Page, TemplateCategory
 from wabacast.errors import NotFoundError
 from wabacast.phone import FROM_STORAGE
-from wabacast.storage.table import PARTITION_KEY, SORT_KEY
+from wabacast.storage.table import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 
 CONTACT_PREFIX = "CONTACT#"
 OPT_OUT_PREFIX = "OPTOUT#"
+OPT_IN_PREFIX = "OPTIN#"
+# Meta retries a webhook for up to 7 days; Twilio for much less.
+OPT_IN_MEMORY_DAYS = 30
 _STORAGE_ONLY = {PARTITION_KEY, SORT_KEY, "type"}
 
 
@@ -187,6 +195,31 @@ class ContactRepository:
             )
         except self._table.client.exceptions.ConditionalCheckFailedException:
             raise NotFoundError("opt-out not found", field="phoneNumber") from None
+
+    def record_opt_in(self, business_id: str, phone_number: str, at: datetime) -> None:
+        """Remember that the number asked to hear from the business again at `at`; a later time already kept stays
+        (a start delivered late never moves it back)."""
+        at_ms = int(at.timestamp() * 1000)
+        item = {
+            PARTITION_KEY: {"S": business_pk(business_id)},
+            SORT_KEY: {"S": f"{OPT_IN_PREFIX}{phone_number}"},
+            "type": {"S": "OptIn"},
+            "opted_in_at_ms": {"N": str(at_ms)},
+            TTL_ATTRIBUTE: {"N": str(int((at + timedelta(days=OPT_IN_MEMORY_DAYS)).timestamp()))},
+        }
+        with contextlib.suppress(self._table.client.exceptions.ConditionalCheckFailedException):
+            self._table.client.put_item(
+                TableName=self._table.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(PK) OR opted_in_at_ms < :at",
+                ExpressionAttributeValues={":at": {"N": str(at_ms)}},
+            )
+
+    def last_opt_in(self, business_id: str, phone_number: str) -> datetime | None:
+        item = self._table.get(business_pk(business_id), f"{OPT_IN_PREFIX}{phone_number}")
+        if item is None:
+            return None
+        return datetime.fromtimestamp(int(item["opted_in_at_ms"]) / 1000, UTC)
 
     def list_opt_outs(self, business_id: str, limit: int, next_token: str | None) -> Page[OptOut]:
         items, token = self._table.query_page(
