@@ -383,6 +383,7 @@ def prepare_pipeline(
             "phoneNumber": "+34600000001",
             "provider": "sandbox",
             "limits": {"messagesPerSecond": 1000, "dailyRecipientLimit": 1_000_000},
+            "messagingTier": "TIER_UNLIMITED",
         },
         201,
     )

@@ -8,7 +8,8 @@ its own template catalogue:
   `messaging_limit_tier`); only the fields asked for, as Graph does.
 - `GET /{version}/{id}/message_templates?limit=&after=`: `{"data": [...], "paging": {"cursors", "next"}}`.
 
-A number starts GREEN, CONNECTED, TIER_1K, STANDARD throughput; a catalogue starts with DEFAULT_TEMPLATES (the
+A number starts GREEN, CONNECTED, TIER_UNLIMITED (so local campaigns are not held for a day by the messaging
+limit; set a tier with POST /numbers/{id}), STANDARD throughput; a catalogue starts with DEFAULT_TEMPLATES (the
 templates the local demo and the end-to-end tests send, APPROVED). A template that is not in the catalogue is
 merely unknown: the send path never refuses it. A catalogue template that is PAUSED or DISABLED is refused as Meta
 refuses it (132015 / 132016).
@@ -98,7 +99,7 @@ class SandboxGraphError(ValueError):
 class NumberHealth:
     quality_rating: str = "GREEN"
     status: str = "CONNECTED"
-    messaging_tier: str = "TIER_1K"
+    messaging_tier: str = "TIER_UNLIMITED"
     throughput: str = "STANDARD"
     display_phone_number: str | None = None
     verified_name: str = "Sandbox Business"

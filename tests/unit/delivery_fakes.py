@@ -24,7 +24,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -44,6 +44,7 @@ from wabacast.domain.delivery import (
     tally_from_parts,
 )
 from wabacast.domain.jobs import Counter, ErrorClass, Job, JobMove, JobStatus, planned_deltas
+from wabacast.domain.messaging_limit import SEND_MARGIN_S, WINDOW_S, LimitUsage, RollingCount, usage_of
 from wabacast.domain.models import Account, Page, Queue, QueueCounters, QueueRun, QueueStatus, Recipient, RunStatus
 from wabacast.domain.schedules import ScheduleAction, schedule_name
 from wabacast.phone import FROM_STORAGE
@@ -367,6 +368,7 @@ class _Plan:
     counters: dict[str, int] = field(default_factory=dict)
     zones: frozenset[str] = frozenset()
     run: int = 1
+    limit_resets_at: float | None = None
 
 
 @dataclass
@@ -456,6 +458,7 @@ class FakeJobStore(_Recorded):
                 rate_sample_done=plan.rate_done,
                 zones=plan.zones,
                 run=plan.run,
+                limit_resets_at=plan.limit_resets_at,
             )
 
     def existing_plan_versions(self, queue_id: str, job_ids: Sequence[str]) -> dict[str, int | None]:
@@ -493,10 +496,19 @@ class FakeJobStore(_Recorded):
                     stored.counters[counter.value] = stored.counters.get(counter.value, 0) + change
             return True
 
-    def record_feed(self, queue_id: str, *, fed_seq: int, swept_seq: int, marks: Sequence[FeedMark]) -> None:
+    def record_feed(
+        self,
+        queue_id: str,
+        *,
+        fed_seq: int,
+        swept_seq: int,
+        marks: Sequence[FeedMark],
+        limit_resets_at: float | None = None,
+    ) -> None:
         self._enter("record_feed")
         with self._lock:
             plan = self.plans.setdefault(queue_id, _Plan())
+            plan.limit_resets_at = limit_resets_at
             plan.fed_seq = fed_seq
             plan.swept_seq = swept_seq
             # The adapter keeps marks as JSON with times rounded to the millisecond.
@@ -782,73 +794,97 @@ class FakePlanDispatch(_Recorded):
 @dataclass(frozen=True)
 class ReserveCall:
     account_id: str
-    count: int
+    recipients: tuple[str, ...]
     messages_per_second: int
-    daily_limit: int
+    recipient_limit: int
     now: float
     max_wait_s: float
 
 
 class FakeRates(_Recorded):
-    """RateLimiter in memory: a GCRA per account (slots 1/rate apart from its next free slot) and a count per UTC day.
+    """RateLimiter in memory: a GCRA per account (slots 1/rate apart from its next free slot) and the messaging
+    limit's rolling count per account, with each recipient's window, as the adapter keeps them.
 
-    Tests may move an account's next free slot (`tat`), use up some of a day (`use`), or force every reservation
-    to be refused: `deny(retry_after_s=...)` (rate) or `deny(daily_exhausted=True)`.
+    Tests may move an account's next free slot (`tat`), count recipients as already messaged (`use`), or force
+    every reservation to be refused: `deny(retry_after_s=...)` (rate) or `deny(limit_reached=True)`.
     """
 
     def __init__(self, journal: list[str] | None = None) -> None:
         super().__init__("rates", journal)
         self.tat: dict[str, float] = {}
-        self.used: dict[tuple[str, date], int] = {}
+        self.counts: dict[str, RollingCount] = {}
+        # (account, recipient) -> when its 24 h window opened
+        self.windows: dict[tuple[str, str], float] = {}
         self.calls_made: list[ReserveCall] = []
         self._denial: Reservation | None = None
 
-    def deny(self, *, retry_after_s: float = 0.0, daily_exhausted: bool = False) -> None:
-        self._denial = Reservation(retry_after_s=retry_after_s, daily_exhausted=daily_exhausted)
+    def deny(self, *, retry_after_s: float = 0.0, limit_reached: bool = False) -> None:
+        self._denial = Reservation(retry_after_s=retry_after_s, limit_reached=limit_reached)
 
     def allow(self) -> None:
         self._denial = None
 
-    def use(self, account_id: str, count: int, now: float) -> None:
+    def use(self, account_id: str, count: int, at: float) -> None:
+        """`count` recipients (not named) messaged at `at`."""
         with self._lock:
-            key = (account_id, _day(now))
-            self.used[key] = self.used.get(key, 0) + count
+            self.counts[account_id] = self.counts.get(account_id, RollingCount()).add(at, count, at)
 
     def reserve(
         self,
         account_id: str,
-        count: int,
+        recipients: Sequence[str],
         *,
         messages_per_second: int,
-        daily_limit: int,
+        recipient_limit: int,
         now: float,
         max_wait_s: float,
     ) -> Reservation:
         self._enter("reserve")
         with self._lock:
-            self.calls_made.append(ReserveCall(account_id, count, messages_per_second, daily_limit, now, max_wait_s))
+            self.calls_made.append(
+                ReserveCall(account_id, tuple(recipients), messages_per_second, recipient_limit, now, max_wait_s)
+            )
             if self._denial is not None:
                 return self._denial
-            key = (account_id, _day(now))
-            granted = min(count, daily_limit - self.used.get(key, 0))
-            if granted <= 0:
-                return Reservation(daily_exhausted=True)
+            if not recipients:
+                return Reservation()
+            count = self.counts.get(account_id, RollingCount()).live(now)
+            room = max(0, recipient_limit - sum(count.counts))
+            granted: list[int] = []
+            opened: list[str] = []
+            for index, phone in enumerate(recipients):
+                window = self.windows.get((account_id, phone))
+                if (window is not None and window + WINDOW_S > now) or phone in opened:
+                    granted.append(index)
+                elif len(opened) < room:
+                    opened.append(phone)
+                    granted.append(index)
+            if not granted:
+                return Reservation(limit_reached=True)
             start = max(self.tat.get(account_id, now), now)
             if start - now > max_wait_s:
                 return Reservation(retry_after_s=start - now)
             interval = 1.0 / messages_per_second
-            self.tat[account_id] = start + granted * interval
-            self.used[key] = self.used.get(key, 0) + granted
-            return Reservation(slots=[start + index * interval for index in range(granted)])
+            self.tat[account_id] = start + len(granted) * interval
+            last_slot = start + (len(granted) - 1) * interval
+            self.counts[account_id] = count.add(last_slot + SEND_MARGIN_S, len(opened), now)
+            return Reservation(
+                granted=tuple(granted),
+                slots=[start + index * interval for index in range(len(granted))],
+                limit_reached=len(granted) < len(recipients),
+                opened=frozenset(opened),
+            )
 
-    def daily_remaining(self, account_id: str, daily_limit: int, now: float) -> int:
-        self._enter("daily_remaining")
+    def record_windows(self, account_id: str, recipients: Sequence[str], *, opened_at: float) -> None:
+        self._enter("record_windows")
         with self._lock:
-            return max(0, daily_limit - self.used.get((account_id, _day(now)), 0))
+            for phone in recipients:
+                self.windows[(account_id, phone)] = opened_at
 
-
-def _day(now: float) -> date:
-    return datetime.fromtimestamp(now, UTC).date()
+    def usage(self, account_id: str, recipient_limit: int, now: float) -> LimitUsage:
+        self._enter("usage")
+        with self._lock:
+            return usage_of(self.counts.get(account_id, RollingCount()), recipient_limit, now)
 
 
 # Providers --------------------------------------------------------------------------------------------------------

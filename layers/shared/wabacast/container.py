@@ -15,6 +15,7 @@ from wabacast.adapters.dynamodb import AccountRepository, BusinessRepository, Co
 from wabacast.adapters.dynamodb.inbound import InboundRepository
 from wabacast.adapters.dynamodb.jobs import DynamoJobStore
 from wabacast.adapters.dynamodb.lifecycle import QueueLifecycleStore
+from wabacast.adapters.dynamodb.ratelimit import RateLimiter
 from wabacast.adapters.dynamodb.templates import TemplateRepository
 from wabacast.adapters.lambda_trigger import LambdaPlannerTrigger
 from wabacast.adapters.metrics import EmfMetrics
@@ -72,6 +73,7 @@ def build_services(settings: Settings) -> Services:
         trigger,
         schedules=schedules,
         templates=templates,
+        limits=RateLimiter(table),
     )
     metrics = EmfMetrics(namespace=settings.metrics_namespace, service=settings.metrics_service)
     # Its metrics go out with the request's (the API handler flushes them); its readers load on the first sync.

@@ -375,6 +375,8 @@ def pipeline(make_pipeline: Callable[..., Pipeline]) -> Pipeline:
 def sandbox_account(
     api: ApiClient, phone_number: str, mps: int = 1000, daily: int = 1_000_000, **fields: Any
 ) -> dict[str, Any]:
+    # Unlimited tier unless a test says otherwise: `daily` alone caps the unique recipients per 24 h.
+    fields.setdefault("messagingTier", "TIER_UNLIMITED")
     body = account_body(phone_number, "sandbox", **fields)
     body["limits"] = {"messagesPerSecond": mps, "dailyRecipientLimit": daily}
     response = api.post("/api/whatsapp/accounts", body)

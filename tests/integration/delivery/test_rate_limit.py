@@ -44,11 +44,19 @@ def test_the_gcra_never_grants_more_than_the_rate_in_any_second_across_4_concurr
     lock = threading.Lock()
     stop_at = time.time() + 3.0
 
-    def sender() -> None:
+    def sender(number: int) -> None:
         nonlocal refused
+        batch = 0
         while time.time() < stop_at:
+            batch += 1
+            recipients = [phone(number * 100_000 + batch * 10 + index) for index in range(10)]
             reservation = limiter.reserve(
-                "acc_rate", 10, messages_per_second=MPS, daily_limit=1_000_000, now=time.time(), max_wait_s=1.0
+                "acc_rate",
+                recipients,
+                messages_per_second=MPS,
+                recipient_limit=1_000_000,
+                now=time.time(),
+                max_wait_s=1.0,
             )
             with lock:
                 granted.extend(reservation.slots)
@@ -57,7 +65,7 @@ def test_the_gcra_never_grants_more_than_the_rate_in_any_second_across_4_concurr
                 time.sleep(min(reservation.retry_after_s, 0.05))
 
     # WHEN 4 senders reserve batches of 10 as fast as they can for 3 seconds
-    threads = [threading.Thread(target=sender) for _ in range(SENDERS)]
+    threads = [threading.Thread(target=sender, args=(number,)) for number in range(SENDERS)]
     for thread in threads:
         thread.start()
     for thread in threads:

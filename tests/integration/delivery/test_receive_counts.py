@@ -26,8 +26,14 @@ HAND_BACKS = 15
 
 def _hold_every_slot_for_an_hour(pipeline: Pipeline, account_id: str) -> None:
     """Other senders reserve the account's next hour of slots (1 msg/s): the real GCRA item, as they would."""
+    # One recipient of their own: the hour of slots takes one place of the messaging limit, not 3,600.
     reservation = RateLimiter(pipeline.table).reserve(
-        account_id, 3600, messages_per_second=1, daily_limit=1_000_000, now=time.time(), max_wait_s=1.0
+        account_id,
+        [phone(9_999)] * 3600,
+        messages_per_second=1,
+        recipient_limit=1_000_000,
+        now=time.time(),
+        max_wait_s=1.0,
     )
     assert len(reservation.slots) == 3600
 

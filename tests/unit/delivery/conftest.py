@@ -169,6 +169,7 @@ class DeliveryWorld:
             trigger=None,
             clock=self.clock,
             schedules=ScheduleKeeper(schedules),
+            limits=self.rates,
         )
 
     def records(self, account: Account | None = None, limit: int | None = None) -> list[InboundRecord]:

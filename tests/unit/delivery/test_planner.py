@@ -16,6 +16,7 @@ from wabacast.domain.models import (
     AccountStatus,
     ActiveHours,
     Contact,
+    MessagingTier,
     OptOut,
     OptOutSource,
     QualityRating,
@@ -151,16 +152,28 @@ def test_a_full_backlog_feeds_nothing(world: DeliveryWorld) -> None:
     assert world.jobs.read_plan("q_main").fed_seq == -1
 
 
-def test_the_daily_volume_left_caps_the_feed(world: DeliveryWorld) -> None:
-    # GIVEN an account allowed 100 recipients a day that has used 95 today
+def test_the_room_left_in_the_messaging_limit_caps_the_feed(world: DeliveryWorld) -> None:
+    # GIVEN an account capped at 100 recipients per 24 h that messaged 95 in the last hours
     world.set_account(world.account, limits=AccountLimits(messages_per_second=10, daily_recipient_limit=100))
-    world.rates.use(world.account.id, 95, world.clock.now.timestamp())
+    world.rates.use(world.account.id, 95, world.wall() - 3 * 3600)
     world.add_queue(recipients=numbers(20))
     # WHEN the account is planned
     report = world.plan()
-    # THEN only the 5 it may still send today are fed
+    # THEN only the 5 it may still reach are fed
     assert report.jobs_fed == 5
     assert _fed_phones(world) == numbers(5)
+
+
+def test_messages_already_in_sqs_take_their_share_of_the_room_left(world: DeliveryWorld) -> None:
+    # GIVEN an account with room for 5 more recipients and 3 messages still waiting in its SQS queue
+    world.set_account(world.account, limits=AccountLimits(messages_per_second=10, daily_recipient_limit=100))
+    world.rates.use(world.account.id, 95, world.wall() - 3 * 3600)
+    world.feed.set_backlog(world.account.id, 3)
+    world.add_queue(recipients=numbers(20))
+    # WHEN the account is planned
+    report = world.plan()
+    # THEN only 2 more are fed
+    assert report.jobs_fed == 2
 
 
 def test_a_queue_outside_its_active_hours_is_planned_but_not_fed(world: DeliveryWorld) -> None:
@@ -499,7 +512,11 @@ def test_an_account_that_left_the_registry_has_no_work(world: DeliveryWorld) -> 
 # Scale -------------------------------------------------------------------------------------------------------------
 def test_one_account_at_1000_per_second_gets_a_minute_of_jobs_in_one_run(world: DeliveryWorld) -> None:
     # GIVEN an account at 1,000 msg/s with 61 queues of 1,000 inline recipients each (61,000 jobs to plan)
-    world.set_account(world.account, limits=AccountLimits(messages_per_second=1000, daily_recipient_limit=1_000_000))
+    world.set_account(
+        world.account,
+        limits=AccountLimits(messages_per_second=1000, daily_recipient_limit=1_000_000),
+        messaging_tier=MessagingTier.TIER_UNLIMITED,
+    )
     recipients = numbers(1000)
     for index in range(61):
         started = NOW + timedelta(seconds=index)

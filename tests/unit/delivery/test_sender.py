@@ -333,20 +333,22 @@ def test_the_wait_for_a_slot_is_bounded_by_max_rate_wait(world: DeliveryWorld) -
     assert world.feed.redeliveries == [(records[0].queue_url, records[0].receipt_handle, 31)]
 
 
-def test_jobs_over_the_daily_volume_are_handed_back(world: DeliveryWorld) -> None:
-    # GIVEN fed jobs, and an account that has used its day's volume
+def test_jobs_over_the_messaging_limit_are_handed_back(world: DeliveryWorld) -> None:
+    # GIVEN fed jobs, and an account whose messaging limit has no room left
     records = _fed(world)
-    world.rates.deny(daily_exhausted=True)
+    world.rates.deny(limit_reached=True)
     # WHEN a sender gets them
     result = world.sender().send_batch(world.account.id, records)
-    # THEN they are handed back to the planner (which stops feeding until the day turns), not retried
+    # THEN they are handed back to the planner (which feeds them when room returns), not retried
     assert {(job.status, job.refeed) for job in world.jobs.jobs_of("q_main")} == {(JobStatus.PENDING, True)}
     assert result.retry == set()
     assert world.providers.sent == []
 
 
-def test_jobs_beyond_the_volume_left_today_are_handed_back_and_the_rest_sent(world: DeliveryWorld) -> None:
-    # GIVEN three fed jobs, and an account whose daily limit dropped to 2 since they were fed
+def test_jobs_beyond_the_room_left_in_the_messaging_limit_are_handed_back_and_the_rest_sent(
+    world: DeliveryWorld,
+) -> None:
+    # GIVEN three fed jobs to three new recipients, and an account whose own cap dropped to 2 since they were fed
     records = _fed(world)
     world.set_account(world.account, limits=AccountLimits(messages_per_second=10, daily_recipient_limit=2))
     # WHEN a sender gets them
@@ -388,7 +390,7 @@ def test_slots_spread_a_batch_over_the_account_rate(world: DeliveryWorld) -> Non
     world.sender().send_batch(world.account.id, records)
     # THEN each waits its slot, 0.1 s apart (the first goes at once)
     assert sorted(world.sleeps) == pytest.approx([0.1, 0.2, 0.3, 0.4])
-    assert world.rates.calls_made[0].count == 5
+    assert len(world.rates.calls_made[0].recipients) == 5
 
 
 # Failures of our own -----------------------------------------------------------------------------------------------

@@ -105,7 +105,7 @@ def send(sandbox: SandboxServer, account_id: str, name: str, language: str = "en
     )
 
 
-def test_a_new_number_reads_green_connected_tier_1k_with_the_default_catalogue(sandbox: SandboxServer) -> None:
+def test_a_new_number_reads_green_connected_unlimited_with_the_default_catalogue(sandbox: SandboxServer) -> None:
     # GIVEN a sandbox that has never heard of the account
     # WHEN the account reader reads it
     snapshot = read(sandbox)
@@ -113,7 +113,7 @@ def test_a_new_number_reads_green_connected_tier_1k_with_the_default_catalogue(s
     # THEN the defaults, and every default template APPROVED with its category
     assert snapshot.phone.quality_rating is QualityRating.GREEN
     assert snapshot.phone.provider_status == "CONNECTED"
-    assert snapshot.phone.messaging_tier is MessagingTier.TIER_1K
+    assert snapshot.phone.messaging_tier is MessagingTier.TIER_UNLIMITED
     assert snapshot.phone.throughput == "STANDARD"
     assert snapshot.phone.display_phone_number
     assert snapshot.templates is not None
@@ -186,7 +186,7 @@ def test_a_quality_change_is_read_and_posted_as_metas_signed_quality_webhook(
         "event": "DOWNGRADE",
         "current_limit": "TIER_250",
         "max_daily_conversations_per_business": "TIER_250",
-        "old_limit": "TIER_1K",
+        "old_limit": "TIER_UNLIMITED",
     }
     raw, headers = posts.bodies[0]
     assert headers["X-Hub-Signature-256"] == "sha256=" + hmac.new(APP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
@@ -269,7 +269,7 @@ def test_control_reads_show_a_number_and_a_catalogue(sandbox: SandboxServer) -> 
     number = httpx.get(f"{sandbox.url}/numbers/acc_3").json()
     catalogue = httpx.get(f"{sandbox.url}/templates", params={"wabaId": "acc_3"}).json()["templates"]
     assert number["qualityRating"] == "GREEN"
-    assert number["messagingTier"] == "TIER_1K"
+    assert number["messagingTier"] == "TIER_UNLIMITED"
     assert len(catalogue) == len(DEFAULT_TEMPLATES)
     assert httpx.get(f"{sandbox.url}/templates").status_code == 400
 

@@ -117,14 +117,14 @@ def test_meta_reads_the_number_and_every_page_of_templates_with_the_token_in_the
     # WHEN the account is read
     snapshot = meta_readers(graph).for_account(account(), "secret").read()
 
-    # THEN the number's health is Meta's, mapped (TIER_2K read as the largest known tier under it)
+    # THEN the number's health is Meta's, mapped
     phone = snapshot.phone
     assert phone.display_phone_number == "+15550783881"
     assert phone.verified_name == "Jasper's Market"
     assert phone.quality_rating is QualityRating.GREEN
     assert phone.provider_status == "CONNECTED"
     assert phone.throughput == "STANDARD"
-    assert phone.messaging_tier is MessagingTier.TIER_1K
+    assert phone.messaging_tier is MessagingTier.TIER_2K
     assert snapshot.read_at == T0
     # AND the current limit field is asked for, not the deprecated one
     fields = parse_qs(graph.requests[0].url.query.decode())["fields"][0].split(",")
@@ -189,12 +189,13 @@ def test_the_deprecated_tier_field_and_a_numeric_limit_are_understood() -> None:
         ("TIER_50", MessagingTier.TIER_50),
         ("TIER_250", MessagingTier.TIER_250),
         ("TIER_1K", MessagingTier.TIER_1K),
-        ("TIER_2K", MessagingTier.TIER_1K),
+        ("TIER_2K", MessagingTier.TIER_2K),
         ("TIER_10K", MessagingTier.TIER_10K),
         ("TIER_100K", MessagingTier.TIER_100K),
         ("TIER_UNLIMITED", MessagingTier.TIER_UNLIMITED),
         ("tier_10k", MessagingTier.TIER_10K),
-        (2000, MessagingTier.TIER_1K),
+        (2000, MessagingTier.TIER_2K),
+        (1999, MessagingTier.TIER_1K),
         ("100000", MessagingTier.TIER_100K),
         (-1, MessagingTier.TIER_UNLIMITED),
         (10, None),

@@ -44,6 +44,7 @@ from wabacast.api.models import (
     KeyCreateIn,
     KeyListOut,
     KeyOut,
+    MessagingLimitOut,
     OptOutIn,
     OptOutListOut,
     OptOutOut,
@@ -242,9 +243,15 @@ def build_app(services: Services, logger: Logger) -> APIGatewayHttpResolver:
 
     # Accounts ------------------------------------------------------------------------------------------------
     def account_out(account: Account) -> AccountOut:
-        """One account, with what its messages cost so far (its cost shards: one BatchGetItem)."""
+        """One account, with what its messages cost so far (its cost shards: one BatchGetItem) and its messaging
+        limit's use (its rate item: one GetItem)."""
         cost = services.processing.account_cost(account.id)
-        return AccountOut.of(account, cost=CostOut.model_validate(asdict(cost)))
+        limit = services.processing.messaging_limit(account)
+        return AccountOut.of(
+            account,
+            cost=CostOut.model_validate(asdict(cost)),
+            messaging_limit=MessagingLimitOut.model_validate(asdict(limit)) if limit is not None else None,
+        )
 
     @app.get(f"{WHATSAPP}/accounts", tags=["accounts"], responses=documented(200, "A page", *read, 422))
     def list_accounts(limit: Limit = page_size, next_token: NextToken = None) -> AccountListOut:

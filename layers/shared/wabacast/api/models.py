@@ -192,6 +192,14 @@ class AccountUpdateIn(ApiModel):
         return value
 
 
+class MessagingLimitOut(ApiModel):
+    limit: int = Field(
+        description="Unique recipients allowed per rolling 24 h: the tier's, capped by limits.dailyRecipientLimit"
+    )
+    used: int = Field(description="Unique recipients messaged in the last 24 h (counted in 15-minute steps)")
+    resets_at: datetime | None = Field(description="When room returns (UTC) while none is left; null otherwise")
+
+
 class AccountOut(ApiModel):
     id: str
     display_name: str
@@ -233,12 +241,19 @@ class AccountOut(ApiModel):
     cost: CostOut | None = Field(
         default=None, description="What its messages cost so far (docs/pricing.md); null in listings"
     )
+    messaging_limit: MessagingLimitOut | None = Field(
+        default=None, description="Its messaging limit and how much of it the last 24 h used; null in listings"
+    )
 
     @classmethod
-    def of(cls, account: Account, *, cost: CostOut | None = None) -> AccountOut:
+    def of(
+        cls, account: Account, *, cost: CostOut | None = None, messaging_limit: MessagingLimitOut | None = None
+    ) -> AccountOut:
         data = account.model_dump(exclude={"business_id", "provider_number_id"})
         if cost is not None:
             data["cost"] = cost
+        if messaging_limit is not None:
+            data["messaging_limit"] = messaging_limit
         return cls.model_validate(data)
 
 
@@ -532,6 +547,11 @@ class ProgressOut(ApiModel):
     next_run_at: datetime | None = Field(description="A recurring queue's next occurrence; null otherwise")
     cost: CostOut | None = Field(
         default=None, description="What the messages cost so far (docs/pricing.md), from the providers' status reports"
+    )
+    limit_resets_at: datetime | None = Field(
+        default=None,
+        description="The account's messaging limit (unique recipients per rolling 24 h) holds the queue's jobs back "
+        "until then (UTC); null while it does not",
     )
 
 

@@ -129,6 +129,8 @@ class PlanState:
     zones: frozenset[str] = frozenset()
     # The run the plan belongs to: a new run of a recurring queue starts planning from the beginning.
     run: int = 1
+    # Epoch seconds at which the account's messaging limit has room again, while it holds this queue's jobs back.
+    limit_resets_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -169,12 +171,17 @@ class ActiveAccount:
 
 @dataclass(frozen=True)
 class Reservation:
-    """`slots`: epoch seconds at which each granted message may go. Empty when nothing was granted, with
-    `retry_after_s` (rate) or `daily_exhausted` saying why."""
+    """What a batch was granted. `granted`: the indexes (into the recipients asked for, in order) of the messages
+    that may go, `slots[i]` the epoch second at which `granted[i]` may. The others were held: by the messaging limit
+    (`limit_reached`: no room for their recipients in the rolling 24 h) or by the rate (`retry_after_s`: every slot
+    is taken for longer than the sender may wait). `opened`: the granted recipients counted as new, whose 24 h
+    window the sender records once their message went out."""
 
+    granted: tuple[int, ...] = ()
     slots: list[float] = field(default_factory=list)
     retry_after_s: float = 0.0
-    daily_exhausted: bool = False
+    limit_reached: bool = False
+    opened: frozenset[str] = frozenset()
 
 
 class SendOutcome(StrEnum):

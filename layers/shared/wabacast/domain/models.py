@@ -52,6 +52,8 @@ class MessagingTier(StrEnum):
     TIER_50 = "TIER_50"
     TIER_250 = "TIER_250"
     TIER_1K = "TIER_1K"
+    # Meta's tier between 1K and 10K since 2025.
+    TIER_2K = "TIER_2K"
     TIER_10K = "TIER_10K"
     TIER_100K = "TIER_100K"
     TIER_UNLIMITED = "TIER_UNLIMITED"

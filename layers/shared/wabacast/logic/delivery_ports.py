@@ -18,6 +18,7 @@ from wabacast.domain.delivery import (
     Reservation,
 )
 from wabacast.domain.jobs import Job, JobMove
+from wabacast.domain.messaging_limit import LimitUsage
 from wabacast.domain.models import Account, Page, Queue, QueueCounters, QueueRun, QueueStatus, Recipient
 from wabacast.domain.schedules import ScheduleAction
 from wabacast.providers.base import Provider
@@ -132,7 +133,19 @@ class JobStore(Protocol):
         time zones met (`zones`) in one conditional write. False when another planner advanced the cursor first."""
         ...
 
-    def record_feed(self, queue_id: str, *, fed_seq: int, swept_seq: int, marks: Sequence[FeedMark]) -> None: ...
+    def record_feed(
+        self,
+        queue_id: str,
+        *,
+        fed_seq: int,
+        swept_seq: int,
+        marks: Sequence[FeedMark],
+        limit_resets_at: float | None = None,
+    ) -> None:
+        """The feed cursors, and when the messaging limit has room again while it holds the queue back (None: not
+        held)."""
+        ...
+
     def record_rate(self, queue_id: str, *, at: float, done: int, rate: float) -> None: ...
 
     # Feeding
@@ -193,18 +206,29 @@ class PlanDispatch(Protocol):
         ...
 
 
-class RatePort(Protocol):
+class MessagingLimitReader(Protocol):
+    def usage(self, account_id: str, recipient_limit: int, now: float) -> LimitUsage:
+        """Unique recipients counted in the rolling 24 h before `now`, and when room returns."""
+        ...
+
+
+class RatePort(MessagingLimitReader, Protocol):
     def reserve(
         self,
         account_id: str,
-        count: int,
+        recipients: Sequence[str],
         *,
         messages_per_second: int,
-        daily_limit: int,
+        recipient_limit: int,
         now: float,
         max_wait_s: float,
-    ) -> Reservation: ...
-    def daily_remaining(self, account_id: str, daily_limit: int, now: float) -> int: ...
+    ) -> Reservation:
+        """Slots for messages to `recipients` (one per message, in order) within the rate and the messaging limit."""
+        ...
+
+    def record_windows(self, account_id: str, recipients: Sequence[str], *, opened_at: float) -> None:
+        """These recipients' 24 h windows opened at `opened_at`: within 24 h they do not count again."""
+        ...
 
 
 class ProviderPort(Protocol):

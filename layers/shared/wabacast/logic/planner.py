@@ -7,7 +7,9 @@ interleave on one account), `plan_account`:
   1. materializes jobs for its queues' audiences, a page at a time with a saved cursor (re-runnable: job ids are
      deterministic, and a page is committed with one conditional write of the plan item);
   2. feeds the account's queue about `feed_window_s` of its rate, from its PROCESSING queues by priority (10 first)
-     then start time: handed-back jobs first, then the planned ones after the queue's feed cursor. Feeding writes no
+     then start time: handed-back jobs first, then the planned ones after the queue's feed cursor. The budget is also
+     bounded by the room left in the account's messaging limit (unique recipients in a rolling 24 h); while there
+     is none, nothing is fed and each queue records when room returns. Feeding writes no
      job: the cursor (one write per queue and tick) says what was fed;
   3. sweeps: jobs fed more than `requeue_after_s` ago that no sender ever claimed (lost between the planner and
      SQS) are fed again; a second copy in SQS is harmless, a sender claims a job at most once;
@@ -39,6 +41,7 @@ from wabacast.domain.delivery import (
     QueueTally,
 )
 from wabacast.domain.jobs import Job, JobMove, JobStatus, job_id_for
+from wabacast.domain.messaging_limit import account_recipient_limit
 from wabacast.domain.models import (
     Account,
     Business,
@@ -415,13 +418,18 @@ class Planner:
     ) -> None:
         now = self._clock()
         window = math.ceil(sender.limits.messages_per_second * self._config.feed_window_s)
-        budget = window - self._feed.backlog(sender.id)
-        budget = min(
-            budget, self._rates.daily_remaining(sender.id, sender.limits.daily_recipient_limit, now.timestamp())
-        )
+        usage = self._rates.usage(sender.id, account_recipient_limit(sender), self._wall_time())
+        # What is already in SQS takes its share of both the window and the messaging limit's room. A message to a
+        # recipient counted already would fit anyway; the budget treats every one as new (holding some back a tick).
+        budget = min(window, usage.remaining) - self._feed.backlog(sender.id)
+        # Held back by the limit: each queue shows when room returns (GET .../process, limitResetsAt).
+        limit_resets_at = usage.resets_at if usage.remaining == 0 else None
+        if limit_resets_at is not None:
+            self._metrics.add("MessagingLimitReached", 1, account_id=sender.id)
         fed = 0
         for queue in queues:
             plan = self._sweep(queue, sender, plans[queue.id], report)
+            plan = replace(plan, limit_resets_at=limit_resets_at)
             local_time = queue.schedule.recipient_local_time and queue.schedule.active_hours is not None
             if budget > 0 and (local_time or window_open(queue.schedule, now)):
                 for zone in self._open_zones(queue, plan, now) if local_time else [None]:
@@ -435,7 +443,13 @@ class Planner:
                 budget -= fed_now
                 fed += fed_now
             if plan != plans[queue.id]:
-                self._jobs.record_feed(queue.id, fed_seq=plan.fed_seq, swept_seq=plan.swept_seq, marks=plan.feed_marks)
+                self._jobs.record_feed(
+                    queue.id,
+                    fed_seq=plan.fed_seq,
+                    swept_seq=plan.swept_seq,
+                    marks=plan.feed_marks,
+                    limit_resets_at=plan.limit_resets_at,
+                )
                 plans[queue.id] = plan
         if fed:
             self._metrics.add("JobsFed", fed, account_id=sender.id)

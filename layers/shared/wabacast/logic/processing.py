@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from wabacast.clock import Clock, utc_now
 from wabacast.domain.delivery import PlanState, QueueTally
 from wabacast.domain.jobs import JobStatus
-from wabacast.domain.models import Page, Queue, QueueCounters, QueueRun, QueueStatus, RunStatus, counters_since
+from wabacast.domain.messaging_limit import account_recipient_limit
+from wabacast.domain.models import Account, Page, Queue, QueueCounters, QueueRun, QueueStatus, RunStatus, counters_since
 from wabacast.domain.recurrence import Recurrence
 from wabacast.domain.schedules import ScheduleAction, ScheduledEvent
 from wabacast.errors import ConflictError, NotFoundError, TemplateNotApprovedError
 from wabacast.logic.accounts import later_than
-from wabacast.logic.delivery_ports import CounterStore, JobStore, QueueLifecycle
+from wabacast.logic.delivery_ports import CounterStore, JobStore, MessagingLimitReader, QueueLifecycle
 from wabacast.logic.ports import QueueStore
 from wabacast.logic.queues import TemplateCatalogue, synced_category
 from wabacast.logic.scheduling import ScheduleKeeper, expired, next_window_at
@@ -69,6 +70,18 @@ class Progress:
     totals: QueueCounters | None = None
     next_run_at: datetime | None = None
     cost: CostView | None = None
+    # The account's messaging limit holds the queue's jobs back: room returns at limit_resets_at (UTC).
+    limit_resets_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MessagingLimitView:
+    """An account's messaging limit now: unique recipients in the rolling 24 h (`used`) of `limit`, and when room
+    returns while there is none."""
+
+    limit: int
+    used: int
+    resets_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -111,10 +124,12 @@ class ProcessingService:
         schedules: ScheduleKeeper | None = None,
         prices: PriceTable | None = None,
         templates: TemplateCatalogue | None = None,
+        limits: MessagingLimitReader | None = None,
     ) -> None:
         self._queues = queues
         # The accounts' synced templates (decision 29); None: no template is known, every one may start.
         self._templates = templates
+        self._limits = limits
         self._prices = prices
         self._lifecycle = lifecycle
         self._jobs = jobs
@@ -262,6 +277,18 @@ class ProcessingService:
         the account is the tenant's."""
         currency = (self._prices or default_price_table()).currency
         return CostView(currency=currency, total=format_micros(self._counters.account_cost(account_id)))
+
+    def messaging_limit(self, account: Account) -> MessagingLimitView | None:
+        """The account's messaging limit and its use (one read of its rate item); None without a reader."""
+        if self._limits is None:
+            return None
+        now = self._clock()
+        usage = self._limits.usage(account.id, account_recipient_limit(account), now.timestamp())
+        return MessagingLimitView(
+            limit=usage.limit,
+            used=usage.used,
+            resets_at=datetime.fromtimestamp(usage.resets_at, UTC) if usage.resets_at is not None else None,
+        )
 
     def runs(self, business_id: str, queue_id: str, *, limit: int, next_token: str | None) -> Page[RunView]:
         """A recurring queue's runs (oldest first) with their counters; a one-time queue has its one run."""
@@ -517,6 +544,11 @@ def _progress(
     next_window = None
     if queue.status in (QueueStatus.SCHEDULED, QueueStatus.PROCESSING, QueueStatus.PAUSED):
         next_window = next_window_at(queue.schedule, now, plan.zones)
+    limit_resets_at = None
+    if queue.status == QueueStatus.PROCESSING and plan.limit_resets_at is not None:
+        # Recorded by the planner's last tick; once that moment passes, room is back whatever the tick wrote.
+        resets_at = datetime.fromtimestamp(plan.limit_resets_at, UTC)
+        limit_resets_at = resets_at if resets_at > now else None
     next_run = None
     recurrence = queue.schedule.recurrence
     if recurrence is not None and queue.status in (QueueStatus.SCHEDULED, QueueStatus.PROCESSING):
@@ -531,7 +563,7 @@ def _progress(
         counters=counters,
         percent_done=percent,
         rate_per_second=round(rate, 2),
-        eta_seconds=None if next_window is not None else eta,
+        eta_seconds=None if next_window is not None or limit_resets_at is not None else eta,
         last_errors=errors,
         started_at=queue.started_at,
         completed_at=queue.completed_at,
@@ -545,4 +577,5 @@ def _progress(
         )
         if currency is not None
         else None,
+        limit_resets_at=limit_resets_at,
     )

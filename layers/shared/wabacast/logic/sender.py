@@ -2,9 +2,11 @@
 
 For a batch it loads jobs, queues and opt-outs in bulk and settles what needs no provider call (duplicates,
 cancelled or paused queues, opt-outs, jobs a dead sender left claimed). It reserves rate-limit slots for the rest
-with one conditional write, then, in a thread pool, each job waits for its slot, is claimed (one conditional write,
-at the last moment), and goes to the provider. The batch's outcomes are written together at the end: one
-transaction per queue holding the job moves and one counter-shard update (wabacast.adapters.dynamodb.jobs).
+with one conditional write, within the account's messaging limit (unique recipients per rolling 24 h: what does not
+fit goes back to the planner, docs/decisions.md 30), then, in a thread pool, each job waits for its slot, is claimed
+(one conditional write, at the last moment), and goes to the provider. The batch's outcomes are written together at
+the end: one transaction per queue holding the job moves and one counter-shard update
+(wabacast.adapters.dynamodb.jobs); then one batch write records the 24 h windows of the new recipients it reached.
 
 At most once: a job is claimed (PENDING/RETRY -> SENDING) right before the provider call and settled after it. A
 job found SENDING by a later delivery means the previous sender died between the two: the provider may have
@@ -23,6 +25,7 @@ from datetime import UTC, datetime
 from wabacast.clock import Clock, utc_now
 from wabacast.domain.delivery import DEAD_LETTER_REFEEDS, SQS_HAND_BACKS, JobMessage, SendOutcome
 from wabacast.domain.jobs import CLAIMABLE, TERMINAL_JOB_STATUSES, ErrorClass, Job, JobError, JobMove, JobStatus
+from wabacast.domain.messaging_limit import account_recipient_limit
 from wabacast.domain.models import Account, Queue, QueueStatus, TemplateCategory
 from wabacast.domain.receipts import job_reference
 from wabacast.logic.delivery_ports import JobStore, ProviderPort, QueueLifecycle, RatePort
@@ -166,20 +169,24 @@ class Sender:
             self._jobs.settle(moves)
             return result
 
+        reserved_at = self._wall_time()
         reservation = self._rates.reserve(
             account.id,
-            len(candidates),
+            [job.phone_number for _, job, _ in candidates],
             messages_per_second=account.limits.messages_per_second,
-            daily_limit=account.limits.daily_recipient_limit,
-            now=self._wall_time(),
+            recipient_limit=account_recipient_limit(account),
+            now=reserved_at,
             max_wait_s=self._max_rate_wait_s,
         )
-        granted = candidates[: len(reservation.slots)]
-        for record, job, _ in candidates[len(reservation.slots) :]:
-            if reservation.daily_exhausted or reservation.slots or record.receive_count > SQS_HAND_BACKS:
-                # Over today's volume: back to the planner, which stops feeding until the day turns. Or a message
-                # handed back through SQS often enough: the planner feeds a new one, so hand-backs never bring a
-                # message near its redrive (maxReceiveCount, decision 23).
+        granted_indexes = set(reservation.granted)
+        granted = [candidates[index] for index in reservation.granted]
+        for index, (record, job, _) in enumerate(candidates):
+            if index in granted_indexes:
+                continue
+            if reservation.limit_reached or record.receive_count > SQS_HAND_BACKS:
+                # No room for its recipient in the messaging limit's rolling 24 h: back to the planner, which feeds
+                # it when room returns. Or a message handed back through SQS often enough: the planner feeds a new
+                # one, so hand-backs never bring a message near its redrive (maxReceiveCount, decision 23).
                 moves.append(job.move(JobStatus.PENDING, now=now, refeed=True))
             else:
                 # Every slot is taken for longer than we may wait: SQS hands it out again later.
@@ -194,11 +201,20 @@ class Sender:
                 attempts = list(
                     pool.map(
                         lambda item: self._send_one(item[0], item[1], item[2], account, item[3]),
-                        [(*candidate, slot) for candidate, slot in zip(granted, reservation.slots, strict=False)],
+                        [(*candidate, slot) for candidate, slot in zip(granted, reservation.slots, strict=True)],
                     )
                 )
         moves += [attempt.move for attempt in attempts if attempt.move is not None]
         applied = {move.job.id for move in self._jobs.settle(moves)}
+        # Only recipients a message really went to open a window (one that failed was counted, which errs safe);
+        # opened at the reservation, before the message left, so the window never outlasts Meta's.
+        opened = [
+            job.phone_number
+            for (_, job, _), attempt in zip(granted, attempts, strict=True)
+            if attempt.outcome == SendOutcome.SENT and job.phone_number in reservation.opened
+        ]
+        if opened:
+            self._rates.record_windows(account.id, opened, opened_at=reserved_at)
         for (record, job, queue), attempt in zip(granted, attempts, strict=True):
             if attempt.outcome == SendOutcome.RETRY:
                 result.retry.add(record.message_id)

@@ -56,13 +56,12 @@ if TYPE_CHECKING:
     from wabacast.logic.ports import AccountReader
 
 # Meta's messaging limit names (the phone number's `whatsapp_business_manager_messaging_limit`, formerly
-# `messaging_limit_tier`, and the webhooks' `current_limit`). Meta replaced 1,000 by 2,000 in 2025: a TIER_2K
-# number is read as TIER_1K, the largest tier wabacast knows that does not exceed Meta's limit.
+# `messaging_limit_tier`, and the webhooks' `current_limit`), including the 2,000 tier Meta added in 2025.
 _TIER_NAMES: dict[str, MessagingTier] = {
     "TIER_50": MessagingTier.TIER_50,
     "TIER_250": MessagingTier.TIER_250,
     "TIER_1K": MessagingTier.TIER_1K,
-    "TIER_2K": MessagingTier.TIER_1K,
+    "TIER_2K": MessagingTier.TIER_2K,
     "TIER_10K": MessagingTier.TIER_10K,
     "TIER_100K": MessagingTier.TIER_100K,
     "TIER_UNLIMITED": MessagingTier.TIER_UNLIMITED,
@@ -73,6 +72,7 @@ _TIER_NAMES: dict[str, MessagingTier] = {
 _TIER_SIZES: tuple[tuple[int, MessagingTier], ...] = (
     (100_000, MessagingTier.TIER_100K),
     (10_000, MessagingTier.TIER_10K),
+    (2_000, MessagingTier.TIER_2K),
     (1_000, MessagingTier.TIER_1K),
     (250, MessagingTier.TIER_250),
     (50, MessagingTier.TIER_50),

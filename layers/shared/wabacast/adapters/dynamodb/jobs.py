@@ -238,6 +238,7 @@ class DynamoJobStore:
             rate_sample_done=int(item.get("rate_sample_done", 0)),
             zones=frozenset(item.get("plan_zones") or ()),
             run=int(item.get("plan_run", 1)),
+            limit_resets_at=float(item["limit_resets_at"]) if "limit_resets_at" in item else None,
         )
 
     def existing_plan_versions(self, queue_id: str, job_ids: Sequence[str]) -> dict[str, int | None]:
@@ -315,16 +316,27 @@ class DynamoJobStore:
             return False
         return True
 
-    def record_feed(self, queue_id: str, *, fed_seq: int, swept_seq: int, marks: Sequence[FeedMark]) -> None:
-        self._update_plan(
-            queue_id,
-            "SET fed_seq = :fed, swept_seq = :swept, feed_marks = :marks",
-            {
-                ":fed": {"N": str(fed_seq)},
-                ":swept": {"N": str(swept_seq)},
-                ":marks": {"S": json.dumps([[mark.seq, round(mark.at, 3)] for mark in marks])},
-            },
-        )
+    def record_feed(
+        self,
+        queue_id: str,
+        *,
+        fed_seq: int,
+        swept_seq: int,
+        marks: Sequence[FeedMark],
+        limit_resets_at: float | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            ":fed": {"N": str(fed_seq)},
+            ":swept": {"N": str(swept_seq)},
+            ":marks": {"S": json.dumps([[mark.seq, round(mark.at, 3)] for mark in marks])},
+        }
+        expression = "SET fed_seq = :fed, swept_seq = :swept, feed_marks = :marks"
+        if limit_resets_at is None:
+            expression += " REMOVE limit_resets_at"
+        else:
+            expression += ", limit_resets_at = :resets"
+            values[":resets"] = {"N": repr(limit_resets_at)}
+        self._update_plan(queue_id, expression, values)
 
     def record_rate(self, queue_id: str, *, at: float, done: int, rate: float) -> None:
         self._update_plan(
