@@ -41,7 +41,7 @@ def test_a_quality_update_names_the_waba_the_number_the_event_and_the_tier() -> 
 def test_an_unknown_limit_leaves_the_tier_unsaid() -> None:
     # GIVEN a limit wabacast has no tier for
     payload = fixture("phone_number_quality_update.json")
-    payload["entry"][0]["changes"][0]["value"]["current_limit"] = "TIER_2K"
+    payload["entry"][0]["changes"][0]["value"]["current_limit"] = "TIER_3K"
 
     # WHEN it is parsed
     event = parsed(payload)
@@ -49,6 +49,16 @@ def test_an_unknown_limit_leaves_the_tier_unsaid() -> None:
     # THEN no tier is set from it
     assert isinstance(event, QualityUpdate)
     assert event.messaging_tier is None
+
+
+def test_the_2k_tier_meta_added_is_read_as_such() -> None:
+    # GIVEN a quality update naming Meta's 2,000-recipient tier
+    payload = fixture("phone_number_quality_update.json")
+    payload["entry"][0]["changes"][0]["value"]["current_limit"] = "TIER_2K"
+    # WHEN it is parsed  THEN the tier is TIER_2K
+    event = parsed(payload)
+    assert isinstance(event, QualityUpdate)
+    assert event.messaging_tier is MessagingTier.TIER_2K
 
 
 def test_a_template_status_update_carries_name_language_status_and_id() -> None:
