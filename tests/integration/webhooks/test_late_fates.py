@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+import botocore.client
+import pytest
 
 from tests.integration.conftest import FakeLambdaContext, load_function_module, set_queue_status
 from tests.integration.webhooks.conftest import (
@@ -204,3 +206,35 @@ def test_a_resume_by_request_before_the_reset_leaves_no_schedule(world: WebhookW
     # THEN it sends, and no schedule is left to fire later
     assert resumed.status in (200, 202), resumed.body
     assert scheduler.list_schedules(GroupName=group)["Schedules"] == []
+
+
+def test_late_failures_of_one_queue_in_one_notification_read_the_queue_once(
+    world: WebhookWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN 10 SENT jobs of a queue still sending, and one notification reporting 131049 for each of them
+    account = meta_account(world, 1, NUMBER_ID, SECRET)
+    queue_id = queue_for(world, account["id"])
+    set_queue_status(world.settings, world.business_id, queue_id, QueueStatus.PROCESSING)
+    jobs = world.sent_jobs(queue_id, account["id"], 10)
+    envelope = _marketing_limit(jobs[0])
+    envelope["entry"][0]["changes"][0]["value"]["statuses"] = [
+        _marketing_limit(job)["entry"][0]["changes"][0]["value"]["statuses"][0] for job in jobs
+    ]
+    reads: list[dict[str, Any]] = []
+    real_call = botocore.client.BaseClient._make_api_call
+
+    def counting_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "GetItem":
+            reads.append(params["Key"])
+        return real_call(client, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting_call)
+
+    # WHEN Meta posts it
+    response = world.webhooks.meta(envelope, SECRET)
+
+    # THEN every job waits for its re-feed, and the queue (which decides whether a job may wait) was read once
+    assert response.status == 200, response.body
+    assert {world.job(job).status for job in jobs} == {JobStatus.PENDING}
+    queue_reads = [key for key in reads if key["SK"]["S"].endswith(queue_id)]
+    assert len(queue_reads) == 1, reads

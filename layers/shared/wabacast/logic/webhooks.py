@@ -333,6 +333,7 @@ class WebhookService:
         refs = {ref for reference, _ in receipts if (ref := parse_job_reference(reference)) is not None}
         jobs = self._jobs.get_jobs(sorted(refs)) if refs and account is not None else {}
         known: list[tuple[str, Receipt]] = []
+        queues = _QueueReads(self._lifecycle)
         for reference, receipt in receipts:
             self._metrics.add("StatusesReceived", 1, account_id=account.account_id if account else None)
             ref = parse_job_reference(reference)
@@ -360,7 +361,7 @@ class WebhookService:
                     this_round[job_id] = receipt
             moves: list[tuple[JobMove, Receipt]] = []
             for job_id, receipt in this_round.items():
-                move = self._decide(jobs[job_id], receipt)
+                move = self._decide(jobs[job_id], receipt, queues)
                 if move is None:
                     self._unchanged(jobs[job_id], result)
                 else:
@@ -368,27 +369,29 @@ class WebhookService:
             written = {move.job.id for move in self._jobs.settle([move for move, _ in moves])} if moves else set()
             for move, receipt in moves:
                 if move.job.id in written:
-                    self._applied(move, receipt, result, provider=provider)
+                    self._applied(move, receipt, result, queues, provider=provider)
                     jobs[move.job.id] = move.job
                 else:
                     # The job changed between its read and the write: read it again and decide again, alone.
                     fresh = self._jobs.get_jobs([(move.job.queue_id, move.job.id)]).get(move.job.id)
-                    moved = self._apply(fresh, receipt, result, provider=provider)
+                    moved = self._apply(fresh, receipt, result, queues, provider=provider)
                     if moved is not None:
                         jobs[moved.id] = moved
             known = later
 
-    def _decide(self, job: Job, receipt: Receipt) -> JobMove | None:
+    def _decide(self, job: Job, receipt: Receipt, queues: _QueueReads) -> JobMove | None:
         move = apply_receipt(
-            job, receipt, now=self._clock(), prices=self._prices, category=self._category(job, receipt)
+            job, receipt, now=self._clock(), prices=self._prices, category=self._category(job, receipt, queues)
         )
-        return self._deferred_instead(move) if move is not None else None
+        return self._deferred_instead(move, queues) if move is not None else None
 
     def _unchanged(self, job: Job, result: WebhookResult) -> None:
         result.unchanged += 1
         self._metrics.add("WebhookDuplicates", 1, account_id=job.account_id)
 
-    def _applied(self, move: JobMove, receipt: Receipt, result: WebhookResult, *, provider: str) -> None:
+    def _applied(
+        self, move: JobMove, receipt: Receipt, result: WebhookResult, queues: _QueueReads, *, provider: str
+    ) -> None:
         result.applied += 1
         result.moves.append(move)
         self._metrics.add("WebhookReceipts", 1, account_id=move.job.account_id, status=receipt.status.value)
@@ -400,25 +403,27 @@ class WebhookService:
         if move.job.status == JobStatus.PENDING:
             self._metrics.add("MessagesDeferred", 1, account_id=move.job.account_id)
         elif receipt.status == ReceiptStatus.FAILED and move.error is not None:
-            self._after_failure(move, provider)
+            self._after_failure(move, provider, queues)
 
-    def _apply(self, job: Job | None, receipt: Receipt, result: WebhookResult, *, provider: str) -> Job | None:
+    def _apply(
+        self, job: Job | None, receipt: Receipt, result: WebhookResult, queues: _QueueReads, *, provider: str
+    ) -> Job | None:
         """Apply one receipt to its job, deciding again from a fresh read when the job changed meanwhile."""
         current = job
         for _ in range(MAX_RECEIPT_ATTEMPTS):
             if current is None:
                 return None
-            move = self._decide(current, receipt)
+            move = self._decide(current, receipt, queues)
             if move is None:
                 self._unchanged(current, result)
                 return current
             if self._jobs.settle([move]):
-                self._applied(move, receipt, result, provider=provider)
+                self._applied(move, receipt, result, queues, provider=provider)
                 return move.job
             current = self._jobs.get_jobs([(current.queue_id, current.id)]).get(current.id)
         raise RuntimeError(f"job {current.id if current else '?'}: its receipt kept meeting concurrent changes")
 
-    def _deferred_instead(self, move: JobMove) -> JobMove:
+    def _deferred_instead(self, move: JobMove, queues: _QueueReads) -> JobMove:
         """A late failure the provider means as "not now" (RETRY_LATER) gets the fate it gets at send time: the
         delayed re-feed (decision 27), while the job has re-feeds left and its queue is still fed. Anything else is
         `move` as it is. The queue is read only for such an error."""
@@ -426,14 +431,14 @@ class WebhookService:
         if move.job.status != JobStatus.FAILED or error is None or error.error_class != ErrorClass.RETRY_LATER:
             return move
         job = move.before
-        queue = self._lifecycle.read_queue(job.business_id, job.queue_id)
+        queue = queues.get(job.business_id, job.queue_id)
         if queue is None or queue.status not in DEFERRABLE_QUEUE_STATUSES:
             return move
         return deferral(job, error, now=move.job.updated_at) or move
 
-    def _category(self, job: Job, receipt: Receipt) -> str | None:
+    def _category(self, job: Job, receipt: Receipt, queues: _QueueReads) -> str | None:
         """The queue's template category, read only for a receipt the table must price without a category of its
-        own (Twilio's, the sandbox's without pricing): one GetItem, once per job."""
+        own (Twilio's, the sandbox's without pricing): one GetItem per queue and notification."""
         pricing = receipt.pricing
         if (
             pricing is None
@@ -443,13 +448,13 @@ class WebhookService:
             or job.cost_micros is not None
         ):
             return None
-        queue = self._lifecycle.read_queue(job.business_id, job.queue_id)
+        queue = queues.get(job.business_id, job.queue_id)
         return queue.template.category.value if queue is not None else None
 
-    def _after_failure(self, move: JobMove, provider: str) -> None:
+    def _after_failure(self, move: JobMove, provider: str, queues: _QueueReads) -> None:
         assert move.error is not None
         job = move.job
-        queue = self._lifecycle.read_queue(job.business_id, job.queue_id)
+        queue = queues.get(job.business_id, job.queue_id)
         self._fates.apply(job, queue, move.error, provider=provider)
 
     def _latency(self, route: str, started: float) -> None:
@@ -461,6 +466,22 @@ class WebhookService:
     def _refused(self, route: str) -> NoReturn:
         self._metrics.add("WebhookRefused", 1, account_id=None, route=route)
         raise InvalidSignatureError("the webhook signature is missing or does not match")
+
+
+class _QueueReads:
+    """The queues one notification's receipts need (to price, defer or pause), each read once per request, as the
+    sender reads a batch's queues once: a notification of 25 failures of one queue is one GetItem, not 50. The fates'
+    writes are conditional, so a queue paused by an earlier receipt of the same notification is not paused twice."""
+
+    def __init__(self, lifecycle: QueueReader) -> None:
+        self._lifecycle = lifecycle
+        self._read: dict[tuple[str, str], Queue | None] = {}
+
+    def get(self, business_id: str, queue_id: str) -> Queue | None:
+        key = (business_id, queue_id)
+        if key not in self._read:
+            self._read[key] = self._lifecycle.read_queue(business_id, queue_id)
+        return self._read[key]
 
 
 def _belongs(job: Job, account: WebhookAccount, receipt: Receipt) -> bool:
