@@ -18,45 +18,24 @@ import argparse
 import json
 import os
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import boto3
-import botocore.client
+from bench_support import MOTO_ENVIRONMENT, AwsCallCounter, script_account_reads
 from capacity import CapacityMeter
 from moto import mock_aws
 
 APP_SECRET = "a1b2c3d4e5f60718293a4b5c6d7e8f90"  # noqa: S105 - a made-up app secret for moto
 WABA = "209876543210"
 NUMBER = "+14155550123"
-ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "TABLE_NAME": "wabacast-bench",
-    "WEBHOOK_SECRET_NAME": "wabacast/bench-webhooks",
-    "POWERTOOLS_SERVICE_NAME": "wabacast",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-}
-
-_calls: Counter[tuple[str, str]] = Counter()
-_original_call = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
-
-
-def _counting_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
-    _calls[(self.meta.service_model.service_name, operation_name)] += 1
-    return _original_call(self, operation_name, api_params)
 
 
 def run(template_count: int, queue_count: int) -> dict[str, Any]:
-    from wabacast.account_health_wiring import LazyProviderReaders
     from wabacast.bootstrap import create_resources
     from wabacast.container import build_services
     from wabacast.domain.health import AccountSnapshot, PhoneNumberHealth, ProviderTemplate, TemplateStatus
-    from wabacast.domain.models import Account, Provider, QueueStatus, TemplateCategory
+    from wabacast.domain.models import Provider, QueueStatus, TemplateCategory
     from wabacast.logic.accounts import AccountDraft
     from wabacast.logic.queues import QueueDraft
     from wabacast.providers.webhooks import meta_signature
@@ -74,18 +53,13 @@ def run(template_count: int, queue_count: int) -> dict[str, Any]:
         for index in range(template_count)
     ]
 
-    class Reader:
-        def read(self, *, include_templates: bool = True) -> AccountSnapshot:
-            return AccountSnapshot(
-                phone=PhoneNumberHealth(display_phone_number=NUMBER, provider_status="CONNECTED"),
-                templates=tuple(templates),
-            )
-
-    def scripted(_self: object, account: Account, secret_name: str) -> Reader:
-        return Reader()
-
     # In place of the providers' readers (wabacast.providers.account_readers): no network.
-    LazyProviderReaders.for_account = scripted  # type: ignore[assignment,method-assign]
+    script_account_reads(
+        AccountSnapshot(
+            phone=PhoneNumberHealth(display_phone_number=NUMBER, provider_status="CONNECTED"),
+            templates=tuple(templates),
+        )
+    )
     settings = Settings.from_env()
     create_resources(settings)
     boto3.client("secretsmanager", region_name=settings.region).create_secret(
@@ -168,14 +142,14 @@ def run(template_count: int, queue_count: int) -> dict[str, Any]:
     TemplateRepository(table_gateway(settings)).delete_all(business.id, account.id)
 
     meter = CapacityMeter().install()
-    botocore.client.BaseClient._make_api_call = _counting_call  # type: ignore[attr-defined]
+    calls = AwsCallCounter().install()
     results: dict[str, Any] = {}
     try:
         for name, step, before in steps:
             if before is not None:
                 before()
             meter.reset()
-            _calls.clear()
+            calls.clear()
             started = time.perf_counter()
             step()
             elapsed_ms = (time.perf_counter() - started) * 1000
@@ -184,10 +158,10 @@ def run(template_count: int, queue_count: int) -> dict[str, Any]:
                 "wru": round(report.wru, 2),
                 "rru": round(report.rru, 2),
                 "ms": round(elapsed_ms, 1),
-                "awsCalls": {f"{service}:{operation}": count for (service, operation), count in sorted(_calls.items())},
+                "awsCalls": calls.by_operation(),
             }
     finally:
-        botocore.client.BaseClient._make_api_call = _original_call  # type: ignore[attr-defined]
+        calls.uninstall()
         meter.uninstall()
     paused = [services.queues.get(business.id, queue_id).status for queue_id in lifecycle_moves]
     results["queuesPaused"] = sum(1 for status in paused if status == QueueStatus.PAUSED)
@@ -199,7 +173,7 @@ def main() -> None:
     parser.add_argument("--templates", type=int, default=50, help="templates the provider lists")
     parser.add_argument("--queues", type=int, default=10, help="PROCESSING queues of the account")
     args = parser.parse_args()
-    os.environ.update(ENVIRONMENT)
+    os.environ.update(MOTO_ENVIRONMENT)
     os.environ.pop("AWS_ENDPOINT_URL", None)
     from wabacast_local.moto_fixes import install_all
 

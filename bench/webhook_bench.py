@@ -24,13 +24,12 @@ import statistics
 import sys
 import time
 import uuid
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.client
+from bench_support import MOTO_ENVIRONMENT, AwsCallCounter, script_account_reads
 from capacity import CapacityMeter
 from moto import mock_aws
 
@@ -38,25 +37,6 @@ REPO = Path(__file__).resolve().parents[1]
 APP_SECRET = "a1b2c3d4e5f60718293a4b5c6d7e8f90"  # noqa: S105 - a made-up app secret for moto
 NUMBER_ID = "109876543210987"
 HOST = "bench.execute-api.us-east-1.amazonaws.com"
-ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "TABLE_NAME": "wabacast-bench",
-    "WEBHOOK_SECRET_NAME": "wabacast/bench-webhooks",
-    "POWERTOOLS_SERVICE_NAME": "wabacast",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-}
-
-_calls: Counter[tuple[str, str]] = Counter()
-_original_call = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
-
-
-def _counting_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
-    _calls[(self.meta.service_model.service_name, operation_name)] += 1
-    return _original_call(self, operation_name, api_params)
 
 
 class _Context:
@@ -119,6 +99,7 @@ def run(jobs: int, batch: int = 1) -> dict[str, Any]:
     from wabacast.adapters.dynamodb.jobs import job_to_item
     from wabacast.bootstrap import create_resources
     from wabacast.container import build_services
+    from wabacast.domain.health import AccountSnapshot, PhoneNumberHealth
     from wabacast.domain.jobs import Job, JobStatus
     from wabacast.domain.models import Provider
     from wabacast.domain.receipts import job_reference
@@ -144,6 +125,9 @@ def run(jobs: int, batch: int = 1) -> dict[str, Any]:
         display_name="Bench", phone_number="+34612300000", provider=Provider.META, credentials=credentials
     )
     account = services.accounts.create(business.id, draft)
+    # Its ownership check, with the Graph API's answer scripted (no network): the account becomes ACTIVE.
+    script_account_reads(AccountSnapshot(phone=PhoneNumberHealth(display_phone_number=draft.phone_number)))
+    account = services.health.sync(business.id, account.id)
     queue = services.queues.create(
         business.id,
         QueueDraft.model_validate(
@@ -206,7 +190,7 @@ def run(jobs: int, batch: int = 1) -> dict[str, Any]:
 
     api = _api_handler()
     meter = CapacityMeter().install()
-    botocore.client.BaseClient._make_api_call = _counting_call  # type: ignore[attr-defined]
+    calls = AwsCallCounter().install()
     # One request first: the handler's cold work (services, the account secret through the cache) is not a status's.
     warm_up = payload([sent[0]], "sent")
     api.lambda_handler(_event(warm_up, meta_signature(warm_up, APP_SECRET)), _Context())
@@ -215,7 +199,7 @@ def run(jobs: int, batch: int = 1) -> dict[str, Any]:
         for phase in ("sent", "delivered", "read", "delivered (duplicate)"):
             status = phase.split(" ")[0]
             meter.reset()
-            _calls.clear()
+            calls.clear()
             timings: list[float] = []
             cpu: list[float] = []
             for start in range(0, len(sent), batch):
@@ -244,13 +228,10 @@ def run(jobs: int, batch: int = 1) -> dict[str, Any]:
                 },
                 "wruPerStatus": round(report.wru / len(sent), 3),
                 "rruPerStatus": round(report.rru / len(sent), 3),
-                "awsCallsPerStatus": {
-                    f"{service}:{operation}": round(count / len(sent), 3)
-                    for (service, operation), count in sorted(_calls.items())
-                },
+                "awsCallsPerStatus": calls.by_operation(per=len(sent)),
             }
     finally:
-        botocore.client.BaseClient._make_api_call = _original_call  # type: ignore[attr-defined]
+        calls.uninstall()
         meter.uninstall()
     tally = services.processing.progress(business.id, queue.id).counters
     results["counters"] = {"delivered": tally.delivered, "read": tally.read}
@@ -264,7 +245,7 @@ def main() -> None:
         "--batch", type=int, default=1, help="statuses per notification (Meta batches statuses due together)"
     )
     args = parser.parse_args()
-    os.environ.update(ENVIRONMENT)
+    os.environ.update(MOTO_ENVIRONMENT)
     os.environ.pop("AWS_ENDPOINT_URL", None)
     # The local stack's moto patches: without them moto copies the whole table for every transaction.
     from wabacast_local.moto_fixes import install_all
